@@ -1,0 +1,232 @@
+//! API keys: several named keys active at once (rotation), stored only as SHA-256 hashes.
+//!
+//! A presented key is hashed once and compared with *every* configured hash in constant time
+//! (`subtle`), without early exit, so neither the position of a match nor the number of
+//! matching bytes leaks through timing.
+
+use std::sync::Arc;
+
+use http::HeaderName;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+/// A key hash in config was not 64 hex digits.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("api key {name:?}: sha256 must be 64 hex digits (optionally prefixed \"sha256:\")")]
+pub struct InvalidKeyHash {
+    /// The key's name.
+    pub name: String,
+}
+
+/// A set of named API keys, by SHA-256 hash.
+#[derive(Clone, Default)]
+pub struct ApiKeySet {
+    keys: Vec<(Arc<str>, [u8; 32])>,
+}
+
+impl std::fmt::Debug for ApiKeySet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Hashes are not secrets, but there is no reason to print them.
+        f.debug_struct("ApiKeySet")
+            .field("names", &self.keys.iter().map(|k| &k.0).collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl ApiKeySet {
+    /// An empty set.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Add a key by its hex SHA-256 (`"sha256:9f86d0..."` or just the 64 hex digits).
+    pub fn with_hash(mut self, name: &str, hex: &str) -> Result<Self, InvalidKeyHash> {
+        let hex = hex.strip_prefix("sha256:").unwrap_or(hex);
+        let hash = parse_hex32(hex).ok_or_else(|| InvalidKeyHash {
+            name: name.to_owned(),
+        })?;
+        self.keys.push((name.into(), hash));
+        Ok(self)
+    }
+
+    /// Add a key from its plaintext (tests, `rampart` helper commands). Only the hash is kept.
+    pub fn with_plain(mut self, name: &str, key: &[u8]) -> Self {
+        self.keys.push((name.into(), sha256(key)));
+        self
+    }
+
+    /// The name of the key `presented` matches, if any.
+    pub fn verify(&self, presented: &[u8]) -> Option<&Arc<str>> {
+        let h = sha256(presented);
+        let mut found: Option<&Arc<str>> = None;
+        for (name, hash) in &self.keys {
+            // Constant-time per comparison, and every key is compared.
+            if bool::from(hash.ct_eq(&h)) && found.is_none() {
+                found = Some(name);
+            }
+        }
+        found
+    }
+
+    /// Number of keys.
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// `true` when the set has no key.
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+}
+
+/// SHA-256 of `data` as lowercase hex (what `sha256` config values contain).
+pub fn sha256_hex(data: &[u8]) -> String {
+    sha256(data).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn sha256(data: &[u8]) -> [u8; 32] {
+    Sha256::digest(data).into()
+}
+
+fn parse_hex32(s: &str) -> Option<[u8; 32]> {
+    let b = s.as_bytes();
+    if b.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, o) in out.iter_mut().enumerate() {
+        let hi = hexval(b[2 * i])?;
+        let lo = hexval(b[2 * i + 1])?;
+        *o = (hi << 4) | lo;
+    }
+    Some(out)
+}
+
+fn hexval(c: u8) -> Option<u8> {
+    match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        b'A'..=b'F' => Some(c - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// Where a route takes the API key from.
+#[derive(Debug, Clone)]
+pub enum ApiKeySource {
+    /// A request header (e.g. `x-api-key`). `Authorization: Bearer <key>` also works with
+    /// `authorization`: the `Bearer ` prefix is stripped.
+    Header(HeaderName),
+    /// A query parameter (e.g. `api_key`). Weaker: keys end up in logs and histories.
+    Query(String),
+}
+
+impl ApiKeySource {
+    /// The presented key, if any.
+    pub fn extract<'a, B>(&self, req: &'a http::Request<B>) -> Option<std::borrow::Cow<'a, str>> {
+        match self {
+            Self::Header(name) => {
+                let v = req.headers().get(name)?.to_str().ok()?.trim();
+                let v = if *name == http::header::AUTHORIZATION {
+                    v.strip_prefix("Bearer ")
+                        .or_else(|| v.strip_prefix("bearer "))
+                        .unwrap_or(v)
+                        .trim()
+                } else {
+                    v
+                };
+                (!v.is_empty()).then_some(std::borrow::Cow::Borrowed(v))
+            }
+            Self::Query(param) => {
+                let q = req.uri().query()?;
+                q.split('&').find_map(|pair| {
+                    let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+                    (k == param && !v.is_empty()).then(|| percent_decode(v))
+                })
+            }
+        }
+    }
+}
+
+fn percent_decode(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s.contains(['%', '+']) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'%' if i + 2 < b.len() => match (hexval(b[i + 1]), hexval(b[i + 2])) {
+                (Some(h), Some(l)) => {
+                    out.push((h << 4) | l);
+                    i += 3;
+                    continue;
+                }
+                _ => out.push(b'%'),
+            },
+            b'+' => out.push(b' '),
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    std::borrow::Cow::Owned(String::from_utf8_lossy(&out).into_owned())
+}
+
+/// A key set plus where to find the key: what a route's API-key rule and an API-key-keyed rate
+/// limit both need.
+#[derive(Debug, Clone)]
+pub struct ApiKeyLookup {
+    /// The accepted keys.
+    pub keys: Arc<ApiKeySet>,
+    /// Where the key is read from.
+    pub source: ApiKeySource,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hashes_and_rotation() {
+        let old = sha256_hex(b"old-secret");
+        let set = ApiKeySet::new()
+            .with_hash("2025", &format!("sha256:{old}"))
+            .unwrap()
+            .with_plain("2026", b"new-secret");
+        assert_eq!(set.verify(b"old-secret").map(|n| n.as_ref()), Some("2025"));
+        assert_eq!(set.verify(b"new-secret").map(|n| n.as_ref()), Some("2026"));
+        assert_eq!(set.verify(b"other"), None);
+        assert_eq!(set.verify(b""), None);
+        // Known vector: sha256("test").
+        assert_eq!(
+            sha256_hex(b"test"),
+            "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+        );
+    }
+
+    #[test]
+    fn bad_hashes_are_refused() {
+        assert!(ApiKeySet::new().with_hash("k", "abc").is_err());
+        assert!(ApiKeySet::new().with_hash("k", &"g".repeat(64)).is_err());
+        assert!(ApiKeySet::new().with_hash("k", &"A".repeat(64)).is_ok());
+    }
+
+    #[test]
+    fn sources() {
+        let req = http::Request::builder()
+            .uri("/x?a=1&api_key=s%2Fk+1&b")
+            .header("x-api-key", " hdr ")
+            .header("authorization", "Bearer tok")
+            .body(())
+            .unwrap();
+        let h = ApiKeySource::Header(HeaderName::from_static("x-api-key"));
+        assert_eq!(h.extract(&req).as_deref(), Some("hdr"));
+        let a = ApiKeySource::Header(http::header::AUTHORIZATION);
+        assert_eq!(a.extract(&req).as_deref(), Some("tok"));
+        let q = ApiKeySource::Query("api_key".into());
+        assert_eq!(q.extract(&req).as_deref(), Some("s/k 1"));
+        let missing = ApiKeySource::Query("b".into());
+        assert_eq!(missing.extract(&req), None);
+    }
+}

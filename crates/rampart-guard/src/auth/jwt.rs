@@ -1,0 +1,361 @@
+//! JWT verification: static keys (PEM files, secrets) and JWKS, `exp`/`nbf` with leeway,
+//! `iss`, `aud`.
+//!
+//! Built on `jsonwebtoken` 9 (ring backend, shared with rustls: no aws-lc, no cmake).
+//! Supported: HS256/384/512, RS256/384/512, PS256/384/512, ES256/384, EdDSA (Ed25519).
+//! The token's `alg` must be in the configured list *and* match the key's family, so an RSA
+//! public key can never be used as an HMAC secret (the classic algorithm-confusion attack).
+
+use std::{sync::Arc, time::Duration};
+
+use base64::Engine;
+use jsonwebtoken::{Algorithm, DecodingKey, Validation, errors::ErrorKind as JwtErrorKind};
+
+use super::jwks::JwksCache;
+
+/// Key families; a token's `alg` must match its key's family.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyFamily {
+    /// HS*.
+    Hmac,
+    /// RS* and PS*.
+    Rsa,
+    /// ES256, ES384.
+    Ec,
+    /// EdDSA.
+    Ed,
+}
+
+impl KeyFamily {
+    /// The family of an algorithm.
+    pub fn of(alg: Algorithm) -> Self {
+        use Algorithm::*;
+        match alg {
+            HS256 | HS384 | HS512 => Self::Hmac,
+            RS256 | RS384 | RS512 | PS256 | PS384 | PS512 => Self::Rsa,
+            ES256 | ES384 => Self::Ec,
+            EdDSA => Self::Ed,
+        }
+    }
+}
+
+/// A verification key.
+#[derive(Clone)]
+pub struct VerifyKey {
+    /// Key id (`kid`), if any.
+    pub kid: Option<String>,
+    /// Family of the key.
+    pub family: KeyFamily,
+    /// The key.
+    pub key: DecodingKey,
+}
+
+impl std::fmt::Debug for VerifyKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VerifyKey")
+            .field("kid", &self.kid)
+            .field("family", &self.family)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A key could not be loaded.
+#[derive(Debug, thiserror::Error)]
+#[error("jwt key{}: {source}", kid.as_ref().map(|k| format!(" {k:?}")).unwrap_or_default())]
+pub struct KeyError {
+    kid: Option<String>,
+    #[source]
+    source: jsonwebtoken::errors::Error,
+}
+
+impl VerifyKey {
+    /// An HMAC secret (HS*). Give at least 32 random bytes.
+    pub fn hmac(kid: Option<String>, secret: &[u8]) -> Self {
+        Self {
+            kid,
+            family: KeyFamily::Hmac,
+            key: DecodingKey::from_secret(secret),
+        }
+    }
+
+    /// A public key in PEM: RSA (`BEGIN PUBLIC KEY` or `BEGIN RSA PUBLIC KEY`), EC (P-256 /
+    /// P-384) or Ed25519, for `family`.
+    pub fn from_pem(kid: Option<String>, family: KeyFamily, pem: &[u8]) -> Result<Self, KeyError> {
+        let key = match family {
+            KeyFamily::Rsa => DecodingKey::from_rsa_pem(pem),
+            KeyFamily::Ec => DecodingKey::from_ec_pem(pem),
+            KeyFamily::Ed => DecodingKey::from_ed_pem(pem),
+            KeyFamily::Hmac => Ok(DecodingKey::from_secret(pem)),
+        }
+        .map_err(|source| KeyError {
+            kid: kid.clone(),
+            source,
+        })?;
+        Ok(Self { kid, family, key })
+    }
+}
+
+/// Why a token was refused (also the `reason` metric label).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum JwtError {
+    /// Not three base64url parts, bad JSON, or too long.
+    #[error("malformed token")]
+    Malformed,
+    /// `alg` not in the allowed list (or `none`).
+    #[error("algorithm not allowed")]
+    AlgorithmNotAllowed,
+    /// No key with this `kid` (after one JWKS refresh).
+    #[error("unknown key id")]
+    UnknownKey,
+    /// No key verified the signature.
+    #[error("bad signature")]
+    BadSignature,
+    /// `exp` in the past (beyond leeway).
+    #[error("token expired")]
+    Expired,
+    /// `nbf` in the future (beyond leeway).
+    #[error("token not yet valid")]
+    NotYetValid,
+    /// `iss` not accepted.
+    #[error("issuer not accepted")]
+    BadIssuer,
+    /// `aud` not accepted.
+    #[error("audience not accepted")]
+    BadAudience,
+    /// A required registered claim (`exp`) is missing.
+    #[error("required claim missing")]
+    MissingClaim,
+}
+
+impl JwtError {
+    /// Metric label.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Self::Malformed => "malformed",
+            Self::AlgorithmNotAllowed => "algorithm",
+            Self::UnknownKey => "unknown_kid",
+            Self::BadSignature => "signature",
+            Self::Expired => "expired",
+            Self::NotYetValid => "not_yet_valid",
+            Self::BadIssuer => "issuer",
+            Self::BadAudience => "audience",
+            Self::MissingClaim => "missing_claim",
+        }
+    }
+}
+
+fn map_err(e: &jsonwebtoken::errors::Error) -> JwtError {
+    match e.kind() {
+        JwtErrorKind::InvalidSignature => JwtError::BadSignature,
+        JwtErrorKind::ExpiredSignature => JwtError::Expired,
+        JwtErrorKind::ImmatureSignature => JwtError::NotYetValid,
+        JwtErrorKind::InvalidIssuer => JwtError::BadIssuer,
+        JwtErrorKind::InvalidAudience => JwtError::BadAudience,
+        JwtErrorKind::MissingRequiredClaim(_) => JwtError::MissingClaim,
+        JwtErrorKind::InvalidAlgorithm | JwtErrorKind::MissingAlgorithm => {
+            JwtError::AlgorithmNotAllowed
+        }
+        // Key/format problems with a given key: treat as "this key does not verify".
+        JwtErrorKind::InvalidEcdsaKey
+        | JwtErrorKind::InvalidRsaKey(_)
+        | JwtErrorKind::InvalidKeyFormat
+        | JwtErrorKind::Crypto(_) => JwtError::BadSignature,
+        _ => JwtError::Malformed,
+    }
+}
+
+/// Claim checks shared by every route using a verifier.
+#[derive(Debug, Clone)]
+pub struct JwtSettings {
+    /// Accepted algorithms (default: all asymmetric ones; add HS* explicitly when using
+    /// secrets).
+    pub algorithms: Vec<Algorithm>,
+    /// Accepted issuers (`iss`); empty = not checked.
+    pub issuers: Vec<String>,
+    /// Accepted audiences (`aud`); empty = not checked.
+    pub audiences: Vec<String>,
+    /// Clock skew allowed for `exp` / `nbf` (default 60 s).
+    pub leeway: Duration,
+    /// Require an `exp` claim (default true).
+    pub require_exp: bool,
+}
+
+impl Default for JwtSettings {
+    fn default() -> Self {
+        use Algorithm::*;
+        Self {
+            algorithms: vec![
+                RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, EdDSA,
+            ],
+            issuers: Vec::new(),
+            audiences: Vec::new(),
+            leeway: Duration::from_secs(60),
+            require_exp: true,
+        }
+    }
+}
+
+/// Maximum token length accepted (bytes); longer tokens are refused before any parsing.
+pub const MAX_TOKEN_LEN: usize = 16 * 1024;
+
+/// Verifies tokens against static keys and, optionally, a JWKS.
+pub struct JwtVerifier {
+    keys: Vec<VerifyKey>,
+    jwks: Option<Arc<JwksCache>>,
+    validations: Vec<(Algorithm, Validation)>,
+}
+
+impl std::fmt::Debug for JwtVerifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JwtVerifier")
+            .field("keys", &self.keys)
+            .field("jwks", &self.jwks.is_some())
+            .field(
+                "algorithms",
+                &self.validations.iter().map(|v| v.0).collect::<Vec<_>>(),
+            )
+            .finish()
+    }
+}
+
+impl JwtVerifier {
+    /// A verifier with static `keys`, an optional JWKS cache and claim `settings`.
+    pub fn new(keys: Vec<VerifyKey>, jwks: Option<Arc<JwksCache>>, settings: &JwtSettings) -> Self {
+        let validations = settings
+            .algorithms
+            .iter()
+            .map(|&alg| {
+                let mut v = Validation::new(alg);
+                v.leeway = settings.leeway.as_secs();
+                v.validate_exp = true;
+                v.validate_nbf = true;
+                if settings.require_exp {
+                    v.set_required_spec_claims(&["exp"]);
+                } else {
+                    v.set_required_spec_claims::<&str>(&[]);
+                }
+                if !settings.issuers.is_empty() {
+                    v.set_issuer(&settings.issuers);
+                }
+                if settings.audiences.is_empty() {
+                    v.validate_aud = false;
+                } else {
+                    v.set_audience(&settings.audiences);
+                }
+                (alg, v)
+            })
+            .collect();
+        Self {
+            keys,
+            jwks,
+            validations,
+        }
+    }
+
+    /// Verify `token` and return its claims.
+    pub async fn verify(&self, token: &str) -> Result<serde_json::Value, JwtError> {
+        if token.len() > MAX_TOKEN_LEN {
+            return Err(JwtError::Malformed);
+        }
+        let header = jsonwebtoken::decode_header(token).map_err(|_| JwtError::Malformed)?;
+        let validation = self
+            .validations
+            .iter()
+            .find(|(a, _)| *a == header.alg)
+            .map(|(_, v)| v)
+            .ok_or(JwtError::AlgorithmNotAllowed)?;
+        let family = KeyFamily::of(header.alg);
+        let kid = header.kid.as_deref();
+
+        let statics = self.keys.iter().filter(|k| matches_key(k, family, kid));
+        if let Some(r) = try_keys(statics, token, validation) {
+            return r;
+        }
+        let Some(jwks) = &self.jwks else {
+            return Err(if kid.is_some() {
+                JwtError::UnknownKey
+            } else {
+                JwtError::BadSignature
+            });
+        };
+        let keys = jwks.keys();
+        if let Some(r) = try_keys(
+            keys.iter().filter(|k| matches_key(k, family, kid)),
+            token,
+            validation,
+        ) {
+            return r;
+        }
+        // Unknown kid (or no key of this family): one rate-limited refresh, then retry.
+        if jwks.refresh_for_unknown_kid().await {
+            let keys = jwks.keys();
+            if let Some(r) = try_keys(
+                keys.iter().filter(|k| matches_key(k, family, kid)),
+                token,
+                validation,
+            ) {
+                return r;
+            }
+        }
+        Err(JwtError::UnknownKey)
+    }
+}
+
+fn matches_key(k: &VerifyKey, family: KeyFamily, kid: Option<&str>) -> bool {
+    k.family == family
+        && match (kid, k.kid.as_deref()) {
+            (Some(want), Some(have)) => want == have,
+            (Some(_), None) => true, // a key without kid verifies any kid
+            (None, _) => true,
+        }
+}
+
+/// Try keys in order; `None` if there was no candidate at all.
+fn try_keys<'a>(
+    keys: impl Iterator<Item = &'a VerifyKey>,
+    token: &str,
+    validation: &Validation,
+) -> Option<Result<serde_json::Value, JwtError>> {
+    let mut last = None;
+    for k in keys {
+        match jsonwebtoken::decode::<serde_json::Value>(token, &k.key, validation) {
+            Ok(data) => return Some(Ok(data.claims)),
+            Err(e) => {
+                let e = map_err(&e);
+                if e != JwtError::BadSignature {
+                    // Signature was fine (claims are checked after it): a definite answer.
+                    return Some(Err(e));
+                }
+                last = Some(Err(e));
+            }
+        }
+    }
+    last
+}
+
+/// Decode a token's payload *without verifying it* (for rate-limit keys only).
+pub fn peek_claim(token: &str) -> Option<serde_json::Value> {
+    if token.len() > MAX_TOKEN_LEN {
+        return None;
+    }
+    let mut parts = token.split('.');
+    let _header = parts.next()?;
+    let payload = parts.next()?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload.trim_end_matches('='))
+        .ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+/// The claim at a dotted `path` (`"sub"`, `"realm_access.roles"`). A top-level claim whose name
+/// itself contains dots (`"https://example.com/roles"`) is found first.
+pub fn claim_at<'a>(claims: &'a serde_json::Value, path: &str) -> Option<&'a serde_json::Value> {
+    if let Some(v) = claims.get(path) {
+        return Some(v);
+    }
+    let mut cur = claims;
+    for part in path.split('.') {
+        cur = cur.get(part)?;
+    }
+    Some(cur)
+}

@@ -1,0 +1,803 @@
+//! Rate limits: keys, the bucket store, the per-route policy and the layer (stack layer 10).
+//!
+//! A route has any number of [`RateLimit`]s (e.g. `login`: 5/min per IP; `api`: 60/min per
+//! API key and 1000/s for the whole route). Each limit extracts a key from the request
+//! ([`KeySource`]), asks the [`RateLimitStore`] for a [GCRA](crate::gcra) decision, and the
+//! request is refused with 429 if any enforcing limit refuses. Limits in dry-run mode only
+//! count, log and emit an audit event.
+//!
+//! ## Headers
+//!
+//! Refusals carry `Retry-After` (set by the rescue layer from
+//! [`ErrorKind::RateLimited`]) and the `RateLimit-Policy` / `RateLimit` fields of
+//! **draft-ietf-httpapi-ratelimit-headers-10** (structured-field lists, one item per limit):
+//!
+//! ```text
+//! RateLimit-Policy: "per_ip";q=5;w=60
+//! RateLimit: "per_ip";r=0;t=60
+//! ```
+//!
+//! `q` is the burst (the quota a fresh key has), `w` the seconds a full burst takes to refill,
+//! `r` the requests left now, `t` the seconds until the quota is fully restored (GCRA refills
+//! continuously; the exact wait for the *next* request is `Retry-After`). Allowed responses
+//! carry the same fields when [`RateLimitPolicy::headers_on_success`] is set.
+//!
+//! ## Store
+//!
+//! [`MemoryStore`] keeps one `u64` (the TAT) per key in 64 shards of `Mutex<HashMap>`: a
+//! decision locks one shard for a hash lookup and an add, never across an await, so contention
+//! is spread and the critical section is tens of nanoseconds. A plain sharded map was chosen
+//! over a concurrent-map crate because eviction needs a whole-shard view (drop keys whose TAT
+//! is in the past, which by GCRA's definition are indistinguishable from new keys) and a
+//! `Mutex<HashMap>` makes that trivial and bounded. Each shard holds at most
+//! `max_keys / 64` keys; when full it first drops idle keys (at most once per second per
+//! shard), then evicts the least-constrained of a small sample, so memory stays bounded under a
+//! flood of millions of distinct keys (an evicted active key simply starts with a full bucket).
+//!
+//! The [`RateLimitStore`] trait returns a future, so a Redis store (one key per bucket holding
+//! the TAT, updated by a Lua script with the same [`Gcra::decide`] arithmetic on the server's
+//! clock) can replace the memory store without changing the layer.
+
+use std::{
+    collections::HashMap,
+    future::{Future, Ready, ready},
+    hash::{BuildHasher, Hash, RandomState},
+    net::IpAddr,
+    sync::{Arc, Mutex},
+    task::{Context, Poll},
+    time::Duration,
+};
+
+use futures_util::future::BoxFuture;
+use http::{HeaderMap, HeaderName, HeaderValue, header};
+use ipnet::IpNet;
+use rampart_core::{BoxError, ClientIp, Error, ErrorKind, RoutePolicy};
+use tokio::time::Instant;
+
+use crate::{
+    auth::{Identity, apikey::ApiKeyLookup, jwt::peek_claim},
+    events::{EventSink, SecurityEvent, SecurityEventKind},
+    gcra::{Gcra, GcraDecision},
+    metrics::LimitCounters,
+};
+
+/// `RateLimit-Policy` header name.
+pub static RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
+/// `RateLimit` header name.
+pub static RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
+
+/// What a limit counts by.
+#[derive(Debug, Clone)]
+pub enum KeySource {
+    /// The client IP ([`ClientIp`]).
+    Ip,
+    /// The client IP's network: IPv4 addresses truncated to `v4` bits, IPv6 to `v6` bits
+    /// (e.g. `/24` and `/64`), so one host cannot dodge by rotating addresses of its block.
+    IpPrefix {
+        /// IPv4 prefix length (0..=32).
+        v4: u8,
+        /// IPv6 prefix length (0..=128).
+        v6: u8,
+    },
+    /// The whole route (one bucket).
+    Route,
+    /// The value of a request header.
+    Header(HeaderName),
+    /// The value of a cookie.
+    Cookie(String),
+    /// A JWT claim (top-level name or dotted path). Taken from the verified [`Identity`] if an
+    /// auth layer ran earlier, otherwise read (unverified) from the bearer token: rate limiting
+    /// runs before auth (layer 10 < 12), and a forged claim only buys a bucket whose requests
+    /// then fail authentication.
+    JwtClaim(String),
+    /// The name of the API key presented. Taken from the [`Identity`] if present, otherwise
+    /// looked up (hash + constant-time compare) in the route's key set; unknown keys share
+    /// the bucket `"unknown"`.
+    ApiKeyName(Arc<ApiKeyLookup>),
+}
+
+impl KeySource {
+    /// A short label for logs (`ip`, `ip_prefix`, `route`, `header`, `cookie`, `jwt_claim`,
+    /// `api_key`).
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::Ip => "ip",
+            Self::IpPrefix { .. } => "ip_prefix",
+            Self::Route => "route",
+            Self::Header(_) => "header",
+            Self::Cookie(_) => "cookie",
+            Self::JwtClaim(_) => "jwt_claim",
+            Self::ApiKeyName(_) => "api_key",
+        }
+    }
+
+    /// Extract the key value from a request. `None` when the request has no such key (no
+    /// header, no cookie...): the limit does not apply to it.
+    pub fn extract<B>(&self, req: &http::Request<B>) -> Option<KeyValue> {
+        match self {
+            Self::Ip => req
+                .extensions()
+                .get::<ClientIp>()
+                .map(|c| KeyValue::Ip(c.0.to_canonical())),
+            Self::IpPrefix { v4, v6 } => {
+                let ip = req.extensions().get::<ClientIp>()?.0.to_canonical();
+                let len = if ip.is_ipv4() { *v4 } else { *v6 };
+                IpNet::new(ip, len).ok().map(|n| KeyValue::Net(n.trunc()))
+            }
+            Self::Route => Some(KeyValue::Whole),
+            Self::Header(name) => req
+                .headers()
+                .get(name)
+                .map(|v| KeyValue::Text(bytes_key(v.as_bytes()))),
+            Self::Cookie(name) => {
+                cookie_value(req.headers(), name).map(|v| KeyValue::Text(bytes_key(v.as_bytes())))
+            }
+            Self::JwtClaim(claim) => {
+                if let Some(Identity::Jwt(claims)) = req.extensions().get::<Identity>() {
+                    return claim_string(claims, claim).map(|s| KeyValue::Text(s.into()));
+                }
+                let token = bearer_token(req.headers())?;
+                let claims = peek_claim(token)?;
+                claim_string(&claims, claim).map(|s| KeyValue::Text(s.into()))
+            }
+            Self::ApiKeyName(lookup) => {
+                if let Some(Identity::ApiKey(name)) = req.extensions().get::<Identity>() {
+                    return Some(KeyValue::Text(name.as_ref().into()));
+                }
+                let presented = lookup.source.extract(req)?;
+                let name = lookup.keys.verify(presented.as_bytes());
+                Some(KeyValue::Text(
+                    name.map(|n| n.as_ref().into())
+                        .unwrap_or_else(|| "unknown".into()),
+                ))
+            }
+        }
+    }
+}
+
+fn bytes_key(b: &[u8]) -> Box<str> {
+    // Header values are visible ASCII in practice; anything else is kept losslessly enough.
+    String::from_utf8_lossy(b).into()
+}
+
+/// Value of the `Authorization: Bearer` token, if any.
+pub(crate) fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = v.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
+}
+
+/// The value of cookie `name` across all `Cookie` headers.
+pub(crate) fn cookie_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|pair| {
+            let (k, v) = pair.trim().split_once('=')?;
+            (k.trim() == name).then(|| v.trim().trim_matches('"'))
+        })
+}
+
+/// A claim as a string: strings as-is, numbers and booleans formatted, dotted paths followed.
+pub(crate) fn claim_string(claims: &serde_json::Value, path: &str) -> Option<String> {
+    let v = crate::auth::jwt::claim_at(claims, path)?;
+    match v {
+        serde_json::Value::String(s) => Some(s.clone()),
+        serde_json::Value::Number(n) => Some(n.to_string()),
+        serde_json::Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+/// An extracted key value.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum KeyValue {
+    /// One address.
+    Ip(IpAddr),
+    /// A network (IP prefix).
+    Net(IpNet),
+    /// Route-wide.
+    Whole,
+    /// A header, cookie, claim or key name.
+    Text(Box<str>),
+}
+
+/// The identity of one bucket: the limit's stable id (`route/limit`) and the key value.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct BucketKey {
+    /// `route/limit`, stable across reloads so buckets survive them.
+    pub limit: Arc<str>,
+    /// The extracted value.
+    pub value: KeyValue,
+}
+
+/// A store failure (only remote stores can fail; the memory store never does).
+#[derive(Debug, thiserror::Error)]
+#[error("rate-limit store: {0}")]
+pub struct StoreError(#[source] pub BoxError);
+
+/// Where buckets live. The memory store answers synchronously (a `Ready` future); a Redis store
+/// would run the same GCRA arithmetic in a script on the server.
+pub trait RateLimitStore: Send + Sync + 'static {
+    /// The future of one decision.
+    type Future: Future<Output = Result<GcraDecision, StoreError>> + Send + 'static;
+
+    /// Decide one request of weight `cost` against bucket `key` with limit `gcra`, updating the
+    /// bucket when allowed.
+    fn check(&self, key: BucketKey, gcra: &Gcra, cost: u32) -> Self::Future;
+}
+
+const SHARDS: usize = 64;
+const SAMPLE: usize = 8;
+
+struct Shard {
+    map: HashMap<BucketKey, u64>,
+    next_sweep: u64,
+}
+
+/// In-process bucket store: sharded, bounded, idle keys evicted. Clone the `Arc` to share it
+/// between configs (it outlives reloads).
+pub struct MemoryStore {
+    shards: Box<[Mutex<Shard>]>,
+    hasher: RandomState,
+    per_shard_cap: usize,
+    epoch: Instant,
+}
+
+impl std::fmt::Debug for MemoryStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryStore")
+            .field("max_keys", &(self.per_shard_cap * SHARDS))
+            .finish_non_exhaustive()
+    }
+}
+
+impl MemoryStore {
+    /// A store holding at most `max_keys` buckets (rounded up to a multiple of 64, at least 64).
+    /// Its clock starts now on `tokio::time`.
+    pub fn new(max_keys: usize) -> Self {
+        let per_shard_cap = max_keys.div_ceil(SHARDS).max(1);
+        let shards = (0..SHARDS)
+            .map(|_| {
+                Mutex::new(Shard {
+                    map: HashMap::new(),
+                    next_sweep: 0,
+                })
+            })
+            .collect();
+        Self {
+            shards,
+            hasher: RandomState::new(),
+            per_shard_cap,
+            epoch: Instant::now(),
+        }
+    }
+
+    fn nanos(&self, now: Instant) -> u64 {
+        u64::try_from(now.saturating_duration_since(self.epoch).as_nanos()).unwrap_or(u64::MAX)
+    }
+
+    /// Decide at an explicit instant (used by [`RateLimitStore::check`] with `Instant::now()`,
+    /// and by benches).
+    pub fn check_at(&self, key: BucketKey, gcra: &Gcra, cost: u32, now: Instant) -> GcraDecision {
+        let now = self.nanos(now);
+        let idx = (self.hasher.hash_one(&key) as usize) % SHARDS;
+        let Some(lock) = self.shards.get(idx) else {
+            return gcra.decide(None, now, cost).0;
+        };
+        // A poisoned shard only means another thread panicked mid-update of a u64: the data is
+        // still a valid map, keep using it.
+        let mut shard = lock.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(tat) = shard.map.get_mut(&key) {
+            let (d, new) = gcra.decide(Some(*tat), now, cost);
+            if let Some(new) = new {
+                *tat = new;
+            }
+            return d;
+        }
+        let (d, new) = gcra.decide(None, now, cost);
+        if let Some(new) = new {
+            if shard.map.len() >= self.per_shard_cap {
+                make_room(&mut shard, now, self.per_shard_cap);
+            }
+            shard.map.insert(key, new);
+        }
+        d
+    }
+
+    /// Drop every idle bucket (TAT in the past). Call periodically (see
+    /// [`MemoryStore::spawn_sweeper`]); eviction on insert keeps memory bounded regardless.
+    pub fn sweep(&self) -> usize {
+        let now = self.nanos(Instant::now());
+        let mut removed = 0;
+        for lock in self.shards.iter() {
+            let mut shard = lock.lock().unwrap_or_else(|p| p.into_inner());
+            let before = shard.map.len();
+            shard.map.retain(|_, tat| !Gcra::is_idle(*tat, now));
+            removed += before - shard.map.len();
+        }
+        removed
+    }
+
+    /// Buckets currently held.
+    pub fn len(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|s| s.lock().unwrap_or_else(|p| p.into_inner()).map.len())
+            .sum()
+    }
+
+    /// `true` when no bucket is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Sweep every `every` in a background task until the store is dropped.
+    pub fn spawn_sweeper(self: &Arc<Self>, every: Duration) -> tokio::task::JoinHandle<()> {
+        let weak = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                let Some(store) = weak.upgrade() else { break };
+                store.sweep();
+            }
+        })
+    }
+}
+
+fn make_room(shard: &mut Shard, now: u64, cap: usize) {
+    const SWEEP_EVERY_NS: u64 = 1_000_000_000;
+    if now >= shard.next_sweep {
+        shard.map.retain(|_, tat| !Gcra::is_idle(*tat, now));
+        shard.next_sweep = now.saturating_add(SWEEP_EVERY_NS);
+        if shard.map.len() < cap {
+            return;
+        }
+    }
+    // Still full: evict the sampled bucket closest to full (smallest TAT).
+    let victim = shard
+        .map
+        .iter()
+        .take(SAMPLE)
+        .min_by_key(|(_, tat)| **tat)
+        .map(|(k, _)| k.clone());
+    if let Some(k) = victim {
+        shard.map.remove(&k);
+    }
+}
+
+impl RateLimitStore for MemoryStore {
+    type Future = Ready<Result<GcraDecision, StoreError>>;
+
+    fn check(&self, key: BucketKey, gcra: &Gcra, cost: u32) -> Self::Future {
+        ready(Ok(self.check_at(key, gcra, cost, Instant::now())))
+    }
+}
+
+impl<T: RateLimitStore> RateLimitStore for Arc<T> {
+    type Future = T::Future;
+    fn check(&self, key: BucketKey, gcra: &Gcra, cost: u32) -> Self::Future {
+        (**self).check(key, gcra, cost)
+    }
+}
+
+/// A limit name was not a safe token.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("rate limit name {0:?}: use 1-64 characters of [A-Za-z0-9_.-]")]
+pub struct InvalidLimitName(pub String);
+
+/// One compiled limit of a route.
+#[derive(Debug, Clone)]
+pub struct RateLimit {
+    name: Arc<str>,
+    bucket_id: Arc<str>,
+    gcra: Gcra,
+    key: KeySource,
+    dry_run: bool,
+    counters: LimitCounters,
+    policy_item: String,
+}
+
+impl RateLimit {
+    /// A limit named `name` (used in headers, metrics and events) on route `route`.
+    pub fn new(
+        route: &str,
+        name: &str,
+        gcra: Gcra,
+        key: KeySource,
+    ) -> Result<Self, InvalidLimitName> {
+        let ok = !name.is_empty()
+            && name.len() <= 64
+            && name
+                .bytes()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-' | b'.'));
+        if !ok {
+            return Err(InvalidLimitName(name.to_owned()));
+        }
+        let w = ceil_secs(gcra.window()).max(1);
+        Ok(Self {
+            name: name.into(),
+            bucket_id: format!("{route}/{name}").into(),
+            policy_item: format!("\"{name}\";q={};w={w}", gcra.burst()),
+            gcra,
+            key,
+            dry_run: false,
+            counters: LimitCounters::default(),
+        })
+    }
+
+    /// Only count and log refusals; let the request pass.
+    pub fn dry_run(mut self, dry_run: bool) -> Self {
+        self.dry_run = dry_run;
+        self
+    }
+
+    /// Count decisions in these counters (see [`crate::GuardMetrics::limit_counters`]).
+    pub fn with_counters(mut self, counters: LimitCounters) -> Self {
+        self.counters = counters;
+        self
+    }
+
+    /// The limit's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The limit's algorithm parameters.
+    pub fn gcra(&self) -> &Gcra {
+        &self.gcra
+    }
+}
+
+fn ceil_secs(d: Duration) -> u64 {
+    d.as_secs() + u64::from(d.subsec_nanos() > 0)
+}
+
+/// A route's rate limits (a [`RoutePolicy`] extension).
+#[derive(Debug, Clone, Default)]
+pub struct RateLimitPolicy {
+    /// The limits, all checked for every request.
+    pub limits: Vec<RateLimit>,
+    /// Add `RateLimit-Policy` / `RateLimit` to allowed responses too (default `true`).
+    pub headers_on_success: bool,
+}
+
+impl RateLimitPolicy {
+    /// A policy with these limits and headers on success.
+    pub fn new(limits: Vec<RateLimit>) -> Self {
+        Self {
+            limits,
+            headers_on_success: true,
+        }
+    }
+}
+
+/// The outcome of checking all limits of a route.
+#[derive(Debug)]
+pub struct RateLimitOutcome {
+    /// `Some(wait)` when an enforcing limit refused.
+    pub rejected: Option<Duration>,
+    /// Names of the limits that refused (enforcing or dry-run).
+    pub refused_by: Vec<(Arc<str>, bool)>,
+    /// `RateLimit-Policy` and `RateLimit` values for the limits that applied.
+    pub headers: HeaderMap,
+}
+
+/// Extract, for every limit of `policy`, its bucket key from `req` (`None` = limit does not
+/// apply). Synchronous, so no borrow of the request is held while the store answers.
+pub fn extract_keys<B>(policy: &RateLimitPolicy, req: &http::Request<B>) -> Vec<Option<KeyValue>> {
+    policy.limits.iter().map(|l| l.key.extract(req)).collect()
+}
+
+/// Check every limit of `policy` given the keys from [`extract_keys`].
+pub async fn check_limits<S: RateLimitStore>(
+    store: &S,
+    policy: &RateLimitPolicy,
+    keys: Vec<Option<KeyValue>>,
+) -> Result<RateLimitOutcome, StoreError> {
+    let mut rejected: Option<Duration> = None;
+    let mut refused_by = Vec::new();
+    let mut policies = Vec::with_capacity(policy.limits.len());
+    let mut states = Vec::with_capacity(policy.limits.len());
+    for (limit, value) in policy.limits.iter().zip(keys) {
+        let Some(value) = value else {
+            continue;
+        };
+        let key = BucketKey {
+            limit: limit.bucket_id.clone(),
+            value,
+        };
+        let d = store.check(key, &limit.gcra, 1).await?;
+        if d.allowed {
+            limit.counters.allowed.inc();
+        } else if limit.dry_run {
+            limit.counters.dry_run_rejected.inc();
+            refused_by.push((limit.name.clone(), true));
+        } else {
+            limit.counters.rejected.inc();
+            refused_by.push((limit.name.clone(), false));
+            rejected = Some(rejected.map_or(d.retry_after, |r| r.max(d.retry_after)));
+        }
+        policies.push(limit.policy_item.as_str());
+        states.push(format!(
+            "\"{}\";r={};t={}",
+            limit.name,
+            d.remaining,
+            ceil_secs(d.reset_after)
+        ));
+    }
+    let mut headers = HeaderMap::new();
+    if !policies.is_empty() {
+        if let Ok(v) = HeaderValue::from_str(&policies.join(", ")) {
+            headers.insert(RATELIMIT_POLICY.clone(), v);
+        }
+        if let Ok(v) = HeaderValue::from_str(&states.join(", ")) {
+            headers.insert(RATELIMIT.clone(), v);
+        }
+    }
+    Ok(RateLimitOutcome {
+        rejected,
+        refused_by,
+        headers,
+    })
+}
+
+/// Layer 10: rate limits per route.
+#[derive(Clone)]
+pub struct RateLimitLayer<St = Arc<MemoryStore>> {
+    store: St,
+    default: Option<Arc<RateLimitPolicy>>,
+    events: EventSink,
+}
+
+impl<St> RateLimitLayer<St> {
+    /// A layer using `store`; routes without a [`RateLimitPolicy`] use `default` (if any).
+    pub fn new(store: St, default: Option<Arc<RateLimitPolicy>>, events: EventSink) -> Self {
+        Self {
+            store,
+            default,
+            events,
+        }
+    }
+}
+
+impl<S, St: Clone> tower::Layer<S> for RateLimitLayer<St> {
+    type Service = RateLimitService<S, St>;
+    fn layer(&self, inner: S) -> Self::Service {
+        RateLimitService {
+            inner,
+            store: self.store.clone(),
+            default: self.default.clone(),
+            events: self.events.clone(),
+        }
+    }
+}
+
+/// The service of [`RateLimitLayer`].
+#[derive(Clone)]
+pub struct RateLimitService<S, St> {
+    inner: S,
+    store: St,
+    default: Option<Arc<RateLimitPolicy>>,
+    events: EventSink,
+}
+
+type Req = http::Request<rampart_core::Body>;
+type Resp = http::Response<rampart_core::Body>;
+
+impl<S, St, F> tower::Service<Req> for RateLimitService<S, St>
+where
+    S: tower::Service<Req, Response = Resp, Error = BoxError, Future = F> + Clone + Send + 'static,
+    F: std::future::Future<Output = Result<Resp, BoxError>> + Send + 'static,
+    St: RateLimitStore + Clone,
+{
+    type Response = Resp;
+    type Error = BoxError;
+    type Future = BoxFuture<'static, Result<Resp, BoxError>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Req) -> Self::Future {
+        let route_policy = req
+            .extensions()
+            .get::<Arc<RoutePolicy>>()
+            .and_then(|p| p.get::<RateLimitPolicy>().map(|_| p.clone()));
+        let default = self.default.clone();
+        if route_policy.is_none() && default.is_none() {
+            return Box::pin(self.inner.call(req));
+        }
+        // Take the ready service, leave a fresh clone (tower's clone-and-swap idiom).
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let store = self.store.clone();
+        let events = self.events.clone();
+        Box::pin(async move {
+            let policy: &RateLimitPolicy = match route_policy
+                .as_deref()
+                .and_then(|p| p.get::<RateLimitPolicy>())
+            {
+                Some(p) => p,
+                None => match default.as_deref() {
+                    Some(p) => p,
+                    None => return inner.call(req).await,
+                },
+            };
+            let keys = extract_keys(policy, &req);
+            let event_base = SecurityEvent::from_request(SecurityEventKind::RateLimited, &req);
+            let outcome = check_limits(&store, policy, keys).await.map_err(|e| {
+                Box::new(Error::new(ErrorKind::Internal).with_source(e)) as BoxError
+            })?;
+            for (name, dry) in &outcome.refused_by {
+                let kind = if *dry {
+                    SecurityEventKind::RateLimitDryRun
+                } else {
+                    SecurityEventKind::RateLimited
+                };
+                tracing::debug!(limit = %name, dry_run = dry, "rate limit refused");
+                let mut ev = event_base.clone().rule(name.as_ref());
+                ev.kind = kind;
+                events.emit(ev);
+            }
+            if let Some(retry_after) = outcome.rejected {
+                let err = Error::new(ErrorKind::RateLimited { retry_after })
+                    .with_headers(outcome.headers);
+                return Err(Box::new(err) as BoxError);
+            }
+            let headers_on_success = policy.headers_on_success;
+            let mut resp = inner.call(req).await?;
+            if headers_on_success {
+                for (k, v) in outcome.headers {
+                    if let Some(k) = k {
+                        resp.headers_mut().insert(k, v);
+                    }
+                }
+            }
+            Ok(resp)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::num::NonZeroU32;
+
+    fn nz(n: u32) -> NonZeroU32 {
+        NonZeroU32::new(n).unwrap()
+    }
+
+    fn key(limit: &str, v: &str) -> BucketKey {
+        BucketKey {
+            limit: limit.into(),
+            value: KeyValue::Text(v.into()),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn memory_store_uses_tokio_clock() {
+        let store = MemoryStore::new(1000);
+        let g = Gcra::new(nz(1), Duration::from_secs(10), nz(1));
+        assert!(store.check(key("r/l", "a"), &g, 1).await.unwrap().allowed);
+        let d = store.check(key("r/l", "a"), &g, 1).await.unwrap();
+        assert!(!d.allowed);
+        assert_eq!(d.retry_after, Duration::from_secs(10));
+        // Other keys and other limits are independent.
+        assert!(store.check(key("r/l", "b"), &g, 1).await.unwrap().allowed);
+        assert!(store.check(key("r/m", "a"), &g, 1).await.unwrap().allowed);
+        tokio::time::advance(Duration::from_secs(10)).await;
+        assert!(store.check(key("r/l", "a"), &g, 1).await.unwrap().allowed);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn memory_stays_bounded_under_many_keys() {
+        let store = MemoryStore::new(640);
+        let g = Gcra::new(nz(1), Duration::from_secs(3600), nz(1));
+        for i in 0..50_000 {
+            store.check_at(key("r/l", &i.to_string()), &g, 1, Instant::now());
+        }
+        assert!(store.len() <= 640, "{}", store.len());
+        assert!(store.len() >= 64 * 8, "{}", store.len());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn idle_keys_are_swept() {
+        let store = MemoryStore::new(1000);
+        let g = Gcra::new(nz(10), Duration::from_secs(1), nz(10));
+        for i in 0..100 {
+            store.check_at(key("r/l", &i.to_string()), &g, 1, Instant::now());
+        }
+        assert_eq!(store.len(), 100);
+        assert_eq!(store.sweep(), 0);
+        tokio::time::advance(Duration::from_millis(100)).await;
+        assert_eq!(store.sweep(), 100);
+        assert!(store.is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn sweeper_task_runs() {
+        let store = Arc::new(MemoryStore::new(1000));
+        let g = Gcra::new(nz(10), Duration::from_secs(1), nz(10));
+        store.check_at(key("r/l", "x"), &g, 1, Instant::now());
+        let task = store.spawn_sweeper(Duration::from_secs(1));
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        assert!(store.is_empty());
+        drop(store);
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        assert!(task.is_finished());
+    }
+
+    fn request() -> http::Request<()> {
+        let mut req = http::Request::builder()
+            .uri("/x")
+            .header("x-api", "k1")
+            .header("cookie", "a=1; session=abc ; b=2")
+            .body(())
+            .unwrap();
+        req.extensions_mut()
+            .insert(ClientIp("203.0.113.77".parse().unwrap()));
+        req
+    }
+
+    #[test]
+    fn key_extraction() {
+        let req = request();
+        assert_eq!(
+            KeySource::Ip.extract(&req),
+            Some(KeyValue::Ip("203.0.113.77".parse().unwrap()))
+        );
+        assert_eq!(
+            KeySource::IpPrefix { v4: 24, v6: 64 }.extract(&req),
+            Some(KeyValue::Net("203.0.113.0/24".parse().unwrap()))
+        );
+        assert_eq!(KeySource::Route.extract(&req), Some(KeyValue::Whole));
+        assert_eq!(
+            KeySource::Header(HeaderName::from_static("x-api")).extract(&req),
+            Some(KeyValue::Text("k1".into()))
+        );
+        assert_eq!(
+            KeySource::Header(HeaderName::from_static("x-none")).extract(&req),
+            None
+        );
+        assert_eq!(
+            KeySource::Cookie("session".into()).extract(&req),
+            Some(KeyValue::Text("abc".into()))
+        );
+        assert_eq!(KeySource::Cookie("nope".into()).extract(&req), None);
+
+        let mut v6 = request();
+        v6.extensions_mut()
+            .insert(ClientIp("2001:db8:1:2:3:4:5:6".parse().unwrap()));
+        assert_eq!(
+            KeySource::IpPrefix { v4: 24, v6: 64 }.extract(&v6),
+            Some(KeyValue::Net("2001:db8:1:2::/64".parse().unwrap()))
+        );
+
+        let mut with_id = request();
+        with_id.extensions_mut().insert(Identity::Jwt(Arc::new(
+            serde_json::json!({"sub": "alice", "org": {"id": 7}}),
+        )));
+        assert_eq!(
+            KeySource::JwtClaim("org.id".into()).extract(&with_id),
+            Some(KeyValue::Text("7".into()))
+        );
+    }
+
+    #[test]
+    fn limit_names_are_checked() {
+        let g = Gcra::new(nz(1), Duration::from_secs(1), nz(1));
+        assert!(RateLimit::new("r", "per_ip", g, KeySource::Ip).is_ok());
+        assert!(RateLimit::new("r", "bad name", g, KeySource::Ip).is_err());
+        assert!(RateLimit::new("r", "quote\"", g, KeySource::Ip).is_err());
+        assert!(RateLimit::new("r", "", g, KeySource::Ip).is_err());
+    }
+}
