@@ -31,7 +31,7 @@ pub const CSP_STRICT: &str = "default-src 'self'; script-src 'self'; style-src '
 pub struct SecurityHeadersPolicy {
     /// HSTS value, sent on TLS connections only (`None` = off).
     pub hsts: Option<HeaderValue>,
-    /// Other headers to set (name, value); `None` entries are the defaults turned off.
+    /// Other headers to set (name, value); headers turned off in the settings are absent.
     pub set: Vec<(HeaderName, HeaderValue)>,
     /// Replace values set by the upstream (default false: upstream wins).
     pub override_upstream: bool,

@@ -1,6 +1,6 @@
 //! Request hygiene per route: allowed methods (405 + `Allow`), max query parameters (400),
-//! header deny / require / strip rules (400), max body (413) and a slow-body read timeout
-//! (408).
+//! header deny / require rules (400), header strip / allow-list rules (headers removed), max
+//! body (413) and a slow-body read timeout (408).
 //!
 //! Runs with the request limits (stack layer 7, after the core's global caps), or anywhere
 //! before dispatch: it needs only the route policy. The body checks wrap the request body, so
@@ -36,6 +36,8 @@ pub struct HygienePolicy {
     pub require_headers: Vec<HeaderName>,
     /// Headers silently removed before the request goes on.
     pub strip_headers: Vec<HeaderName>,
+    /// If set, every request header not in this set is removed (an allow list).
+    pub allow_headers: Option<HashSet<HeaderName>>,
     /// Maximum body size in bytes (413); checked on `Content-Length` up front and while
     /// streaming.
     pub max_body: Option<u64>,
@@ -255,6 +257,17 @@ where
         let (mut parts, body) = req.into_parts();
         for h in &policy.strip_headers {
             parts.headers.remove(h);
+        }
+        if let Some(allow) = &policy.allow_headers {
+            let drop: Vec<HeaderName> = parts
+                .headers
+                .keys()
+                .filter(|k| !allow.contains(*k))
+                .cloned()
+                .collect();
+            for h in drop {
+                parts.headers.remove(&h);
+            }
         }
         let body = if policy.max_body.is_some() || policy.body_read_timeout.is_some() {
             GuardedBody::new(body, policy.max_body, policy.body_read_timeout).boxed_unsync()

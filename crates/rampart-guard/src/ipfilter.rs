@@ -58,8 +58,8 @@ impl IpFilterLayer {
         }
     }
 
-    /// Answer banned clients with this status instead of 403 (e.g. 429 or 444-style 403 with a
-    /// different body is not possible: the body is always the rescue's JSON error).
+    /// Answer banned clients with this status instead of 403 (the body stays the rescue's
+    /// JSON error document for a 403, with its reference id).
     pub fn ban_status(mut self, status: StatusCode) -> Self {
         self.ban_status = status;
         self

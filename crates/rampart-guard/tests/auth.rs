@@ -28,7 +28,7 @@ use rampart_guard::{
         RequiredClaim,
         apikey::{ApiKeyLookup, ApiKeySet, ApiKeySource, sha256_hex},
         csrf::{CsrfPolicy, DoubleSubmit},
-        jwks::{HttpJwksFetcher, JwksCache, JwksFetcher},
+        jwks::{HttpJwksFetcher, JwksCache, JwksFetcher, tls_client_config},
         jwt::{JwtSettings, JwtVerifier, KeyFamily, VerifyKey},
     },
     cors::OriginMatcher,
@@ -511,7 +511,76 @@ async fn jwks_over_http() {
         head.starts_with("GET /.well-known/jwks.json HTTP/1.1"),
         "{head}"
     );
-    assert!(HttpJwksFetcher::new("https://idp/jwks", Duration::from_secs(1)).is_err());
+    assert!(HttpJwksFetcher::new("ftp://idp/jwks", Duration::from_secs(1)).is_err());
+    assert!(HttpJwksFetcher::new("/relative", Duration::from_secs(1)).is_err());
+}
+
+#[tokio::test]
+async fn jwks_over_https_with_private_ca() {
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let cert = CertificateDer::from_pem_slice(include_bytes!("keys/tls_cert.pem")).unwrap();
+    let key = PrivateKeyDer::from_pem_slice(include_bytes!("keys/tls_key.pem")).unwrap();
+    let ca = CertificateDer::from_pem_slice(include_bytes!("keys/tls_ca.pem")).unwrap();
+    let server_cfg = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(vec![cert], key)
+    .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server_cfg));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let doc = json!({"keys": [rsa_jwk("k1", RSA_N), rsa_jwk("k2", RSA2_N)]}).to_string();
+    let server = tokio::spawn(async move {
+        // First connection: the client does not trust our CA and aborts the handshake.
+        let (s, _) = listener.accept().await.unwrap();
+        assert!(acceptor.accept(s).await.is_err());
+        let (s, _) = listener.accept().await.unwrap();
+        let mut s = acceptor.accept(s).await.unwrap();
+        let mut buf = vec![0u8; 4096];
+        let n = s.read(&mut buf).await.unwrap();
+        assert!(buf[..n].starts_with(b"GET /jwks HTTP/1.1"));
+        let resp = format!(
+            "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{doc}",
+            doc.len()
+        );
+        s.write_all(resp.as_bytes()).await.unwrap();
+        s.shutdown().await.ok();
+    });
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(ca).unwrap();
+    let url = format!("https://127.0.0.1:{}/jwks", addr.port());
+    let untrusting = HttpJwksFetcher::with_tls(
+        &url,
+        Duration::from_secs(5),
+        tls_client_config(rustls::RootCertStore::empty()).unwrap(),
+    )
+    .unwrap();
+    let err = tokio::time::timeout(Duration::from_secs(10), untrusting.fetch())
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert!(err.to_string().contains("certificate"), "{err}");
+    let fetcher = HttpJwksFetcher::with_tls(
+        &url,
+        Duration::from_secs(5),
+        tls_client_config(roots).unwrap(),
+    )
+    .unwrap();
+    let cache = JwksCache::new(
+        Arc::new(fetcher),
+        Duration::from_secs(300),
+        Duration::from_secs(30),
+    );
+    let n = tokio::time::timeout(Duration::from_secs(10), cache.refresh())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(n, 2);
+    server.await.unwrap();
 }
 
 #[tokio::test]

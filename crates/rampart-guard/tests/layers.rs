@@ -628,6 +628,7 @@ async fn hygiene_methods_query_headers() {
         deny_headers: vec![HeaderName::from_static("x-debug")],
         require_headers: vec![],
         strip_headers: vec![HeaderName::from_static("x-user-id")],
+        allow_headers: None,
         max_body: Some(10),
         body_read_timeout: None,
     };
@@ -678,6 +679,28 @@ async fn hygiene_methods_query_headers() {
     )
     .await;
     assert!(header(&resp, "x-seen-x-user-id").is_none(), "stripped");
+
+    // Allow list: everything else is removed.
+    let only = route(
+        "only",
+        Some(HygienePolicy {
+            allow_headers: Some(HashSet::from([HeaderName::from_static("x-user-name")])),
+            ..Default::default()
+        }),
+    );
+    let resp = call(
+        &mut svc,
+        req(
+            "GET",
+            "/",
+            "192.0.2.1",
+            &only,
+            &[("x-user-name", "a"), ("x-user-role", "b")],
+        ),
+    )
+    .await;
+    assert_eq!(header(&resp, "x-seen-x-user-name"), Some("a"));
+    assert!(header(&resp, "x-seen-x-user-role").is_none());
 }
 
 #[tokio::test(start_paused = true)]

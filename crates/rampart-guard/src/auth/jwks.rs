@@ -3,7 +3,7 @@
 //!
 //! The request path only reads the published key list (`ArcSwap`). Fetching goes through a
 //! [`JwksFetcher`] so tests (and other transports) can supply keys; [`HttpJwksFetcher`] is the
-//! built-in plain-HTTP/1.1 fetcher (bounded size and time).
+//! built-in HTTP/1.1 fetcher (`https://` via rustls, or `http://`; bounded size and time).
 
 use std::{sync::Arc, time::Duration};
 
@@ -147,47 +147,148 @@ pub fn parse_jwks(body: &[u8]) -> Result<Vec<VerifyKey>, JwksError> {
     Ok(out)
 }
 
-/// Fetches a JWKS over plain HTTP/1.1 (`http://` URLs; put a TLS-terminating sidecar or the
-/// identity provider's internal endpoint behind it). Responses are capped at `max_bytes`
-/// and the whole fetch at `timeout`.
-#[derive(Debug, Clone)]
+/// Fetches a JWKS over HTTP/1.1, `https://` (rustls with the ring provider; the system's
+/// root certificates, or the config given to [`HttpJwksFetcher::with_tls`]) or plain
+/// `http://`. Responses are capped at 1 MiB and the whole fetch at `timeout`.
+#[derive(Clone)]
 pub struct HttpJwksFetcher {
     uri: http::Uri,
     timeout: Duration,
     max_bytes: usize,
+    tls: Option<Arc<rustls::ClientConfig>>,
 }
 
-/// The JWKS URL is not a usable `http://` URL.
+impl std::fmt::Debug for HttpJwksFetcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpJwksFetcher")
+            .field("uri", &self.uri)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The JWKS URL is not usable.
 #[derive(Debug, thiserror::Error)]
-#[error("jwks url {0:?}: must be an absolute http:// url with a host")]
-pub struct InvalidJwksUrl(pub String);
+pub enum InvalidJwksUrl {
+    /// Not an absolute `http://` or `https://` URL with a host.
+    #[error("jwks url {0:?}: must be an absolute http:// or https:// url with a host")]
+    Url(String),
+    /// TLS client setup failed (no usable root certificates...).
+    #[error("jwks url {url:?}: tls setup: {reason}")]
+    Tls {
+        /// The URL.
+        url: String,
+        /// What failed.
+        reason: String,
+    },
+}
+
+/// A rustls client config trusting `roots`, with the ring provider.
+pub fn tls_client_config(
+    roots: rustls::RootCertStore,
+) -> Result<Arc<rustls::ClientConfig>, rustls::Error> {
+    let cfg = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    Ok(Arc::new(cfg))
+}
 
 impl HttpJwksFetcher {
-    /// A fetcher for `url`.
+    /// A fetcher for `url`. For `https://`, the system root certificates are loaded now.
     pub fn new(url: &str, timeout: Duration) -> Result<Self, InvalidJwksUrl> {
-        let uri: http::Uri = url.parse().map_err(|_| InvalidJwksUrl(url.to_owned()))?;
-        if uri.scheme_str() != Some("http") || uri.host().is_none() {
-            return Err(InvalidJwksUrl(url.to_owned()));
+        Self::build(url, timeout, None)
+    }
+
+    /// A fetcher for `url` using this TLS client config for `https://` (e.g. a private CA,
+    /// see [`tls_client_config`]); the system roots are not loaded.
+    pub fn with_tls(
+        url: &str,
+        timeout: Duration,
+        tls: Arc<rustls::ClientConfig>,
+    ) -> Result<Self, InvalidJwksUrl> {
+        Self::build(url, timeout, Some(tls))
+    }
+
+    fn build(
+        url: &str,
+        timeout: Duration,
+        given: Option<Arc<rustls::ClientConfig>>,
+    ) -> Result<Self, InvalidJwksUrl> {
+        let uri: http::Uri = url
+            .parse()
+            .map_err(|_| InvalidJwksUrl::Url(url.to_owned()))?;
+        if uri.host().is_none() {
+            return Err(InvalidJwksUrl::Url(url.to_owned()));
         }
+        let tls = match uri.scheme_str() {
+            Some("http") => None,
+            Some("https") => match given {
+                Some(cfg) => Some(cfg),
+                None => {
+                    let tls_err = |reason: String| InvalidJwksUrl::Tls {
+                        url: url.to_owned(),
+                        reason,
+                    };
+                    let mut roots = rustls::RootCertStore::empty();
+                    let native = rustls_native_certs::load_native_certs();
+                    let (added, _) = roots.add_parsable_certificates(native.certs);
+                    if added == 0 {
+                        return Err(tls_err("no system root certificates found".into()));
+                    }
+                    Some(tls_client_config(roots).map_err(|e| tls_err(e.to_string()))?)
+                }
+            },
+            _ => return Err(InvalidJwksUrl::Url(url.to_owned())),
+        };
         Ok(Self {
             uri,
             timeout,
             max_bytes: 1024 * 1024,
+            tls,
         })
     }
 
-    async fn get(uri: http::Uri, max_bytes: usize) -> Result<Bytes, BoxError> {
-        use http_body_util::{BodyExt, Empty, Limited};
-        let host = uri.host().ok_or("jwks url has no host")?.to_owned();
-        let port = uri.port_u16().unwrap_or(80);
+    async fn get(
+        uri: http::Uri,
+        tls: Option<Arc<rustls::ClientConfig>>,
+        max_bytes: usize,
+    ) -> Result<Bytes, BoxError> {
+        let host = uri.host().ok_or("jwks url has no host")?;
+        // `[::1]` style hosts: strip the brackets for connect and SNI.
+        let host = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_owned();
+        let default_port = if tls.is_some() { 443 } else { 80 };
+        let port = uri.port_u16().unwrap_or(default_port);
         let stream = tokio::net::TcpStream::connect((host.as_str(), port)).await?;
-        let io = hyper_util::rt::TokioIo::new(stream);
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(io).await?;
+        match tls {
+            None => Self::exchange(stream, &uri, max_bytes).await,
+            Some(cfg) => {
+                let name = rustls_pki_types::ServerName::try_from(host)?;
+                let tls_stream = tokio_rustls::TlsConnector::from(cfg)
+                    .connect(name, stream)
+                    .await?;
+                Self::exchange(tls_stream, &uri, max_bytes).await
+            }
+        }
+    }
+
+    async fn exchange<I>(io: I, uri: &http::Uri, max_bytes: usize) -> Result<Bytes, BoxError>
+    where
+        I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        use http_body_util::{BodyExt, Empty, Limited};
+        let (mut sender, conn) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(io)).await?;
         let conn_task = tokio::spawn(conn);
         let authority = uri
             .authority()
             .map(|a| a.as_str().to_owned())
-            .unwrap_or(host);
+            .ok_or("jwks url has no host")?;
         let path = uri
             .path_and_query()
             .map(|p| p.as_str().to_owned())
@@ -196,27 +297,31 @@ impl HttpJwksFetcher {
             .header(http::header::HOST, authority)
             .header(http::header::ACCEPT, "application/json")
             .body(Empty::<Bytes>::new())?;
-        let resp = sender.send_request(req).await?;
-        if !resp.status().is_success() {
-            conn_task.abort();
-            return Err(format!("jwks fetch: status {}", resp.status()).into());
+        let result = async {
+            let resp = sender.send_request(req).await?;
+            if !resp.status().is_success() {
+                return Err(format!("jwks fetch: status {}", resp.status()).into());
+            }
+            let body = Limited::new(resp.into_body(), max_bytes)
+                .collect()
+                .await?
+                .to_bytes();
+            Ok::<_, BoxError>(body)
         }
-        let body = Limited::new(resp.into_body(), max_bytes)
-            .collect()
-            .await?
-            .to_bytes();
+        .await;
         conn_task.abort();
-        Ok(body)
+        result
     }
 }
 
 impl JwksFetcher for HttpJwksFetcher {
     fn fetch(&self) -> BoxFuture<'static, Result<Bytes, BoxError>> {
         let uri = self.uri.clone();
+        let tls = self.tls.clone();
         let timeout = self.timeout;
         let max = self.max_bytes;
         Box::pin(async move {
-            tokio::time::timeout(timeout, Self::get(uri, max))
+            tokio::time::timeout(timeout, Self::get(uri, tls, max))
                 .await
                 .map_err(|e| Box::new(e) as BoxError)?
         })
