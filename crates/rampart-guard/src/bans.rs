@@ -43,6 +43,26 @@ pub enum BanTrigger {
     RateLimited,
 }
 
+impl std::str::FromStr for BanTrigger {
+    type Err = String;
+
+    /// `status:<code>`, `waf_block` or `rate_limited`.
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "waf_block" => Ok(Self::WafBlock),
+            "rate_limited" => Ok(Self::RateLimited),
+            _ => s
+                .strip_prefix("status:")
+                .and_then(|c| c.parse::<u16>().ok())
+                .filter(|c| (100..=599).contains(c))
+                .map(Self::Status)
+                .ok_or_else(|| {
+                    format!("ban trigger {s:?}: use status:<100-599>, waf_block or rate_limited")
+                }),
+        }
+    }
+}
+
 /// One automatic ban rule.
 #[derive(Debug, Clone)]
 pub struct BanRule {
@@ -507,6 +527,16 @@ mod tests {
             None,
             EventSink::disabled(),
         )
+    }
+
+    #[test]
+    fn triggers_parse() {
+        assert_eq!("status:401".parse(), Ok(BanTrigger::Status(401)));
+        assert_eq!("waf_block".parse(), Ok(BanTrigger::WafBlock));
+        assert_eq!("rate_limited".parse(), Ok(BanTrigger::RateLimited));
+        for bad in ["status:99", "status:x", "status:", "401", ""] {
+            assert!(bad.parse::<BanTrigger>().is_err(), "{bad}");
+        }
     }
 
     #[tokio::test(start_paused = true)]

@@ -43,6 +43,7 @@ use std::{
     future::{Future, Ready, ready},
     hash::{BuildHasher, Hash, RandomState},
     net::IpAddr,
+    num::NonZeroU32,
     sync::{Arc, Mutex},
     task::{Context, Poll},
     time::Duration,
@@ -96,7 +97,93 @@ pub enum KeySource {
     ApiKeyName(Arc<ApiKeyLookup>),
 }
 
+/// A config string could not be parsed (rate, key).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{what} {value:?}: {expected}")]
+pub struct ParseError {
+    /// What was parsed (`rate`, `key`, `trigger`).
+    pub what: &'static str,
+    /// The input.
+    pub value: String,
+    /// What would have been accepted.
+    pub expected: &'static str,
+}
+
+/// Parse a rate such as `"5/1m"`, `"1000/s"`, `"60/min"`, `"10/250ms"` into (count, period).
+/// Units: `ms`, `s`/`sec`, `m`/`min`, `h`/`hour`, `d`/`day`, with an optional leading number.
+pub fn parse_rate(s: &str) -> Result<(NonZeroU32, Duration), ParseError> {
+    let err = || ParseError {
+        what: "rate",
+        value: s.to_owned(),
+        expected: "\"N/period\", e.g. \"5/1m\", \"1000/s\", \"60/min\"",
+    };
+    let (n, per) = s.split_once('/').ok_or_else(err)?;
+    let n: NonZeroU32 = n.trim().parse().map_err(|_| err())?;
+    let per = per.trim();
+    let split = per.find(|c: char| !c.is_ascii_digit()).ok_or_else(err)?;
+    let (num, unit) = per.split_at(split);
+    let num: u64 = if num.is_empty() {
+        1
+    } else {
+        num.parse().map_err(|_| err())?
+    };
+    let unit_ms: u64 = match unit {
+        "ms" => 1,
+        "s" | "sec" | "second" => 1000,
+        "m" | "min" | "minute" => 60_000,
+        "h" | "hour" => 3_600_000,
+        "d" | "day" => 86_400_000,
+        _ => return Err(err()),
+    };
+    let ms = num
+        .checked_mul(unit_ms)
+        .filter(|ms| *ms > 0)
+        .ok_or_else(err)?;
+    Ok((n, Duration::from_millis(ms)))
+}
+
 impl KeySource {
+    /// Parse a key spec: `ip`, `ip_prefix` (with the given prefix lengths), `route`,
+    /// `header:<name>`, `cookie:<name>`, `jwt_claim:<path>`, `api_key` (needs the route's
+    /// key set in `api_keys`).
+    pub fn parse(
+        s: &str,
+        prefix_v4: u8,
+        prefix_v6: u8,
+        api_keys: Option<Arc<ApiKeyLookup>>,
+    ) -> Result<Self, ParseError> {
+        let err = |expected| ParseError {
+            what: "key",
+            value: s.to_owned(),
+            expected,
+        };
+        const KINDS: &str =
+            "ip, ip_prefix, route, header:<name>, cookie:<name>, jwt_claim:<path> or api_key";
+        let (kind, arg) = s.split_once(':').unwrap_or((s, ""));
+        match (kind, arg) {
+            ("ip", "") => Ok(Self::Ip),
+            ("ip_prefix", "") => {
+                if prefix_v4 > 32 || prefix_v6 > 128 {
+                    return Err(err("prefix lengths within 0..=32 (v4) and 0..=128 (v6)"));
+                }
+                Ok(Self::IpPrefix {
+                    v4: prefix_v4,
+                    v6: prefix_v6,
+                })
+            }
+            ("route", "") => Ok(Self::Route),
+            ("header", name) if !name.is_empty() => HeaderName::from_bytes(name.as_bytes())
+                .map(Self::Header)
+                .map_err(|_| err("a valid header name")),
+            ("cookie", name) if !name.is_empty() => Ok(Self::Cookie(name.to_owned())),
+            ("jwt_claim", path) if !path.is_empty() => Ok(Self::JwtClaim(path.to_owned())),
+            ("api_key", "") => api_keys
+                .map(Self::ApiKeyName)
+                .ok_or_else(|| err("an api_key key needs the route's auth.api_keys")),
+            _ => Err(err(KINDS)),
+        }
+    }
+
     /// A short label for logs (`ip`, `ip_prefix`, `route`, `header`, `cookie`, `jwt_claim`,
     /// `api_key`).
     pub fn label(&self) -> &'static str {
@@ -670,8 +757,6 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::num::NonZeroU32;
-
     fn nz(n: u32) -> NonZeroU32 {
         NonZeroU32::new(n).unwrap()
     }
@@ -790,6 +875,50 @@ mod tests {
             KeySource::JwtClaim("org.id".into()).extract(&with_id),
             Some(KeyValue::Text("7".into()))
         );
+    }
+
+    #[test]
+    fn rates_and_keys_parse() {
+        let ok = [
+            ("5/1m", 5, 60_000),
+            ("1000/s", 1000, 1000),
+            ("60/min", 60, 60_000),
+            ("10/250ms", 10, 250),
+            ("3/2h", 3, 7_200_000),
+            ("1/day", 1, 86_400_000),
+        ];
+        for (s, n, ms) in ok {
+            let (count, per) = parse_rate(s).unwrap();
+            assert_eq!((count.get(), per), (n, Duration::from_millis(ms)), "{s}");
+        }
+        for bad in ["", "5", "0/s", "5/", "5/0s", "5/1x", "x/s", "5/m1"] {
+            assert!(parse_rate(bad).is_err(), "{bad}");
+        }
+        assert!(matches!(
+            KeySource::parse("ip", 24, 64, None),
+            Ok(KeySource::Ip)
+        ));
+        assert!(matches!(
+            KeySource::parse("ip_prefix", 24, 64, None),
+            Ok(KeySource::IpPrefix { v4: 24, v6: 64 })
+        ));
+        assert!(KeySource::parse("ip_prefix", 33, 64, None).is_err());
+        assert!(matches!(
+            KeySource::parse("header:x-api-key", 24, 64, None),
+            Ok(KeySource::Header(_))
+        ));
+        assert!(KeySource::parse("header:bad name", 24, 64, None).is_err());
+        assert!(matches!(
+            KeySource::parse("cookie:sid", 24, 64, None),
+            Ok(KeySource::Cookie(_))
+        ));
+        assert!(matches!(
+            KeySource::parse("jwt_claim:org.id", 24, 64, None),
+            Ok(KeySource::JwtClaim(_))
+        ));
+        assert!(KeySource::parse("api_key", 24, 64, None).is_err());
+        assert!(KeySource::parse("header:", 24, 64, None).is_err());
+        assert!(KeySource::parse("bogus", 24, 64, None).is_err());
     }
 
     #[test]

@@ -748,3 +748,145 @@ fn tokio_stream_from<T: Send + 'static>(
 ) -> impl futures_util::Stream<Item = T> + Send + 'static {
     futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|v| (v, rx)) })
 }
+
+// ---------------------------------------------------------------- waf blocks and layer order
+
+/// A stand-in for the WAF crate's typed block error.
+#[derive(Debug, thiserror::Error)]
+#[error("waf blocked")]
+struct WafBlocked;
+
+#[tokio::test(start_paused = true)]
+async fn waf_blocks_feed_ban_rules_through_the_classifier() {
+    let bans = Arc::new(BanList::new(
+        BanSettings {
+            rules: vec![BanRule {
+                name: "waf_repeat".into(),
+                trigger: "waf_block".parse().unwrap(),
+                route: None,
+                threshold: 3,
+                window: Duration::from_secs(60),
+                ban: Duration::from_secs(600),
+            }],
+            ..Default::default()
+        },
+        None,
+        EventSink::disabled(),
+    ));
+    // The "WAF": blocks requests carrying `x-attack`, as a typed error wrapped in a 403.
+    let waf = tower::service_fn(|req: http::Request<rampart_core::Body>| async move {
+        if req.headers().contains_key("x-attack") {
+            let err = rampart_core::Error::new(rampart_core::ErrorKind::Forbidden {
+                reference: "waf-1".into(),
+            })
+            .with_source(WafBlocked);
+            return Err(Box::new(err) as rampart_core::BoxError);
+        }
+        Ok(http::Response::new(body::empty()))
+    });
+    let classifier: rampart_guard::ipfilter::WafClassifier =
+        Arc::new(rampart_core::error::is_caused_by::<WafBlocked>);
+    let mut svc = IpFilterLayer::new(Arc::default(), bans.clone(), EventSink::disabled())
+        .waf_classifier(classifier)
+        .layer(waf);
+    let r = route::<()>("r", None);
+    for _ in 0..3 {
+        let resp = call(
+            &mut svc,
+            req("GET", "/", "192.0.2.66", &r, &[("x-attack", "1")]),
+        )
+        .await;
+        assert_eq!(resp.status(), 403);
+    }
+    // Now banned even for a clean request.
+    assert_eq!(
+        call(&mut svc, req("GET", "/", "192.0.2.66", &r, &[]))
+            .await
+            .status(),
+        403
+    );
+    assert_eq!(bans.list()[0].rule.as_deref(), Some("waf_repeat"));
+    // Other clients are unaffected.
+    assert_eq!(
+        call(&mut svc, req("GET", "/", "192.0.2.67", &r, &[]))
+            .await
+            .status(),
+        200
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn preflight_is_answered_before_rate_limits_and_auth() {
+    // Stack order 9 (cors) > 10 (rate limit) > 12 (auth): preflights never consume quota and
+    // never need credentials.
+    let limit = RateLimit::new(
+        "api",
+        "per_ip",
+        Gcra::new(nz(1), Duration::from_secs(60), nz(1)),
+        KeySource::Ip,
+    )
+    .unwrap();
+    let mut policy = rampart_core::RoutePolicy::new(rampart_core::RouteId(0), "api", None);
+    policy.extensions.insert(cors_policy(true));
+    policy.extensions.insert(RateLimitPolicy::new(vec![limit]));
+    policy.extensions.insert(rampart_guard::AuthPolicy {
+        api_key: Some(rampart_guard::auth::apikey::ApiKeyLookup {
+            keys: Arc::new(
+                rampart_guard::auth::apikey::ApiKeySet::new().with_plain("k", b"secret"),
+            ),
+            source: rampart_guard::auth::apikey::ApiKeySource::Header(HeaderName::from_static(
+                "x-api-key",
+            )),
+        }),
+        ..Default::default()
+    });
+    let api = Arc::new(policy);
+    let stack = CorsLayer::new(None, EventSink::disabled()).layer(
+        RateLimitLayer::new(Arc::new(MemoryStore::new(100)), None, EventSink::disabled())
+            .layer(rampart_guard::AuthLayer::default().layer(inner())),
+    );
+    let mut svc = stack;
+    for _ in 0..5 {
+        let r = call(
+            &mut svc,
+            req(
+                "OPTIONS",
+                "/",
+                "192.0.2.1",
+                &api,
+                &[
+                    ("origin", "https://app.example.com"),
+                    ("access-control-request-method", "POST"),
+                ],
+            ),
+        )
+        .await;
+        assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    }
+    // The real request still has its full quota, and needs the key.
+    let ok = call(
+        &mut svc,
+        req(
+            "POST",
+            "/",
+            "192.0.2.1",
+            &api,
+            &[
+                ("x-api-key", "secret"),
+                ("origin", "https://app.example.com"),
+            ],
+        ),
+    )
+    .await;
+    assert_eq!(ok.status(), 200);
+    assert_eq!(
+        header(&ok, "access-control-allow-origin"),
+        Some("https://app.example.com")
+    );
+    let limited = call(
+        &mut svc,
+        req("POST", "/", "192.0.2.1", &api, &[("x-api-key", "secret")]),
+    )
+    .await;
+    assert_eq!(limited.status(), 429);
+}
