@@ -1,0 +1,96 @@
+//! Memory of 100k cached 1 KiB objects vs their payload.
+//!
+//! Fills the cache through the layer (a miss per object, as in production) from an origin
+//! answering 1024-byte bodies with typical headers, then reports the process RSS growth and
+//! the bytes the cache charges itself, both against the payload (100 000 x 1024 bytes of
+//! body). Linux only (reads /proc/self/statm).
+//!
+//! `cargo run --release -p rampart-cache --example memory`
+
+use std::{sync::Arc, time::Duration};
+
+use http::{Request, Response};
+use http_body_util::BodyExt;
+use rampart_cache::{Cache, CacheLayer, CacheMetrics, CachePolicy, CacheSettings};
+use rampart_core::{Body, BoxError, RouteId, RoutePolicy, body};
+use tower::{Layer, Service, ServiceExt};
+
+const N: usize = 100_000;
+const SIZE: usize = 1024;
+
+fn rss_bytes() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let pages: u64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    pages * 4096
+}
+
+fn main() -> Result<(), BoxError> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()?;
+    rt.block_on(async {
+        let payload = bytes::Bytes::from(vec![b'x'; SIZE]);
+        let origin = tower::service_fn(move |req: Request<Body>| {
+            let payload = payload.clone();
+            async move {
+                let mut r = Response::new(body::full(payload));
+                let h = r.headers_mut();
+                h.insert("content-type", "application/octet-stream".parse()?);
+                h.insert("cache-control", "public, max-age=3600".parse()?);
+                h.insert("content-length", SIZE.into());
+                h.insert("etag", format!("\"{}\"", req.uri().path().len()).parse()?);
+                h.insert(
+                    "date",
+                    httpdate::fmt_http_date(std::time::SystemTime::now()).parse()?,
+                );
+                Ok::<_, BoxError>(r)
+            }
+        });
+        let settings = CacheSettings {
+            max_size: 1 << 30,
+            ..CacheSettings::default()
+        };
+        let cache = Cache::new(settings, CacheMetrics::default());
+        let mut svc = CacheLayer::new(cache.clone()).layer(origin);
+        let mut route = RoutePolicy::new(RouteId(0), "mem", None);
+        route.extensions.insert(CachePolicy::default());
+        let route = Arc::new(route);
+
+        // Warm up allocator and runtime with a few objects that are then purged.
+        let before = rss_bytes();
+        for i in 0..N {
+            let mut req =
+                Request::get(format!("http://bench.example/obj/{i:06}")).body(body::empty())?;
+            req.extensions_mut().insert(route.clone());
+            let resp = svc.ready().await?.call(req).await?;
+            resp.into_body().collect().await?;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        if let Some(mem) = cache.store().stats().entries.checked_sub(0) {
+            let _ = mem;
+        }
+        let after = rss_bytes();
+        let stats = cache.stats();
+        let payload_total = (N * SIZE) as f64;
+        println!("objects stored:          {}", stats.entries);
+        println!(
+            "payload (bodies):        {:.1} MiB",
+            payload_total / 1048576.0
+        );
+        println!(
+            "cache-charged bytes:     {:.1} MiB ({:.2}x payload)",
+            stats.bytes as f64 / 1048576.0,
+            stats.bytes as f64 / payload_total
+        );
+        println!(
+            "process RSS growth:      {:.1} MiB ({:.2}x payload)",
+            (after.saturating_sub(before)) as f64 / 1048576.0,
+            after.saturating_sub(before) as f64 / payload_total
+        );
+        Ok(())
+    })
+}
