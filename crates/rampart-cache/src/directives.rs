@@ -262,8 +262,18 @@ impl ResponseDirectives {
 
     /// Whether a stale response must not be served without validation by a shared cache:
     /// `must-revalidate`, `proxy-revalidate`, or `s-maxage` (which implies it, §5.2.2.10).
+    ///
+    /// One reading choice: when the same response also carries an explicit
+    /// `stale-while-revalidate` or `stale-if-error` (RFC 5861), the origin has granted stale
+    /// use explicitly, and the proxy-revalidate *implied* by `s-maxage` does not cancel it
+    /// (`s-maxage=60, stale-while-revalidate=30` is a common origin idiom). Explicit
+    /// `must-revalidate` / `proxy-revalidate` always forbid stale use.
     pub fn forbids_stale(&self) -> bool {
-        self.must_revalidate || self.proxy_revalidate || self.s_maxage.is_some()
+        let explicit_stale_grant =
+            self.stale_while_revalidate.is_some() || self.stale_if_error.is_some();
+        self.must_revalidate
+            || self.proxy_revalidate
+            || (self.s_maxage.is_some() && !explicit_stale_grant)
     }
 }
 
@@ -464,6 +474,8 @@ mod tests {
         assert_eq!(d.max_age, Some(Delta::Secs(120)));
         assert_eq!(d.s_maxage, Some(Delta::Secs(30)));
         assert!(d.forbids_stale(), "s-maxage implies proxy-revalidate");
+        assert!(!resp(&["s-maxage=60, stale-while-revalidate=30"]).forbids_stale());
+        assert!(resp(&["s-maxage=60, stale-if-error=30, proxy-revalidate"]).forbids_stale());
 
         // Invalid values read as stale.
         let d = resp(&["max-age=abc"]);

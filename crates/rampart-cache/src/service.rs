@@ -172,6 +172,20 @@ where
         let result = if method.as_str() == "PURGE" && !self.cache.settings().purge_allow.is_empty()
         {
             return self.purge_method(req).await;
+        } else if req.headers().contains_key(header::UPGRADE) {
+            // Protocol upgrades (WebSocket) are never cached.
+            let resp = self.upstream(req).await?;
+            let status = CacheStatus {
+                fwd: Some(Fwd::Bypass),
+                fwd_status: Some(resp.status().as_u16()),
+                detail: Some("upgrade"),
+                ..CacheStatus::default()
+            };
+            Ok(Done {
+                resp,
+                outcome: CacheOutcome::Bypass,
+                status,
+            })
         } else if method == Method::GET || method == Method::HEAD {
             self.cacheable(req).await
         } else if matches!(method, Method::OPTIONS | Method::TRACE | Method::CONNECT) {
@@ -707,7 +721,7 @@ where
         if decision.is_ok() && content_length.is_some_and(|n| n > settings.max_object_size) {
             decision = Err(NotStorable::TooLarge);
         }
-        let pass_until = Instant::now() + settings.hit_for_pass_ttl;
+        let pass_until = later(settings.hit_for_pass_ttl);
         match decision {
             Err(reason) => {
                 if !matches!(
@@ -791,6 +805,14 @@ where
             }
         });
     }
+}
+
+/// `now + d`, saturating far in the future instead of overflowing on absurd settings.
+fn later(d: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(d)
+        .or_else(|| now.checked_add(Duration::from_secs(100 * 365 * 24 * 3600)))
+        .unwrap_or(now)
 }
 
 fn flight_key(key: &Arc<str>, secondary: &str) -> Arc<str> {

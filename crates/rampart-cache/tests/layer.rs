@@ -1272,3 +1272,37 @@ async fn metrics_count_outcomes_by_route() {
     let s = cache.stats();
     assert!((s.hit_ratio() - 2.0 / 3.0).abs() < 1e-9);
 }
+
+#[tokio::test(start_paused = true)]
+async fn s_maxage_with_explicit_swr_serves_stale_but_plain_s_maxage_does_not() {
+    let h = Harness::new(cacheable("s-maxage=1, stale-while-revalidate=30"));
+    h.get("/a").await;
+    advance(Duration::from_secs(2)).await;
+    assert_eq!(h.get("/a").await.outcome, Some(CacheOutcome::Stale));
+    let h = Harness::new(cacheable("s-maxage=1"));
+    h.get("/a").await;
+    advance(Duration::from_secs(2)).await;
+    let r = h.get_h("/a", &[("cache-control", "max-stale")]).await;
+    assert_ne!(
+        r.outcome,
+        Some(CacheOutcome::Stale),
+        "s-maxage implies proxy-revalidate"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn upgrades_bypass_the_cache() {
+    let h = Harness::new(cacheable("max-age=60"));
+    for _ in 0..2 {
+        let r = h
+            .call(h.req(
+                "GET",
+                "/ws",
+                &[("upgrade", "websocket"), ("connection", "upgrade")],
+            ))
+            .await
+            .unwrap();
+        assert_eq!(r.outcome, Some(CacheOutcome::Bypass));
+    }
+    assert_eq!(h.origin.calls(), 2);
+}
