@@ -1,0 +1,853 @@
+//! The rule engine: runs a compiled rule list over a [`WafRequest`] and returns a [`Verdict`].
+//!
+//! Two scoring modes:
+//!
+//! * [`Scoring::Native`] (the built-in rule set): rules above the policy's paranoia level do
+//!   not run; each matching rule adds its severity's points (critical 5, error 4, warning 3,
+//!   notice 2); the request is refused when the total reaches the policy's threshold.
+//! * [`Scoring::Rules`] (a loaded OWASP CRS): the rules keep their own score in `tx`
+//!   variables and refuse through a disruptive action (CRS's 949110); the engine seeds
+//!   `tx.paranoia_level` / `tx.inbound_anomaly_score_threshold` (and the v4 names) from the
+//!   policy, runs phase 1 then phase 2 honouring `chain`, `skipAfter` / `SecMarker`, `skip`,
+//!   `setvar` with macro expansion and `ctl:ruleRemove*`.
+
+use std::{
+    borrow::Cow,
+    collections::HashMap,
+    net::IpAddr,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use crate::{
+    config::{Mode, WafPolicy, source_covers},
+    operator::{OpMatch, Operator, parse_num},
+    request::{Collection, WafRequest},
+    rule::{Ctl, Disruptive, EngineState, Item, Rule, Selector, SetVarOp, Severity, Source},
+    seclang::LoadReport,
+    transform::Transform,
+};
+
+/// How a rule set decides to block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scoring {
+    /// The engine adds severity points and compares with the policy's threshold.
+    Native,
+    /// The rules score themselves and block with a disruptive action (OWASP CRS).
+    Rules,
+}
+
+/// A compiled rule set, ready to inspect requests. Cheap to share (`Arc<Engine>`).
+#[derive(Debug)]
+pub struct Engine {
+    items: Vec<Item>,
+    scoring: Scoring,
+    /// Default disruptive action per phase (`SecDefaultAction`), index 1 and 2.
+    default_disruptive: [Disruptive; 3],
+    state: EngineState,
+    needs_body: [bool; 5],
+    report: LoadReport,
+}
+
+/// The outcome of an inspection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Nothing reached the threshold.
+    Pass,
+    /// Refused (block mode).
+    Block,
+    /// Would have been refused, but the policy is in detect mode.
+    Detect,
+}
+
+impl Outcome {
+    /// `pass`, `block` or `detect` (the metric label).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Pass => "pass",
+            Outcome::Block => "block",
+            Outcome::Detect => "detect",
+        }
+    }
+}
+
+/// One matched rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleMatch {
+    /// The rule id.
+    pub rule_id: u32,
+    /// The target that matched, `ARGS:q` style.
+    pub target: String,
+    /// The matched (transformed) value, truncated to 64 bytes, printable, secrets redacted.
+    pub excerpt: String,
+    /// The rule's message.
+    pub msg: Option<String>,
+    /// The rule's severity.
+    pub severity: Option<Severity>,
+    /// Points added (native scoring).
+    pub score: u32,
+}
+
+/// The result of [`Engine::inspect`].
+#[derive(Debug, Clone)]
+pub struct Verdict {
+    /// Pass, block or detect.
+    pub outcome: Outcome,
+    /// The inbound anomaly score.
+    pub score: u32,
+    /// Every matched rule, in evaluation order.
+    pub matches: Vec<RuleMatch>,
+    /// The rule that refused the request (rule-driven scoring), if any.
+    pub blocking_rule: Option<u32>,
+    /// Time spent in the rules.
+    pub elapsed: Duration,
+}
+
+impl Verdict {
+    /// A verdict with no match.
+    pub fn pass() -> Self {
+        Self {
+            outcome: Outcome::Pass,
+            score: 0,
+            matches: Vec::new(),
+            blocking_rule: None,
+            elapsed: Duration::ZERO,
+        }
+    }
+
+    /// Matched rule ids, deduplicated, in order.
+    pub fn rule_ids(&self) -> Vec<u32> {
+        let mut ids: Vec<u32> = Vec::new();
+        for m in &self.matches {
+            if !ids.contains(&m.rule_id) {
+                ids.push(m.rule_id);
+            }
+        }
+        ids
+    }
+}
+
+impl Engine {
+    /// Build from a rule list.
+    pub fn new(
+        items: Vec<Item>,
+        scoring: Scoring,
+        default_disruptive: [Disruptive; 3],
+        state: EngineState,
+        report: LoadReport,
+    ) -> Self {
+        let mut needs_body = [false; 5];
+        for item in &items {
+            if let Item::Rule(r) = item {
+                if r.needs_body() {
+                    let from = match scoring {
+                        Scoring::Native => usize::from(r.actions.paranoia.clamp(1, 4)),
+                        Scoring::Rules => 1,
+                    };
+                    for nb in needs_body.iter_mut().skip(from) {
+                        *nb = true;
+                    }
+                }
+            }
+        }
+        Self {
+            items,
+            scoring,
+            default_disruptive,
+            state,
+            needs_body,
+            report,
+        }
+    }
+
+    /// The built-in rule set (embedded), compiled.
+    pub fn builtin() -> Result<Self, crate::seclang::LoadError> {
+        crate::builtin::engine()
+    }
+
+    /// Load the OWASP CRS from a directory (see [`crate::seclang::load_crs`]).
+    pub fn crs(dir: &std::path::Path) -> Result<Self, crate::seclang::LoadError> {
+        crate::seclang::load_crs(dir, &[])
+    }
+
+    /// Does any rule that runs at this paranoia level read the body?
+    pub fn needs_body(&self, paranoia: u8) -> bool {
+        self.needs_body[usize::from(paranoia.clamp(1, 4))]
+    }
+
+    /// What the loader accepted, ignored and refused.
+    pub fn report(&self) -> &LoadReport {
+        &self.report
+    }
+
+    /// The scoring mode.
+    pub fn scoring(&self) -> Scoring {
+        self.scoring
+    }
+
+    /// Number of rules (chains count once).
+    pub fn rule_count(&self) -> usize {
+        self.items
+            .iter()
+            .filter(|i| matches!(i, Item::Rule(_)))
+            .count()
+    }
+
+    /// Every rule id with its message (for the bounded metric label set).
+    pub fn rule_ids(&self) -> Vec<u32> {
+        self.items
+            .iter()
+            .filter_map(|i| match i {
+                Item::Rule(r) if r.id != 0 => Some(r.id),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Inspect a request under a policy.
+    pub fn inspect(&self, req: &WafRequest, policy: &WafPolicy, client: Option<IpAddr>) -> Verdict {
+        let start = Instant::now();
+        let mut txn = Txn::new(req, policy, client);
+        // Client-wide exclusions: a matching exclusion with neither ids nor target turns the
+        // WAF off; with ids it removes rules for this client.
+        for ex in &policy.exclusions {
+            let applies = ex.clients.is_empty()
+                || client.is_some_and(|ip| ex.clients.iter().any(|n| n.contains(&ip)));
+            if !applies {
+                continue;
+            }
+            match (&ex.target, ex.rule_ids.is_empty()) {
+                (None, true) => {
+                    if !ex.clients.is_empty() {
+                        let mut v = Verdict::pass();
+                        v.elapsed = start.elapsed();
+                        return v;
+                    }
+                }
+                (None, false) => txn
+                    .removed
+                    .extend(ex.rule_ids.iter().map(|r| (r.from, r.to))),
+                (Some(t), _) => {
+                    let ranges = if ex.rule_ids.is_empty() {
+                        vec![(0, u32::MAX)]
+                    } else {
+                        ex.rule_ids.iter().map(|r| (r.from, r.to)).collect()
+                    };
+                    for (a, b) in ranges {
+                        txn.removed_targets
+                            .push((a, b, t.source, t.selector.clone()));
+                    }
+                }
+            }
+        }
+        if self.state == EngineState::Off {
+            let mut v = Verdict::pass();
+            v.elapsed = start.elapsed();
+            return v;
+        }
+        if self.scoring == Scoring::Rules {
+            let pl = policy.paranoia.to_string();
+            for k in [
+                "paranoia_level",
+                "executing_paranoia_level",
+                "detection_paranoia_level",
+                "blocking_paranoia_level",
+            ] {
+                txn.tx.insert(k.to_string(), pl.clone());
+            }
+            txn.tx.insert(
+                "inbound_anomaly_score_threshold".to_string(),
+                policy.threshold.to_string(),
+            );
+        }
+        let mut blocking_rule = None;
+        'phases: for phase in 1..=2u8 {
+            let mut skip_to: Option<&str> = None;
+            let mut skip_n = 0u32;
+            for item in &self.items {
+                let rule = match item {
+                    Item::Marker(m) => {
+                        if skip_to == Some(m.as_str()) {
+                            skip_to = None;
+                        }
+                        continue;
+                    }
+                    Item::Rule(r) => r,
+                };
+                if rule.phase != phase || skip_to.is_some() {
+                    continue;
+                }
+                if skip_n > 0 {
+                    skip_n -= 1;
+                    continue;
+                }
+                if self.scoring == Scoring::Native && rule.actions.paranoia > policy.paranoia {
+                    continue;
+                }
+                if txn.is_removed(rule) {
+                    continue;
+                }
+                if !txn.eval_chain(rule) {
+                    continue;
+                }
+                // Full match: actions of the chain head apply.
+                let a = &rule.actions;
+                if self.scoring == Scoring::Native {
+                    let pts = a.severity.map_or(0, Severity::score);
+                    txn.score += pts;
+                    if let Some(last) = txn.pending.last_mut() {
+                        last.score = pts;
+                    }
+                }
+                if !a.nolog && rule.id != 0 {
+                    txn.matches.append(&mut txn.pending);
+                }
+                txn.pending.clear();
+                if let Some(m) = &a.skip_after {
+                    skip_to = Some(m.as_str());
+                }
+                skip_n = a.skip;
+                if self.scoring == Scoring::Rules {
+                    let d = match a.disruptive {
+                        Some(Disruptive::Block) => self.default_disruptive[usize::from(phase)],
+                        Some(d) => d,
+                        None => Disruptive::Pass,
+                    };
+                    match d {
+                        Disruptive::Deny | Disruptive::Drop | Disruptive::Redirect => {
+                            if txn.state == EngineState::On {
+                                blocking_rule = Some(rule.id);
+                                break 'phases;
+                            }
+                        }
+                        Disruptive::Allow => break 'phases,
+                        Disruptive::Pass | Disruptive::Block => {}
+                    }
+                }
+                if txn.state == EngineState::Off {
+                    break 'phases;
+                }
+            }
+        }
+        let (score, would_block) = match self.scoring {
+            Scoring::Native => (txn.score, txn.score >= policy.threshold),
+            Scoring::Rules => {
+                let s = [
+                    "blocking_inbound_anomaly_score",
+                    "anomaly_score",
+                    "inbound_anomaly_score",
+                ]
+                .iter()
+                .filter_map(|k| txn.tx.get(*k))
+                .map(|v| parse_num(v))
+                .max()
+                .unwrap_or(0);
+                (
+                    u32::try_from(s.max(0)).unwrap_or(u32::MAX),
+                    blocking_rule.is_some(),
+                )
+            }
+        };
+        let outcome = if !would_block {
+            Outcome::Pass
+        } else if policy.mode == Mode::Detect || txn.state == EngineState::DetectionOnly {
+            Outcome::Detect
+        } else {
+            Outcome::Block
+        };
+        Verdict {
+            outcome,
+            score,
+            matches: txn.matches,
+            blocking_rule,
+            elapsed: start.elapsed(),
+        }
+    }
+}
+
+struct Val<'r> {
+    coll: Option<Collection>,
+    key: Cow<'r, str>,
+    display: String,
+    bytes: Cow<'r, [u8]>,
+    entry: Option<usize>,
+}
+
+struct Txn<'r> {
+    req: &'r WafRequest,
+    client: Option<IpAddr>,
+    tx: HashMap<String, String>,
+    matched_var: Vec<u8>,
+    matched_var_name: String,
+    matched_vars: Vec<(String, Vec<u8>)>,
+    removed: Vec<(u32, u32)>,
+    removed_tags: Vec<String>,
+    removed_targets: Vec<(u32, u32, Source, Selector)>,
+    removed_targets_tag: Vec<(String, Source, Selector)>,
+    cache: HashMap<(usize, Vec<Transform>), Arc<Vec<u8>>>,
+    state: EngineState,
+    score: u32,
+    matches: Vec<RuleMatch>,
+    pending: Vec<RuleMatch>,
+    rule_id: u32,
+}
+
+const EXCERPT_MAX: usize = 64;
+
+fn sensitive(key: &str) -> bool {
+    let k = key.to_ascii_lowercase();
+    [
+        "pass", "pwd", "secret", "token", "auth", "session", "cookie", "key", "csrf", "card",
+    ]
+    .iter()
+    .any(|s| k.contains(s))
+}
+
+/// A printable, truncated excerpt.
+pub fn excerpt(v: &[u8]) -> String {
+    let mut s = String::new();
+    for &c in v.iter().take(EXCERPT_MAX) {
+        if (0x20..0x7f).contains(&c) {
+            s.push(char::from(c));
+        } else {
+            s.push_str(&format!("\\x{c:02x}"));
+        }
+    }
+    if v.len() > EXCERPT_MAX {
+        s.push_str("...");
+    }
+    s
+}
+
+impl<'r> Txn<'r> {
+    fn new(req: &'r WafRequest, _policy: &WafPolicy, client: Option<IpAddr>) -> Self {
+        Self {
+            req,
+            client,
+            tx: HashMap::new(),
+            matched_var: Vec::new(),
+            matched_var_name: String::new(),
+            matched_vars: Vec::new(),
+            removed: Vec::new(),
+            removed_tags: Vec::new(),
+            removed_targets: Vec::new(),
+            removed_targets_tag: Vec::new(),
+            cache: HashMap::new(),
+            state: EngineState::On,
+            score: 0,
+            matches: Vec::new(),
+            pending: Vec::new(),
+            rule_id: 0,
+        }
+    }
+
+    fn is_removed(&self, rule: &Rule) -> bool {
+        self.removed
+            .iter()
+            .any(|(a, b)| (*a..=*b).contains(&rule.id))
+            || self
+                .removed_tags
+                .iter()
+                .any(|t| rule.actions.tags.iter().any(|rt| rt == t))
+    }
+
+    fn target_excluded(
+        &self,
+        rule_id: u32,
+        tags: &[String],
+        source: Source,
+        coll: Option<Collection>,
+        key: &str,
+    ) -> bool {
+        let covers = |s: Source, sel: &Selector| {
+            (s == source || coll.is_some_and(|c| source_covers(s, c))) && sel.selects(key)
+        };
+        self.removed_targets
+            .iter()
+            .any(|(a, b, s, sel)| (*a..=*b).contains(&rule_id) && covers(*s, sel))
+            || self
+                .removed_targets_tag
+                .iter()
+                .any(|(t, s, sel)| tags.iter().any(|rt| rt == t) && covers(*s, sel))
+    }
+
+    /// Evaluate a rule and its chain; on a full match run the setvars/ctls of every link and
+    /// leave the match records in `pending`.
+    fn eval_chain(&mut self, head: &Rule) -> bool {
+        self.matched_vars.clear();
+        self.pending.clear();
+        self.rule_id = head.id;
+        let mut links: Vec<&Rule> = Vec::new();
+        let mut cur = Some(head);
+        while let Some(rule) = cur {
+            if !self.eval_one(rule, head) {
+                self.pending.clear();
+                return false;
+            }
+            links.push(rule);
+            cur = rule.chain.as_deref();
+        }
+        for rule in links {
+            self.run_actions(rule, head);
+        }
+        true
+    }
+
+    fn values(&self, t: &crate::rule::Target) -> Vec<Val<'r>> {
+        let req = self.req;
+        let mut out: Vec<Val<'r>> = Vec::new();
+        let name = source_name(t.source);
+        let keep = |key: &str| t.selector.selects(key) && !t.exclude.iter().any(|e| e.selects(key));
+        match t.source {
+            Source::Coll(c) => {
+                for (i, e) in req.entries().iter().enumerate() {
+                    if e.coll == c && keep(&e.key) {
+                        out.push(Val {
+                            coll: Some(c),
+                            display: if e.key.is_empty() {
+                                name.to_string()
+                            } else {
+                                format!("{name}:{}", e.key)
+                            },
+                            key: Cow::Borrowed(e.key.as_str()),
+                            bytes: Cow::Borrowed(e.value.as_slice()),
+                            entry: Some(i),
+                        });
+                    }
+                }
+            }
+            Source::Args => {
+                for (i, e) in req.entries().iter().enumerate() {
+                    if matches!(e.coll, Collection::ArgsGet | Collection::ArgsPost) && keep(&e.key)
+                    {
+                        out.push(Val {
+                            coll: Some(e.coll),
+                            display: format!("ARGS:{}", e.key),
+                            key: Cow::Borrowed(e.key.as_str()),
+                            bytes: Cow::Borrowed(e.value.as_slice()),
+                            entry: Some(i),
+                        });
+                    }
+                }
+            }
+            Source::Names(_) | Source::ArgsNames | Source::FilesNames => {
+                let colls: &[Collection] = match t.source {
+                    Source::ArgsNames => &[Collection::ArgsGet, Collection::ArgsPost],
+                    Source::FilesNames => &[Collection::Files],
+                    Source::Names(Collection::ArgsGet) => &[Collection::ArgsGet],
+                    Source::Names(Collection::ArgsPost) => &[Collection::ArgsPost],
+                    Source::Names(Collection::Cookies) => &[Collection::Cookies],
+                    Source::Names(Collection::Headers) => &[Collection::Headers],
+                    Source::Names(Collection::Files) => &[Collection::Files],
+                    Source::Names(Collection::MultipartPartHeaders) => {
+                        &[Collection::MultipartPartHeaders]
+                    }
+                    _ => &[],
+                };
+                for e in req.entries() {
+                    if colls.contains(&e.coll) && keep(&e.key) {
+                        out.push(Val {
+                            coll: Some(e.coll),
+                            display: format!("{name}:{}", e.key),
+                            key: Cow::Borrowed(e.key.as_str()),
+                            bytes: Cow::Borrowed(e.key.as_bytes()),
+                            entry: None,
+                        });
+                    }
+                }
+            }
+            Source::Tx => {
+                let mut keys: Vec<&String> = self.tx.keys().filter(|k| keep(k)).collect();
+                keys.sort();
+                for k in keys {
+                    out.push(Val {
+                        coll: None,
+                        display: format!("TX:{k}"),
+                        key: Cow::Owned(k.clone()),
+                        bytes: Cow::Owned(self.tx.get(k).cloned().unwrap_or_default().into_bytes()),
+                        entry: None,
+                    });
+                }
+            }
+            Source::MatchedVar => out.push(Val {
+                coll: None,
+                display: "MATCHED_VAR".into(),
+                key: Cow::Borrowed(""),
+                bytes: Cow::Owned(self.matched_var.clone()),
+                entry: None,
+            }),
+            Source::MatchedVarName => out.push(Val {
+                coll: None,
+                display: "MATCHED_VAR_NAME".into(),
+                key: Cow::Borrowed(""),
+                bytes: Cow::Owned(self.matched_var_name.clone().into_bytes()),
+                entry: None,
+            }),
+            Source::MatchedVars | Source::MatchedVarsNames => {
+                for (n, v) in &self.matched_vars {
+                    if !keep(n) {
+                        continue;
+                    }
+                    let bytes = if t.source == Source::MatchedVars {
+                        v.clone()
+                    } else {
+                        n.clone().into_bytes()
+                    };
+                    out.push(Val {
+                        coll: None,
+                        display: n.clone(),
+                        key: Cow::Owned(n.clone()),
+                        bytes: Cow::Owned(bytes),
+                        entry: None,
+                    });
+                }
+            }
+            Source::UniqueId => out.push(Val {
+                coll: None,
+                display: "UNIQUE_ID".into(),
+                key: Cow::Borrowed(""),
+                bytes: Cow::Borrowed(b"0"),
+                entry: None,
+            }),
+        }
+        if t.source == Source::Coll(Collection::RemoteAddr) && out.is_empty() {
+            if let Some(ip) = self.client {
+                out.push(Val {
+                    coll: Some(Collection::RemoteAddr),
+                    display: "REMOTE_ADDR".into(),
+                    key: Cow::Borrowed(""),
+                    bytes: Cow::Owned(ip.to_string().into_bytes()),
+                    entry: None,
+                });
+            }
+        }
+        out
+    }
+
+    fn transformed(&mut self, v: &Val<'r>, chain: &[Transform]) -> Arc<Vec<u8>> {
+        if let Some(i) = v.entry {
+            if let Some(hit) = self.cache.get(&(i, chain.to_vec())) {
+                return hit.clone();
+            }
+            let out = Arc::new(crate::transform::apply_all(chain, &v.bytes).into_owned());
+            self.cache.insert((i, chain.to_vec()), out.clone());
+            return out;
+        }
+        Arc::new(crate::transform::apply_all(chain, &v.bytes).into_owned())
+    }
+
+    fn eval_one(&mut self, rule: &Rule, head: &Rule) -> bool {
+        if rule.targets.is_empty() {
+            // SecAction / unconditional.
+            return rule.op.matches(b"", false).is_some() != rule.negate;
+        }
+        let dynamic_op;
+        let op: &Operator = match &rule.op {
+            Operator::Dynamic(name, arg) => {
+                let expanded = self.expand(arg);
+                match Operator::parse(name, &expanded) {
+                    Ok(o) => {
+                        dynamic_op = o;
+                        &dynamic_op
+                    }
+                    Err(_) => return false,
+                }
+            }
+            o => o,
+        };
+        let mut any = false;
+        for t in &rule.targets {
+            let vals = self.values(t);
+            if t.count {
+                let n = vals.len().to_string();
+                if op.matches(n.as_bytes(), false).is_some() != rule.negate {
+                    any = true;
+                    self.record(
+                        head,
+                        rule,
+                        &format!("&{}", source_name(t.source)),
+                        n.as_bytes(),
+                        None,
+                        "",
+                    );
+                }
+                continue;
+            }
+            for v in vals {
+                if self.target_excluded(head.id, &head.actions.tags, t.source, v.coll, &v.key) {
+                    continue;
+                }
+                let tv = self.transformed(&v, &rule.transforms);
+                let m = op.matches(&tv, rule.actions.capture);
+                let matched = m.is_some() != rule.negate;
+                if matched {
+                    any = true;
+                    if rule.actions.capture {
+                        if let Some(OpMatch { captures, .. }) = &m {
+                            for (i, c) in captures.iter().enumerate() {
+                                self.tx
+                                    .insert(i.to_string(), String::from_utf8_lossy(c).into_owned());
+                            }
+                        }
+                    }
+                    let shown: Vec<u8> = match &m {
+                        Some(OpMatch {
+                            captures,
+                            detail: None,
+                        }) if !captures.is_empty() => captures[0].clone(),
+                        _ => tv.to_vec(),
+                    };
+                    self.matched_var = tv.to_vec();
+                    self.matched_var_name = v.display.clone();
+                    self.matched_vars.push((v.display.clone(), tv.to_vec()));
+                    let detail = m.and_then(|m| m.detail);
+                    self.record(head, rule, &v.display, &shown, detail, &v.key);
+                }
+            }
+        }
+        any
+    }
+
+    fn record(
+        &mut self,
+        head: &Rule,
+        _rule: &Rule,
+        target: &str,
+        shown: &[u8],
+        detail: Option<String>,
+        key: &str,
+    ) {
+        if self.pending.len() >= 16 {
+            return;
+        }
+        let mut ex = if sensitive(key) || sensitive(target) {
+            "[redacted]".to_string()
+        } else {
+            excerpt(shown)
+        };
+        if let Some(d) = detail {
+            ex = format!("{ex} (fingerprint {d})");
+        }
+        self.pending.push(RuleMatch {
+            rule_id: head.id,
+            target: target.to_string(),
+            excerpt: ex,
+            msg: head.actions.msg.as_ref().map(|m| self.expand(m)),
+            severity: head.actions.severity,
+            score: 0,
+        });
+    }
+
+    fn run_actions(&mut self, rule: &Rule, head: &Rule) {
+        for sv in &rule.actions.setvars {
+            let name = self.expand(&sv.name).to_ascii_lowercase();
+            let Some(var) = name.strip_prefix("tx.") else {
+                continue;
+            };
+            let var = var.to_string();
+            match &sv.op {
+                SetVarOp::Set(v) => {
+                    let v = self.expand(v);
+                    self.tx.insert(var, v);
+                }
+                SetVarOp::Add(v) | SetVarOp::Sub(v) => {
+                    let d = parse_num(&self.expand(v));
+                    let old = self.tx.get(&var).map_or(0, |s| parse_num(s));
+                    let new = if matches!(sv.op, SetVarOp::Add(_)) {
+                        old.saturating_add(d)
+                    } else {
+                        old.saturating_sub(d)
+                    };
+                    self.tx.insert(var, new.to_string());
+                }
+                SetVarOp::Delete => {
+                    self.tx.remove(&var);
+                }
+            }
+        }
+        for ctl in &rule.actions.ctls {
+            match ctl {
+                Ctl::RemoveById(a, b) => self.removed.push((*a, *b)),
+                Ctl::RemoveByTag(t) => self.removed_tags.push(t.clone()),
+                Ctl::RemoveTargetById(a, b, s, sel) => {
+                    self.removed_targets.push((*a, *b, *s, sel.clone()));
+                }
+                Ctl::RemoveTargetByTag(t, s, sel) => {
+                    self.removed_targets_tag.push((t.clone(), *s, sel.clone()));
+                }
+                Ctl::RuleEngine(s) => self.state = *s,
+                Ctl::Ignored => {}
+            }
+        }
+        let _ = head;
+    }
+
+    /// Expand `%{tx.x}`, `%{MATCHED_VAR}`, `%{MATCHED_VAR_NAME}`, `%{rule.id}`,
+    /// `%{REQUEST_HEADERS.x}`, `%{REMOTE_ADDR}`; unknown macros expand to nothing.
+    fn expand(&self, s: &str) -> String {
+        if !s.contains("%{") {
+            return s.to_string();
+        }
+        let mut out = String::with_capacity(s.len());
+        let mut rest = s;
+        while let Some(p) = rest.find("%{") {
+            out.push_str(&rest[..p]);
+            let after = &rest[p + 2..];
+            let Some(end) = after.find('}') else {
+                out.push_str(&rest[p..]);
+                return out;
+            };
+            let name = after[..end].to_ascii_lowercase();
+            out.push_str(&self.macro_value(&name));
+            rest = &after[end + 1..];
+        }
+        out.push_str(rest);
+        out
+    }
+
+    fn macro_value(&self, name: &str) -> String {
+        if let Some(v) = name.strip_prefix("tx.") {
+            return self.tx.get(v).cloned().unwrap_or_default();
+        }
+        if let Some(h) = name.strip_prefix("request_headers.") {
+            return self
+                .req
+                .header(h)
+                .map(|v| String::from_utf8_lossy(v).into_owned())
+                .unwrap_or_default();
+        }
+        match name {
+            "matched_var" => String::from_utf8_lossy(&self.matched_var).into_owned(),
+            "matched_var_name" => self.matched_var_name.clone(),
+            "rule.id" => self.rule_id.to_string(),
+            "remote_addr" => self.client.map(|c| c.to_string()).unwrap_or_default(),
+            "request_line" => self
+                .req
+                .first(Collection::RequestLine)
+                .map(|v| String::from_utf8_lossy(v).into_owned())
+                .unwrap_or_default(),
+            _ => String::new(),
+        }
+    }
+}
+
+/// Display name of a source.
+pub fn source_name(s: Source) -> &'static str {
+    match s {
+        Source::Coll(c) => c.name(),
+        Source::Args => "ARGS",
+        Source::ArgsNames => "ARGS_NAMES",
+        Source::Names(Collection::ArgsGet) => "ARGS_GET_NAMES",
+        Source::Names(Collection::ArgsPost) => "ARGS_POST_NAMES",
+        Source::Names(Collection::Headers) => "REQUEST_HEADERS_NAMES",
+        Source::Names(Collection::Cookies) => "REQUEST_COOKIES_NAMES",
+        Source::Names(_) => "NAMES",
+        Source::FilesNames => "FILES_NAMES",
+        Source::Tx => "TX",
+        Source::MatchedVar => "MATCHED_VAR",
+        Source::MatchedVarName => "MATCHED_VAR_NAME",
+        Source::MatchedVars => "MATCHED_VARS",
+        Source::MatchedVarsNames => "MATCHED_VARS_NAMES",
+        Source::UniqueId => "UNIQUE_ID",
+    }
+}

@@ -1,0 +1,807 @@
+//! The request model the rules look at: every inspectable part of a request, extracted once,
+//! bounded, as named collections (ModSecurity's variables: `ARGS`, `REQUEST_HEADERS`, ...).
+//!
+//! Body parsers (`application/x-www-form-urlencoded`, `multipart/form-data`, JSON, XML as raw
+//! text) run only when the body is given; they never fail: a malformed body sets
+//! `REQBODY_ERROR` and whatever was parsed so far stays inspectable.
+
+use std::fmt;
+
+use crate::transform::url_decode;
+
+/// A collection of request values (ModSecurity variable name in the docs of each variant).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Collection {
+    /// `REQUEST_METHOD`.
+    Method,
+    /// `REQUEST_URI`: path and query as received.
+    Uri,
+    /// `REQUEST_URI_RAW`: as `REQUEST_URI`.
+    UriRaw,
+    /// `REQUEST_FILENAME`: the URL-decoded path, without the query.
+    Filename,
+    /// `REQUEST_BASENAME`: the last segment of `REQUEST_FILENAME`.
+    Basename,
+    /// `REQUEST_LINE`: `METHOD URI VERSION`.
+    RequestLine,
+    /// `REQUEST_PROTOCOL`: `HTTP/1.1`.
+    Protocol,
+    /// `QUERY_STRING`: raw query.
+    QueryString,
+    /// `ARGS_GET`: query arguments (decoded), keyed by name.
+    ArgsGet,
+    /// `ARGS_POST`: body arguments (form, multipart fields, JSON leaves), keyed by name/path.
+    ArgsPost,
+    /// `REQUEST_HEADERS`, keyed by lowercase name.
+    Headers,
+    /// `REQUEST_COOKIES`, keyed by cookie name.
+    Cookies,
+    /// `REQUEST_BODY`: the raw (possibly truncated) body.
+    Body,
+    /// `FILES`: multipart file names, keyed by field name.
+    Files,
+    /// `MULTIPART_PART_HEADERS`: every part header line, keyed by field name.
+    MultipartPartHeaders,
+    /// `XML`: the XML body's text (raw), when the body is XML.
+    Xml,
+    /// `REQBODY_ERROR`: `1` when the body could not be parsed completely.
+    ReqBodyError,
+    /// `REQBODY_PROCESSOR`: `URLENCODED`, `MULTIPART`, `JSON`, `XML`.
+    ReqBodyProcessor,
+    /// `REQUEST_BODY_LENGTH`: the body's full length in bytes.
+    BodyLength,
+    /// `ARGS_COMBINED_SIZE`: total length of argument names and values.
+    ArgsCombinedSize,
+    /// `INBOUND_DATA_ERROR`: `1` when the body exceeded the inspection limit.
+    InboundDataError,
+    /// `MULTIPART_STRICT_ERROR`: `1` when the multipart body was malformed.
+    MultipartStrictError,
+    /// `REMOTE_ADDR`: the client IP.
+    RemoteAddr,
+}
+
+impl Collection {
+    /// ModSecurity's name of this collection.
+    pub fn name(self) -> &'static str {
+        use Collection::*;
+        match self {
+            Method => "REQUEST_METHOD",
+            Uri => "REQUEST_URI",
+            UriRaw => "REQUEST_URI_RAW",
+            Filename => "REQUEST_FILENAME",
+            Basename => "REQUEST_BASENAME",
+            RequestLine => "REQUEST_LINE",
+            Protocol => "REQUEST_PROTOCOL",
+            QueryString => "QUERY_STRING",
+            ArgsGet => "ARGS_GET",
+            ArgsPost => "ARGS_POST",
+            Headers => "REQUEST_HEADERS",
+            Cookies => "REQUEST_COOKIES",
+            Body => "REQUEST_BODY",
+            Files => "FILES",
+            MultipartPartHeaders => "MULTIPART_PART_HEADERS",
+            Xml => "XML",
+            ReqBodyError => "REQBODY_ERROR",
+            ReqBodyProcessor => "REQBODY_PROCESSOR",
+            BodyLength => "REQUEST_BODY_LENGTH",
+            ArgsCombinedSize => "ARGS_COMBINED_SIZE",
+            InboundDataError => "INBOUND_DATA_ERROR",
+            MultipartStrictError => "MULTIPART_STRICT_ERROR",
+            RemoteAddr => "REMOTE_ADDR",
+        }
+    }
+
+    /// `true` for collections only known once the body is read.
+    pub fn needs_body(self) -> bool {
+        use Collection::*;
+        matches!(
+            self,
+            ArgsPost
+                | Body
+                | Files
+                | MultipartPartHeaders
+                | Xml
+                | ReqBodyError
+                | ReqBodyProcessor
+                | BodyLength
+                | MultipartStrictError
+                | InboundDataError
+        )
+    }
+}
+
+impl fmt::Display for Collection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Limits on what is extracted from a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Maximum number of arguments (query + body) kept; more sets `REQBODY_ERROR`.
+    pub max_args: usize,
+    /// Maximum JSON nesting depth; deeper values are not extracted and set `REQBODY_ERROR`.
+    pub max_depth: usize,
+    /// Maximum number of multipart parts.
+    pub max_parts: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_args: 1024,
+            max_depth: 32,
+            max_parts: 256,
+        }
+    }
+}
+
+/// One extracted value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// The collection it belongs to.
+    pub coll: Collection,
+    /// The key inside the collection (argument name, lowercase header name, JSON path), or
+    /// empty for single-valued collections.
+    pub key: String,
+    /// The value (decoded where the protocol defines an encoding).
+    pub value: Vec<u8>,
+}
+
+/// An inspectable request: every value, extracted once.
+#[derive(Debug, Clone, Default)]
+pub struct WafRequest {
+    entries: Vec<Entry>,
+    /// The request carried a body that was not (or not completely) given to the model.
+    pub body_truncated: bool,
+}
+
+/// Kind of body parser chosen by `Content-Type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyKind {
+    /// `application/x-www-form-urlencoded`.
+    Form,
+    /// `multipart/form-data`.
+    Multipart,
+    /// `application/json` or `+json`.
+    Json,
+    /// `text/xml`, `application/xml` or `+xml`.
+    Xml,
+    /// Anything else: only `REQUEST_BODY`.
+    Raw,
+}
+
+impl BodyKind {
+    /// Choose by content type.
+    pub fn from_content_type(ct: &[u8]) -> Self {
+        let ct = ct.to_ascii_lowercase();
+        let main = ct.split(|c| *c == b';').next().unwrap_or(&[]);
+        let main = main.trim_ascii();
+        if main == b"application/x-www-form-urlencoded" {
+            BodyKind::Form
+        } else if main == b"multipart/form-data" {
+            BodyKind::Multipart
+        } else if main == b"application/json" || main.ends_with(b"+json") {
+            BodyKind::Json
+        } else if main == b"text/xml" || main == b"application/xml" || main.ends_with(b"+xml") {
+            BodyKind::Xml
+        } else {
+            BodyKind::Raw
+        }
+    }
+}
+
+impl WafRequest {
+    /// Build from the request line, headers and an optional body (possibly only a prefix of
+    /// the full body; `body_len` is the full length when known).
+    pub fn build<'a>(
+        method: &str,
+        uri: &[u8],
+        version: &str,
+        headers: impl IntoIterator<Item = (&'a [u8], &'a [u8])>,
+        body: Option<&[u8]>,
+        limits: &Limits,
+    ) -> Self {
+        let mut r = WafRequest::default();
+        r.push(Collection::Method, "", method.as_bytes().to_vec());
+        r.push(Collection::Uri, "", uri.to_vec());
+        r.push(Collection::UriRaw, "", uri.to_vec());
+        r.push(Collection::Protocol, "", version.as_bytes().to_vec());
+        let mut line = Vec::with_capacity(method.len() + uri.len() + version.len() + 2);
+        line.extend_from_slice(method.as_bytes());
+        line.push(b' ');
+        line.extend_from_slice(uri);
+        line.push(b' ');
+        line.extend_from_slice(version.as_bytes());
+        r.push(Collection::RequestLine, "", line);
+
+        // Strip scheme://authority for absolute-form targets.
+        let mut target = uri;
+        if let Some(p) = find_sub(uri, b"://") {
+            if uri[..p].iter().all(u8::is_ascii_alphabetic) {
+                let rest = &uri[p + 3..];
+                target = match rest.iter().position(|c| *c == b'/' || *c == b'?') {
+                    Some(i) => &rest[i..],
+                    None => b"/",
+                };
+            }
+        }
+        let (path, query) = match target.iter().position(|c| *c == b'?') {
+            Some(i) => (&target[..i], Some(&target[i + 1..])),
+            None => (target, None),
+        };
+        let path = match path.iter().position(|c| *c == b'#') {
+            Some(i) => &path[..i],
+            None => path,
+        };
+        let decoded_path = url_decode_path(path);
+        let basename = decoded_path
+            .rsplit(|c| *c == b'/')
+            .next()
+            .unwrap_or(&[])
+            .to_vec();
+        r.push(Collection::Filename, "", decoded_path);
+        r.push(Collection::Basename, "", basename);
+        let mut nargs = 0usize;
+        let mut combined = 0usize;
+        if let Some(q) = query {
+            r.push(Collection::QueryString, "", q.to_vec());
+            for (k, v) in parse_urlencoded(q) {
+                if nargs >= limits.max_args {
+                    r.push(Collection::ReqBodyError, "", b"1".to_vec());
+                    break;
+                }
+                nargs += 1;
+                combined += k.len() + v.len();
+                r.push(Collection::ArgsGet, &String::from_utf8_lossy(&k), v);
+            }
+        }
+
+        let mut content_type: Option<Vec<u8>> = None;
+        for (name, value) in headers {
+            let lname = String::from_utf8_lossy(name).to_ascii_lowercase();
+            if lname == "content-type" {
+                content_type = Some(value.to_vec());
+            }
+            if lname == "cookie" {
+                for (k, v) in parse_cookies(value) {
+                    r.push(Collection::Cookies, &String::from_utf8_lossy(&k), v);
+                }
+            }
+            r.push(Collection::Headers, &lname, value.to_vec());
+        }
+
+        if let Some(body) = body {
+            r.push(Collection::Body, "", body.to_vec());
+            r.push(
+                Collection::BodyLength,
+                "",
+                body.len().to_string().into_bytes(),
+            );
+            let kind = content_type
+                .as_deref()
+                .map(BodyKind::from_content_type)
+                .unwrap_or(BodyKind::Raw);
+            let mut ok = true;
+            match kind {
+                BodyKind::Form => {
+                    r.push(Collection::ReqBodyProcessor, "", b"URLENCODED".to_vec());
+                    for (k, v) in parse_urlencoded(body) {
+                        if nargs >= limits.max_args {
+                            ok = false;
+                            break;
+                        }
+                        nargs += 1;
+                        combined += k.len() + v.len();
+                        r.push(Collection::ArgsPost, &String::from_utf8_lossy(&k), v);
+                    }
+                }
+                BodyKind::Multipart => {
+                    r.push(Collection::ReqBodyProcessor, "", b"MULTIPART".to_vec());
+                    let boundary = content_type.as_deref().and_then(multipart_boundary);
+                    match boundary {
+                        Some(b) => {
+                            let strict = parse_multipart(body, &b, limits, &mut r, &mut nargs);
+                            if !strict {
+                                r.push(Collection::MultipartStrictError, "", b"1".to_vec());
+                                ok = false;
+                            }
+                        }
+                        None => {
+                            r.push(Collection::MultipartStrictError, "", b"1".to_vec());
+                            ok = false;
+                        }
+                    }
+                }
+                BodyKind::Json => {
+                    r.push(Collection::ReqBodyProcessor, "", b"JSON".to_vec());
+                    match serde_json::from_slice::<serde_json::Value>(body) {
+                        Ok(v) => {
+                            let mut path = String::from("json");
+                            if !walk_json(&v, &mut path, 0, limits, &mut r, &mut nargs) {
+                                ok = false;
+                            }
+                        }
+                        Err(_) => ok = false,
+                    }
+                }
+                BodyKind::Xml => {
+                    r.push(Collection::ReqBodyProcessor, "", b"XML".to_vec());
+                    r.push(Collection::Xml, "", xml_text(body));
+                }
+                BodyKind::Raw => {}
+            }
+            if !ok {
+                r.push(Collection::ReqBodyError, "", b"1".to_vec());
+            }
+        }
+        r.push(
+            Collection::ArgsCombinedSize,
+            "",
+            combined.to_string().into_bytes(),
+        );
+        r
+    }
+
+    /// Build from `http` request parts and an optional (possibly prefix of the) body.
+    pub fn from_parts(parts: &http::request::Parts, body: Option<&[u8]>, limits: &Limits) -> Self {
+        let uri = parts
+            .uri
+            .path_and_query()
+            .map(|p| p.as_str())
+            .unwrap_or("/");
+        let version = match parts.version {
+            http::Version::HTTP_09 => "HTTP/0.9",
+            http::Version::HTTP_10 => "HTTP/1.0",
+            http::Version::HTTP_2 => "HTTP/2.0",
+            http::Version::HTTP_3 => "HTTP/3.0",
+            _ => "HTTP/1.1",
+        };
+        Self::build(
+            parts.method.as_str(),
+            uri.as_bytes(),
+            version,
+            parts
+                .headers
+                .iter()
+                .map(|(k, v)| (k.as_str().as_bytes(), v.as_bytes())),
+            body,
+            limits,
+        )
+    }
+
+    /// Add a value.
+    pub fn push(&mut self, coll: Collection, key: &str, value: Vec<u8>) {
+        self.entries.push(Entry {
+            coll,
+            key: key.to_string(),
+            value,
+        });
+    }
+
+    /// Every extracted value.
+    pub fn entries(&self) -> &[Entry] {
+        &self.entries
+    }
+
+    /// Values of one collection.
+    pub fn values(&self, coll: Collection) -> impl Iterator<Item = &Entry> {
+        self.entries.iter().filter(move |e| e.coll == coll)
+    }
+
+    /// First value of a single-valued collection.
+    pub fn first(&self, coll: Collection) -> Option<&[u8]> {
+        self.values(coll).next().map(|e| e.value.as_slice())
+    }
+
+    /// The first header with this (lowercase) name.
+    pub fn header(&self, lname: &str) -> Option<&[u8]> {
+        self.values(Collection::Headers)
+            .find(|e| e.key == lname)
+            .map(|e| e.value.as_slice())
+    }
+}
+
+fn find_sub(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    crate::transform::find(hay, needle)
+}
+
+fn url_decode_path(path: &[u8]) -> Vec<u8> {
+    // `+` is literal in paths; only `%HH` is decoded.
+    let mut out = Vec::with_capacity(path.len());
+    let mut i = 0;
+    while i < path.len() {
+        if path[i] == b'%' && i + 2 < path.len() {
+            let d = url_decode(&path[i..i + 3], false);
+            if d.len() == 1 {
+                out.push(d[0]);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(path[i]);
+        i += 1;
+    }
+    out
+}
+
+/// Split `a=1&b=2` into decoded pairs (`;` is not a separator).
+pub fn parse_urlencoded(s: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)> {
+    s.split(|c| *c == b'&')
+        .filter(|p| !p.is_empty())
+        .map(|p| match p.iter().position(|c| *c == b'=') {
+            Some(i) => (url_decode(&p[..i], false), url_decode(&p[i + 1..], false)),
+            None => (url_decode(p, false), Vec::new()),
+        })
+        .collect()
+}
+
+/// Split a `Cookie` header into pairs (values kept as sent).
+pub fn parse_cookies(s: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)> {
+    s.split(|c| *c == b';')
+        .map(|p| p.trim_ascii())
+        .filter(|p| !p.is_empty())
+        .map(|p| match p.iter().position(|c| *c == b'=') {
+            Some(i) => (
+                p[..i].trim_ascii().to_vec(),
+                p[i + 1..].trim_ascii().to_vec(),
+            ),
+            None => (p.to_vec(), Vec::new()),
+        })
+        .collect()
+}
+
+/// The `boundary` parameter of a multipart content type.
+pub fn multipart_boundary(ct: &[u8]) -> Option<Vec<u8>> {
+    for param in ct.split(|c| *c == b';').skip(1) {
+        let param = param.trim_ascii();
+        if param.len() > 9 && param[..9].eq_ignore_ascii_case(b"boundary=") {
+            let mut b = &param[9..];
+            if b.len() >= 2 && b[0] == b'"' && b[b.len() - 1] == b'"' {
+                b = &b[1..b.len() - 1];
+            }
+            if b.is_empty() || b.len() > 200 {
+                return None;
+            }
+            return Some(b.to_vec());
+        }
+    }
+    None
+}
+
+fn header_param(value: &[u8], name: &[u8]) -> Option<Vec<u8>> {
+    for param in value.split(|c| *c == b';').skip(1) {
+        let param = param.trim_ascii();
+        if param.len() > name.len()
+            && param[..name.len()].eq_ignore_ascii_case(name)
+            && param[name.len()] == b'='
+        {
+            let mut v = &param[name.len() + 1..];
+            if v.len() >= 2 && v[0] == b'"' && v[v.len() - 1] == b'"' {
+                v = &v[1..v.len() - 1];
+            }
+            return Some(v.to_vec());
+        }
+    }
+    None
+}
+
+/// Parse a multipart body. Returns `false` when it is malformed (missing boundary lines,
+/// unterminated parts, too many parts).
+fn parse_multipart(
+    body: &[u8],
+    boundary: &[u8],
+    limits: &Limits,
+    r: &mut WafRequest,
+    nargs: &mut usize,
+) -> bool {
+    let mut delim = Vec::with_capacity(boundary.len() + 2);
+    delim.extend_from_slice(b"--");
+    delim.extend_from_slice(boundary);
+    let Some(first) = find_sub(body, &delim) else {
+        return false;
+    };
+    let mut pos = first + delim.len();
+    let mut parts = 0;
+    loop {
+        if body[pos..].starts_with(b"--") {
+            return true; // closing delimiter
+        }
+        // Skip to the end of the delimiter line.
+        let Some(eol) = body[pos..].iter().position(|c| *c == b'\n') else {
+            return false;
+        };
+        pos += eol + 1;
+        parts += 1;
+        if parts > limits.max_parts {
+            return false;
+        }
+        // Headers until an empty line.
+        let mut name = String::new();
+        let mut filename: Option<Vec<u8>> = None;
+        let mut header_lines: Vec<Vec<u8>> = Vec::new();
+        loop {
+            let Some(eol) = body[pos..].iter().position(|c| *c == b'\n') else {
+                return false;
+            };
+            let mut line = &body[pos..pos + eol];
+            pos += eol + 1;
+            if line.last() == Some(&b'\r') {
+                line = &line[..line.len() - 1];
+            }
+            if line.is_empty() {
+                break;
+            }
+            if let Some(colon) = line.iter().position(|c| *c == b':') {
+                let hname = &line[..colon];
+                let hvalue = line[colon + 1..].trim_ascii();
+                if hname.eq_ignore_ascii_case(b"content-disposition") {
+                    if let Some(n) = header_param(hvalue, b"name") {
+                        name = String::from_utf8_lossy(&n).into_owned();
+                    }
+                    filename = header_param(hvalue, b"filename");
+                }
+            }
+            header_lines.push(line.to_vec());
+        }
+        let Some(end) = find_sub(&body[pos..], &delim) else {
+            // Unterminated last part: keep what there is.
+            push_part(
+                r,
+                &name,
+                filename,
+                header_lines,
+                &body[pos..],
+                limits,
+                nargs,
+            );
+            return false;
+        };
+        let mut content = &body[pos..pos + end];
+        if content.ends_with(b"\r\n") {
+            content = &content[..content.len() - 2];
+        } else if content.ends_with(b"\n") {
+            content = &content[..content.len() - 1];
+        }
+        push_part(r, &name, filename, header_lines, content, limits, nargs);
+        pos += end + delim.len();
+    }
+}
+
+fn push_part(
+    r: &mut WafRequest,
+    name: &str,
+    filename: Option<Vec<u8>>,
+    header_lines: Vec<Vec<u8>>,
+    content: &[u8],
+    limits: &Limits,
+    nargs: &mut usize,
+) {
+    for h in header_lines {
+        r.push(Collection::MultipartPartHeaders, name, h);
+    }
+    match filename {
+        Some(f) => r.push(Collection::Files, name, f),
+        None => {
+            if *nargs < limits.max_args {
+                *nargs += 1;
+                r.push(Collection::ArgsPost, name, content.to_vec());
+            }
+        }
+    }
+}
+
+/// Walk a JSON document: every leaf becomes `ARGS_POST:json.a.b` (arrays index as `json.a.0`),
+/// every object key is inspected through the argument names. Returns `false` past a limit.
+fn walk_json(
+    v: &serde_json::Value,
+    path: &mut String,
+    depth: usize,
+    limits: &Limits,
+    r: &mut WafRequest,
+    nargs: &mut usize,
+) -> bool {
+    use serde_json::Value;
+    if depth > limits.max_depth {
+        return false;
+    }
+    let mut leaf = |r: &mut WafRequest, path: &str, bytes: Vec<u8>| -> bool {
+        if *nargs >= limits.max_args {
+            return false;
+        }
+        *nargs += 1;
+        r.push(Collection::ArgsPost, path, bytes);
+        true
+    };
+    match v {
+        Value::Object(map) => {
+            for (k, child) in map {
+                let len = path.len();
+                path.push('.');
+                path.push_str(k);
+                let ok = walk_json(child, path, depth + 1, limits, r, nargs);
+                path.truncate(len);
+                if !ok {
+                    return false;
+                }
+            }
+            true
+        }
+        Value::Array(items) => {
+            for (i, child) in items.iter().enumerate() {
+                let len = path.len();
+                path.push('.');
+                path.push_str(&i.to_string());
+                let ok = walk_json(child, path, depth + 1, limits, r, nargs);
+                path.truncate(len);
+                if !ok {
+                    return false;
+                }
+            }
+            true
+        }
+        Value::String(s) => leaf(r, path, s.as_bytes().to_vec()),
+        Value::Number(n) => leaf(r, path, n.to_string().into_bytes()),
+        Value::Bool(b) => leaf(r, path, b.to_string().into_bytes()),
+        Value::Null => leaf(r, path, Vec::new()),
+    }
+}
+
+/// Text content of an XML document (tags removed, entities kept as written).
+fn xml_text(body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(body.len());
+    let mut in_tag = false;
+    for &c in body {
+        match c {
+            b'<' => in_tag = true,
+            b'>' if in_tag => {
+                in_tag = false;
+                out.push(b' ');
+            }
+            _ if !in_tag => out.push(c),
+            _ => {}
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(method: &str, uri: &str, headers: &[(&str, &str)], body: Option<&str>) -> WafRequest {
+        WafRequest::build(
+            method,
+            uri.as_bytes(),
+            "HTTP/1.1",
+            headers.iter().map(|(k, v)| (k.as_bytes(), v.as_bytes())),
+            body.map(str::as_bytes),
+            &Limits::default(),
+        )
+    }
+
+    fn get<'a>(r: &'a WafRequest, c: Collection, key: &str) -> Option<&'a str> {
+        r.values(c)
+            .find(|e| e.key == key)
+            .and_then(|e| std::str::from_utf8(&e.value).ok())
+    }
+
+    #[test]
+    fn uri_and_query() {
+        let r = req("GET", "/a%20b/c.php?x=1%27&y=a+b&flag", &[], None);
+        assert_eq!(r.first(Collection::Filename), Some(&b"/a b/c.php"[..]));
+        assert_eq!(r.first(Collection::Basename), Some(&b"c.php"[..]));
+        assert_eq!(get(&r, Collection::ArgsGet, "x"), Some("1'"));
+        assert_eq!(get(&r, Collection::ArgsGet, "y"), Some("a b"));
+        assert_eq!(get(&r, Collection::ArgsGet, "flag"), Some(""));
+        assert_eq!(
+            r.first(Collection::RequestLine),
+            Some(&b"GET /a%20b/c.php?x=1%27&y=a+b&flag HTTP/1.1"[..])
+        );
+        let abs = req("GET", "http://h.example/p?q=1", &[], None);
+        assert_eq!(abs.first(Collection::Filename), Some(&b"/p"[..]));
+    }
+
+    #[test]
+    fn headers_and_cookies() {
+        let r = req(
+            "GET",
+            "/",
+            &[("User-Agent", "x"), ("Cookie", "a=1; b = two ;c")],
+            None,
+        );
+        assert_eq!(get(&r, Collection::Headers, "user-agent"), Some("x"));
+        assert_eq!(get(&r, Collection::Cookies, "a"), Some("1"));
+        assert_eq!(get(&r, Collection::Cookies, "b"), Some("two"));
+        assert_eq!(get(&r, Collection::Cookies, "c"), Some(""));
+    }
+
+    #[test]
+    fn form_body() {
+        let r = req(
+            "POST",
+            "/",
+            &[(
+                "Content-Type",
+                "application/x-www-form-urlencoded; charset=utf-8",
+            )],
+            Some("user=bob&pass=%3Cx%3E"),
+        );
+        assert_eq!(get(&r, Collection::ArgsPost, "pass"), Some("<x>"));
+        assert_eq!(
+            get(&r, Collection::ReqBodyProcessor, ""),
+            Some("URLENCODED")
+        );
+    }
+
+    #[test]
+    fn multipart_body() {
+        let body = "--XyZ\r\nContent-Disposition: form-data; name=\"title\"\r\n\r\nhello\r\n--XyZ\r\nContent-Disposition: form-data; name=\"up\"; filename=\"../../x.php\"\r\nContent-Type: text/plain\r\n\r\n<?php ?>\r\n--XyZ--\r\n";
+        let r = req(
+            "POST",
+            "/",
+            &[("Content-Type", "multipart/form-data; boundary=XyZ")],
+            Some(body),
+        );
+        assert_eq!(get(&r, Collection::ArgsPost, "title"), Some("hello"));
+        assert_eq!(get(&r, Collection::Files, "up"), Some("../../x.php"));
+        assert!(
+            r.values(Collection::MultipartPartHeaders)
+                .any(|e| e.value == b"Content-Type: text/plain")
+        );
+        assert!(r.first(Collection::MultipartStrictError).is_none());
+        let bad = req(
+            "POST",
+            "/",
+            &[("Content-Type", "multipart/form-data; boundary=XyZ")],
+            Some("--XyZ\r\nContent-Disposition: form-data; name=\"a\"\r\n"),
+        );
+        assert_eq!(bad.first(Collection::MultipartStrictError), Some(&b"1"[..]));
+    }
+
+    #[test]
+    fn json_body_paths() {
+        let r = req(
+            "POST",
+            "/",
+            &[("Content-Type", "application/json")],
+            Some(r#"{"a":{"b":["x' or 1=1",2]},"c":null,"select":true}"#),
+        );
+        assert_eq!(
+            get(&r, Collection::ArgsPost, "json.a.b.0"),
+            Some("x' or 1=1")
+        );
+        assert_eq!(get(&r, Collection::ArgsPost, "json.a.b.1"), Some("2"));
+        assert_eq!(get(&r, Collection::ArgsPost, "json.select"), Some("true"));
+        assert!(r.first(Collection::ReqBodyError).is_none());
+        let bad = req(
+            "POST",
+            "/",
+            &[("Content-Type", "application/json")],
+            Some("{"),
+        );
+        assert_eq!(bad.first(Collection::ReqBodyError), Some(&b"1"[..]));
+    }
+
+    #[test]
+    fn limits_apply() {
+        let limits = Limits {
+            max_args: 2,
+            max_depth: 2,
+            max_parts: 1,
+        };
+        let r = WafRequest::build("GET", b"/?a=1&b=2&c=3", "HTTP/1.1", [], None, &limits);
+        assert_eq!(r.values(Collection::ArgsGet).count(), 2);
+        assert_eq!(r.first(Collection::ReqBodyError), Some(&b"1"[..]));
+        let deep = WafRequest::build(
+            "POST",
+            b"/",
+            "HTTP/1.1",
+            [(&b"content-type"[..], &b"application/json"[..])],
+            Some(br#"{"a":{"b":{"c":{"d":1}}}}"#),
+            &limits,
+        );
+        assert_eq!(deep.first(Collection::ReqBodyError), Some(&b"1"[..]));
+    }
+}
