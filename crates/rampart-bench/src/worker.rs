@@ -16,9 +16,12 @@
 //! start instant. Requests whose start falls in the warm-up are sent but not recorded.
 
 use std::cell::RefCell;
+use std::future::Future;
+use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -222,7 +225,7 @@ fn worker_thread(
                 .map(|(i, &(oi, _))| connect(&plan, &plan.origins[oi], i)),
         )
         .await;
-        let firsts: Vec<Option<Sender>> = firsts
+        let firsts: Vec<Option<Conn>> = firsts
             .into_iter()
             .map(|r| {
                 r.map_err(|msg| stats.record_error(ErrorKind::Connect, None, || msg))
@@ -410,6 +413,15 @@ impl Slot {
     }
 }
 
+/// A connection's driver (hyper's `Connection` future), polled by [`drive`].
+type Driver = Pin<Box<dyn Future<Output = ()>>>;
+
+/// An open connection: the request handle and its driver.
+struct Conn {
+    sender: Sender,
+    driver: Driver,
+}
+
 /// A client connection handle.
 enum Sender {
     H1(http1::SendRequest<Full<Bytes>>),
@@ -457,7 +469,7 @@ enum Outcome {
     Broken,
 }
 
-async fn connection_task(ctx: Rc<Ctx>, oi: usize, global: u64, mut conn: Option<Sender>) {
+async fn connection_task(ctx: Rc<Ctx>, oi: usize, global: u64, mut conn: Option<Conn>) {
     let plan = ctx.shared.plan.clone();
     let origin = &plan.origins[oi];
     let streams = u64::from(plan.streams);
@@ -466,12 +478,12 @@ async fn connection_task(ctx: Rc<Ctx>, oi: usize, global: u64, mut conn: Option<
         .collect();
     let mut attempt = global as usize;
     loop {
-        let sender = match conn.take() {
-            Some(s) => s,
+        let Conn { sender, driver } = match conn.take() {
+            Some(c) => c,
             None => {
                 attempt += 1;
                 match connect(&plan, origin, attempt).await {
-                    Ok(s) => s,
+                    Ok(c) => c,
                     Err(msg) => {
                         // A failed connect stands for one planned request, so `-n` stays bounded
                         // and the open schedule moves on.
@@ -487,9 +499,9 @@ async fn connection_task(ctx: Rc<Ctx>, oi: usize, global: u64, mut conn: Option<
         };
         let outcome = if slots.len() == 1 {
             let mut sender = sender;
-            run_slot(&ctx, origin, &mut sender, &mut slots[0]).await
+            drive(driver, run_slot(&ctx, origin, &mut sender, &mut slots[0])).await
         } else {
-            let outcomes = join_all(slots.iter_mut().map(|slot| {
+            let all = join_all(slots.iter_mut().map(|slot| {
                 let ctx = &ctx;
                 let s = sender.share();
                 async move {
@@ -498,8 +510,8 @@ async fn connection_task(ctx: Rc<Ctx>, oi: usize, global: u64, mut conn: Option<
                         None => Outcome::Broken,
                     }
                 }
-            }))
-            .await;
+            }));
+            let outcomes = drive(driver, all).await;
             if outcomes.iter().any(|o| matches!(o, Outcome::Broken)) {
                 Outcome::Broken
             } else {
@@ -515,6 +527,30 @@ async fn connection_task(ctx: Rc<Ctx>, oi: usize, global: u64, mut conn: Option<
             }
         }
     }
+}
+
+/// Polls a connection's driver future inside the task that uses the connection, instead of
+/// spawning it: a request and its response then cost no cross-task wake-ups. Once the driver
+/// finishes (connection closed), the work goes on alone and sees the error on its next request.
+async fn drive<F: Future>(driver: Driver, work: F) -> F::Output {
+    let mut driver = Some(driver);
+    let mut work = std::pin::pin!(work);
+    std::future::poll_fn(move |cx| {
+        // work -> driver -> work -> driver: a response read by the driver is consumed, and the
+        // next request queued by the work is written, within the same wake-up.
+        for _ in 0..2 {
+            if let Poll::Ready(out) = work.as_mut().poll(cx) {
+                return Poll::Ready(out);
+            }
+            if let Some(d) = driver.as_mut()
+                && d.as_mut().poll(cx).is_ready()
+            {
+                driver = None;
+            }
+        }
+        Poll::Pending
+    })
+    .await
 }
 
 /// One exchange's result: status, body bytes, failed assertion.
@@ -683,7 +719,7 @@ fn describe(e: &dyn std::error::Error) -> String {
 
 /// Opens a connection: TCP (`TCP_NODELAY`), TLS if https, then the HTTP handshake. The
 /// connection driver runs as a local task.
-async fn connect(plan: &Plan, origin: &Origin, attempt: usize) -> Result<Sender, String> {
+async fn connect(plan: &Plan, origin: &Origin, attempt: usize) -> Result<Conn, String> {
     let addr = origin.addrs[attempt % origin.addrs.len()];
     let tcp = tokio::time::timeout(plan.timeout, TcpStream::connect(addr))
         .await
@@ -725,7 +761,7 @@ async fn connect(plan: &Plan, origin: &Origin, attempt: usize) -> Result<Sender,
     handshake(tls, plan.http2).await
 }
 
-async fn handshake<T>(io: T, http2: bool) -> Result<Sender, String>
+async fn handshake<T>(io: T, http2: bool) -> Result<Conn, String>
 where
     T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -735,19 +771,25 @@ where
             .handshake(io)
             .await
             .map_err(|e| format!("http/2 handshake: {}", describe(&e)))?;
-        tokio::task::spawn_local(async move {
+        let driver: Driver = Box::pin(async move {
             let _ = conn.await;
         });
-        Ok(Sender::H2(sender))
+        Ok(Conn {
+            sender: Sender::H2(sender),
+            driver,
+        })
     } else {
         let (sender, conn) = http1::Builder::new()
             .handshake(io)
             .await
             .map_err(|e| format!("http/1.1 handshake: {}", describe(&e)))?;
-        tokio::task::spawn_local(async move {
+        let driver: Driver = Box::pin(async move {
             let _ = conn.await;
         });
-        Ok(Sender::H1(sender))
+        Ok(Conn {
+            sender: Sender::H1(sender),
+            driver,
+        })
     }
 }
 
