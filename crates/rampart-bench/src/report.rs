@@ -160,7 +160,8 @@ pub struct BenchResult {
     pub schema: u32,
     /// How the run was configured.
     pub settings: Settings,
-    /// Measured wall time, seconds (from the end of the warm-up to the last completion).
+    /// Measured wall time, seconds: from the end of the warm-up to the end of `-d`, or to the
+    /// last response of a `-n` run.
     pub elapsed_s: f64,
     /// Requests sent and finished (responses + timeout/reset/other errors).
     pub requests: u64,

@@ -13,7 +13,9 @@
 //!   moment it is actually sent, so timer granularity does not inflate latencies.
 //!
 //! Workers start together: every connection is opened first, then a barrier fixes the common
-//! start instant. Requests whose start falls in the warm-up are sent but not recorded.
+//! start instant. Requests whose start falls in the warm-up are sent but not recorded. A `-d`
+//! run stops on time (in-flight requests are abandoned, as in wrk); a `-n` run waits for its
+//! last response.
 
 use std::cell::RefCell;
 use std::future::Future;
@@ -255,7 +257,17 @@ fn worker_thread(
                 .iter()
                 .zip(firsts)
                 .map(|(&(oi, global), first)| {
-                    tokio::task::spawn_local(connection_task(ctx.clone(), oi, global, first))
+                    let task = connection_task(ctx.clone(), oi, global, first);
+                    tokio::task::spawn_local(async move {
+                        match end {
+                            // A `-d` run ends on time, as wrk's does: requests still in flight
+                            // then are abandoned, neither counted nor waited for.
+                            Some(end) => {
+                                let _ = tokio::time::timeout_at(end.into(), task).await;
+                            }
+                            None => task.await,
+                        }
+                    })
                 })
                 .collect();
             for t in tasks {
@@ -263,7 +275,7 @@ fn worker_thread(
                 let _ = t.await;
             }
         }
-        let done = Instant::now();
+        let done = end.map_or_else(Instant::now, |end| Instant::now().min(end));
         let stats = ctx.stats.replace(WorkerStats::new()?);
         Ok((stats, done))
     })
