@@ -50,7 +50,7 @@ fn bench(c: &mut Criterion) {
     };
     let now = Instant::now();
     c.bench_function("memory_store/hot_key", |b| {
-        b.iter(|| black_box(store.check_at(hot.clone(), &g, 1, now)))
+        b.iter(|| black_box(store.check_at(&hot, &g, 1, now)))
     });
 
     let keys: Vec<BucketKey> = (0..100_000u32)
@@ -63,7 +63,7 @@ fn bench(c: &mut Criterion) {
         let mut i = 0usize;
         b.iter(|| {
             i = (i + 1) % keys.len();
-            black_box(store.check_at(keys[i].clone(), &g, 1, now))
+            black_box(store.check_at(&keys[i], &g, 1, now))
         })
     });
 
@@ -72,7 +72,7 @@ fn bench(c: &mut Criterion) {
         value: KeyValue::Text("key-2026-rotation-a".into()),
     };
     c.bench_function("memory_store/text_key", |b| {
-        b.iter(|| black_box(store.check_at(text.clone(), &g, 1, now)))
+        b.iter(|| black_box(store.check_at(&text, &g, 1, now)))
     });
 }
 

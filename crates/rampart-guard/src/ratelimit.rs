@@ -24,12 +24,13 @@
 //!
 //! ## Store
 //!
-//! [`MemoryStore`] keeps one `u64` (the TAT) per key in 64 shards of `Mutex<HashMap>`: a
+//! [`MemoryStore`] keeps one `u64` (the TAT) per key in 64 shards of `Mutex<HashTable>`
+//! (hashbrown, foldhash with a per-store random seed; the key is hashed once): a
 //! decision locks one shard for a hash lookup and an add, never across an await, so contention
 //! is spread and the critical section is tens of nanoseconds. A plain sharded map was chosen
 //! over a concurrent-map crate because eviction needs a whole-shard view (drop keys whose TAT
 //! is in the past, which by GCRA's definition are indistinguishable from new keys) and a
-//! `Mutex<HashMap>` makes that trivial and bounded. Each shard holds at most
+//! `Mutex<HashTable>` makes that trivial and bounded. Each shard holds at most
 //! `max_keys / 64` keys; when full it first drops idle keys (at most once per second per
 //! shard), then evicts the least-constrained of a small sample, so memory stays bounded under a
 //! flood of millions of distinct keys (an evicted active key simply starts with a full bucket).
@@ -39,9 +40,8 @@
 //! clock) can replace the memory store without changing the layer.
 
 use std::{
-    collections::HashMap,
     future::{Future, Ready, ready},
-    hash::{BuildHasher, Hash, RandomState},
+    hash::{BuildHasher, Hash},
     net::IpAddr,
     num::NonZeroU32,
     sync::{Arc, Mutex},
@@ -50,6 +50,7 @@ use std::{
 };
 
 use futures_util::future::BoxFuture;
+use hashbrown::{DefaultHashBuilder, HashTable};
 use http::{HeaderMap, HeaderName, HeaderValue, header};
 use ipnet::IpNet;
 use rampart_core::{BoxError, ClientIp, Error, ErrorKind, RoutePolicy};
@@ -323,7 +324,7 @@ const SHARDS: usize = 64;
 const SAMPLE: usize = 8;
 
 struct Shard {
-    map: HashMap<BucketKey, u64>,
+    table: HashTable<(BucketKey, u64)>,
     next_sweep: u64,
 }
 
@@ -331,7 +332,7 @@ struct Shard {
 /// between configs (it outlives reloads).
 pub struct MemoryStore {
     shards: Box<[Mutex<Shard>]>,
-    hasher: RandomState,
+    hasher: DefaultHashBuilder,
     per_shard_cap: usize,
     epoch: Instant,
 }
@@ -352,14 +353,15 @@ impl MemoryStore {
         let shards = (0..SHARDS)
             .map(|_| {
                 Mutex::new(Shard {
-                    map: HashMap::new(),
+                    table: HashTable::new(),
                     next_sweep: 0,
                 })
             })
             .collect();
         Self {
             shards,
-            hasher: RandomState::new(),
+            // foldhash, seeded randomly per store: fast, and not predictable by clients.
+            hasher: DefaultHashBuilder::default(),
             per_shard_cap,
             epoch: Instant::now(),
         }
@@ -370,17 +372,19 @@ impl MemoryStore {
     }
 
     /// Decide at an explicit instant (used by [`RateLimitStore::check`] with `Instant::now()`,
-    /// and by benches).
-    pub fn check_at(&self, key: BucketKey, gcra: &Gcra, cost: u32, now: Instant) -> GcraDecision {
+    /// and by benches). The key is hashed once: bits 40..46 pick the shard, so they stay
+    /// independent of the bits the table itself uses.
+    pub fn check_at(&self, key: &BucketKey, gcra: &Gcra, cost: u32, now: Instant) -> GcraDecision {
         let now = self.nanos(now);
-        let idx = (self.hasher.hash_one(&key) as usize) % SHARDS;
+        let hash = self.hasher.hash_one(key);
+        let idx = ((hash >> 40) as usize) % SHARDS;
         let Some(lock) = self.shards.get(idx) else {
             return gcra.decide(None, now, cost).0;
         };
         // A poisoned shard only means another thread panicked mid-update of a u64: the data is
-        // still a valid map, keep using it.
+        // still a valid table, keep using it.
         let mut shard = lock.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(tat) = shard.map.get_mut(&key) {
+        if let Some((_, tat)) = shard.table.find_mut(hash, |(k, _)| k == key) {
             let (d, new) = gcra.decide(Some(*tat), now, cost);
             if let Some(new) = new {
                 *tat = new;
@@ -389,10 +393,13 @@ impl MemoryStore {
         }
         let (d, new) = gcra.decide(None, now, cost);
         if let Some(new) = new {
-            if shard.map.len() >= self.per_shard_cap {
-                make_room(&mut shard, now, self.per_shard_cap);
+            if shard.table.len() >= self.per_shard_cap {
+                make_room(&mut shard, now, self.per_shard_cap, &self.hasher);
             }
-            shard.map.insert(key, new);
+            let hasher = &self.hasher;
+            shard
+                .table
+                .insert_unique(hash, (key.clone(), new), |(k, _)| hasher.hash_one(k));
         }
         d
     }
@@ -404,9 +411,9 @@ impl MemoryStore {
         let mut removed = 0;
         for lock in self.shards.iter() {
             let mut shard = lock.lock().unwrap_or_else(|p| p.into_inner());
-            let before = shard.map.len();
-            shard.map.retain(|_, tat| !Gcra::is_idle(*tat, now));
-            removed += before - shard.map.len();
+            let before = shard.table.len();
+            shard.table.retain(|(_, tat)| !Gcra::is_idle(*tat, now));
+            removed += before - shard.table.len();
         }
         removed
     }
@@ -415,7 +422,7 @@ impl MemoryStore {
     pub fn len(&self) -> usize {
         self.shards
             .iter()
-            .map(|s| s.lock().unwrap_or_else(|p| p.into_inner()).map.len())
+            .map(|s| s.lock().unwrap_or_else(|p| p.into_inner()).table.len())
             .sum()
     }
 
@@ -440,24 +447,27 @@ impl MemoryStore {
     }
 }
 
-fn make_room(shard: &mut Shard, now: u64, cap: usize) {
+fn make_room(shard: &mut Shard, now: u64, cap: usize, hasher: &DefaultHashBuilder) {
     const SWEEP_EVERY_NS: u64 = 1_000_000_000;
     if now >= shard.next_sweep {
-        shard.map.retain(|_, tat| !Gcra::is_idle(*tat, now));
+        shard.table.retain(|(_, tat)| !Gcra::is_idle(*tat, now));
         shard.next_sweep = now.saturating_add(SWEEP_EVERY_NS);
-        if shard.map.len() < cap {
+        if shard.table.len() < cap {
             return;
         }
     }
     // Still full: evict the sampled bucket closest to full (smallest TAT).
     let victim = shard
-        .map
+        .table
         .iter()
         .take(SAMPLE)
-        .min_by_key(|(_, tat)| **tat)
+        .min_by_key(|(_, tat)| *tat)
         .map(|(k, _)| k.clone());
     if let Some(k) = victim {
-        shard.map.remove(&k);
+        let h = hasher.hash_one(&k);
+        if let Ok(entry) = shard.table.find_entry(h, |(x, _)| *x == k) {
+            entry.remove();
+        }
     }
 }
 
@@ -465,7 +475,7 @@ impl RateLimitStore for MemoryStore {
     type Future = Ready<Result<GcraDecision, StoreError>>;
 
     fn check(&self, key: BucketKey, gcra: &Gcra, cost: u32) -> Self::Future {
-        ready(Ok(self.check_at(key, gcra, cost, Instant::now())))
+        ready(Ok(self.check_at(&key, gcra, cost, Instant::now())))
     }
 }
 
@@ -788,7 +798,7 @@ mod tests {
         let store = MemoryStore::new(640);
         let g = Gcra::new(nz(1), Duration::from_secs(3600), nz(1));
         for i in 0..50_000 {
-            store.check_at(key("r/l", &i.to_string()), &g, 1, Instant::now());
+            store.check_at(&key("r/l", &i.to_string()), &g, 1, Instant::now());
         }
         assert!(store.len() <= 640, "{}", store.len());
         assert!(store.len() >= 64 * 8, "{}", store.len());
@@ -799,7 +809,7 @@ mod tests {
         let store = MemoryStore::new(1000);
         let g = Gcra::new(nz(10), Duration::from_secs(1), nz(10));
         for i in 0..100 {
-            store.check_at(key("r/l", &i.to_string()), &g, 1, Instant::now());
+            store.check_at(&key("r/l", &i.to_string()), &g, 1, Instant::now());
         }
         assert_eq!(store.len(), 100);
         assert_eq!(store.sweep(), 0);
@@ -812,7 +822,7 @@ mod tests {
     async fn sweeper_task_runs() {
         let store = Arc::new(MemoryStore::new(1000));
         let g = Gcra::new(nz(10), Duration::from_secs(1), nz(10));
-        store.check_at(key("r/l", "x"), &g, 1, Instant::now());
+        store.check_at(&key("r/l", "x"), &g, 1, Instant::now());
         let task = store.spawn_sweeper(Duration::from_secs(1));
         tokio::time::sleep(Duration::from_millis(1500)).await;
         assert!(store.is_empty());
