@@ -804,6 +804,34 @@ mod tests {
         assert!(store.len() >= 64 * 8, "{}", store.len());
     }
 
+    #[test]
+    fn concurrent_decisions_never_exceed_the_burst() {
+        // 4 threads x 1000 attempts on one key at one instant: exactly `burst` pass.
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .start_paused(true)
+            .build()
+            .unwrap();
+        let _guard = rt.enter();
+        let store = Arc::new(MemoryStore::new(1000));
+        let g = Gcra::new(nz(100), Duration::from_secs(3600), nz(100));
+        let now = Instant::now();
+        let allowed = std::sync::atomic::AtomicU32::new(0);
+        std::thread::scope(|s| {
+            for _ in 0..4 {
+                s.spawn(|| {
+                    let k = key("r/l", "shared");
+                    for _ in 0..1000 {
+                        if store.check_at(&k, &g, 1, now).allowed {
+                            allowed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        }
+                    }
+                });
+            }
+        });
+        assert_eq!(allowed.into_inner(), 100);
+    }
+
     #[tokio::test(start_paused = true)]
     async fn idle_keys_are_swept() {
         let store = MemoryStore::new(1000);

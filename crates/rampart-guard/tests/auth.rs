@@ -345,6 +345,19 @@ fn b64(s: &str) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s)
 }
 
+#[test]
+fn keys_load_from_files() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/keys");
+    let p = |f: &str| std::path::PathBuf::from(format!("{dir}/{f}"));
+    assert!(VerifyKey::from_file(None, KeyFamily::Rsa, &p("rsa_public.pem")).is_ok());
+    assert!(VerifyKey::from_file(None, KeyFamily::Ec, &p("ec384_public.pem")).is_ok());
+    assert!(VerifyKey::from_file(None, KeyFamily::Ed, &p("ed25519_public.pem")).is_ok());
+    assert!(VerifyKey::from_file(None, KeyFamily::Hmac, &p("rsa_n.b64u")).is_ok());
+    let missing = VerifyKey::from_file(None, KeyFamily::Rsa, &p("nope.pem")).unwrap_err();
+    assert!(missing.to_string().contains("nope.pem"), "{missing}");
+    assert!(VerifyKey::from_file(None, KeyFamily::Rsa, &p("rsa_n.b64u")).is_err());
+}
+
 #[tokio::test]
 async fn rsa_key_cannot_be_used_as_hmac_secret() {
     // Algorithm confusion: sign HS256 with the RSA *public* key bytes.

@@ -95,6 +95,50 @@ impl VerifyKey {
     }
 }
 
+impl VerifyKey {
+    /// Load a key from a file: PEM for RSA / EC / Ed25519, raw bytes for an HMAC secret.
+    pub fn from_file(
+        kid: Option<String>,
+        family: KeyFamily,
+        path: &std::path::Path,
+    ) -> Result<Self, KeyFileError> {
+        let bytes = std::fs::read(path).map_err(|source| KeyFileError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        match family {
+            KeyFamily::Hmac => Ok(Self::hmac(kid, bytes.trim_ascii())),
+            _ => Self::from_pem(kid, family, &bytes).map_err(|source| KeyFileError::Key {
+                path: path.display().to_string(),
+                source,
+            }),
+        }
+    }
+}
+
+/// A key file could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyFileError {
+    /// The file could not be read.
+    #[error("jwt key file {path}: {source}")]
+    Read {
+        /// The path.
+        path: String,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not a key of the expected family.
+    #[error("jwt key file {path}: {source}")]
+    Key {
+        /// The path.
+        path: String,
+        /// The key error.
+        #[source]
+        source: KeyError,
+    },
+}
+
 /// Why a token was refused (also the `reason` metric label).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum JwtError {
