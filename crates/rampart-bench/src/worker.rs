@@ -732,11 +732,25 @@ fn describe(e: &dyn std::error::Error) -> String {
 /// Opens a connection: TCP (`TCP_NODELAY`), TLS if https, then the HTTP handshake. The
 /// connection driver runs as a local task.
 async fn connect(plan: &Plan, origin: &Origin, attempt: usize) -> Result<Conn, String> {
-    let addr = origin.addrs[attempt % origin.addrs.len()];
-    let tcp = tokio::time::timeout(plan.timeout, TcpStream::connect(addr))
-        .await
-        .map_err(|_| format!("connect to {addr} timed out"))?
-        .map_err(|e| format!("connect to {addr}: {e}"))?;
+    // Every resolved address in turn (starting at a different one per attempt), so a name
+    // like `localhost` works whether the server listens on ::1 or 127.0.0.1.
+    let n = origin.addrs.len();
+    let mut last = String::new();
+    let mut found = None;
+    for i in 0..n {
+        let addr = origin.addrs[(attempt + i) % n];
+        match tokio::time::timeout(plan.timeout, TcpStream::connect(addr)).await {
+            Ok(Ok(tcp)) => {
+                found = Some((tcp, addr));
+                break;
+            }
+            Ok(Err(e)) => last = format!("connect to {addr}: {e}"),
+            Err(_) => last = format!("connect to {addr} timed out"),
+        }
+    }
+    let Some((tcp, addr)) = found else {
+        return Err(last);
+    };
     tcp.set_nodelay(true)
         .map_err(|e| format!("setting TCP_NODELAY: {e}"))?;
     if !origin.url.https {
@@ -762,11 +776,14 @@ async fn connect(plan: &Plan, origin: &Origin, attempt: usize) -> Result<Conn, S
         if m.contains("certificate") {
             m.push_str(" (use --insecure to skip verification)");
         }
+        if plan.http2 && m.contains("NoApplicationProtocol") {
+            m.push_str(" (the server does not offer HTTP/2 (h2) via ALPN)");
+        }
         m
     })?;
     if plan.http2 && tls.get_ref().1.alpn_protocol() != Some(b"h2") {
         return Err(format!(
-            "{} did not negotiate h2 via ALPN: the server does not offer HTTP/2 over TLS",
+            "{}: the server does not offer HTTP/2 (h2) via ALPN",
             origin.url.host_port()
         ));
     }
