@@ -36,7 +36,7 @@ fn hit(c: &mut Criterion) {
         }
     });
     let cache = Cache::new(CacheSettings::default(), CacheMetrics::default());
-    let svc = CacheLayer::new(cache).layer(origin);
+    let svc = CacheLayer::new(cache).layer(origin.clone());
     let mut route = RoutePolicy::new(RouteId(0), "bench", None);
     route.extensions.insert(CachePolicy::default());
     let route = Arc::new(route);
@@ -66,6 +66,24 @@ fn hit(c: &mut Criterion) {
                     .call(make())
                     .await
                     .expect("hit");
+                let body = r.into_body().collect().await.expect("body").to_bytes();
+                assert_eq!(body.len(), 1024);
+            })
+        })
+    });
+    // Baseline: the same request straight to the origin (no cache), to separate harness
+    // cost (runtime entry, request build, body collect) from the cache's own.
+    group.bench_function("origin_direct_1KiB", |b| {
+        b.iter(|| {
+            rt.block_on(async {
+                let mut s = origin.clone();
+                let r = s
+                    .ready()
+                    .await
+                    .expect("ready")
+                    .call(make())
+                    .await
+                    .expect("origin");
                 let body = r.into_body().collect().await.expect("body").to_bytes();
                 assert_eq!(body.len(), 1024);
             })

@@ -601,7 +601,8 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn size_limit_evicts() {
-        let s = MemoryStore::new(100_000, 4, CacheMetrics::default());
+        let metrics = CacheMetrics::default();
+        let s = MemoryStore::new(100_000, 4, metrics.clone());
         for i in 0..200 {
             let url = format!("http://h/{i}");
             s.put_variant(Arc::from(url.as_str()), entry(&url, "", &[], 1000))
@@ -611,6 +612,16 @@ mod tests {
         let st = s.stats();
         assert!(st.bytes <= 100_000, "{st:?}");
         assert!(st.entries < 200 && st.entries > 0, "{st:?}");
+        let evicted = metrics
+            .evictions
+            .get_or_create(&crate::metrics::ReasonLabels { reason: "size" })
+            .get();
+        assert_eq!(
+            evicted,
+            200 - st.entries,
+            "every eviction counted by reason"
+        );
+        assert_eq!(metrics.entries.get(), i64::try_from(st.entries).unwrap());
     }
 
     #[tokio::test(start_paused = true)]

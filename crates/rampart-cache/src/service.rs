@@ -519,6 +519,8 @@ where
             }
             Ok(r) => r,
         };
+        let mut resp = resp;
+        ensure_date(resp.headers_mut(), &self.cache.inner.clock);
         let st = resp.status();
         if matches!(st.as_u16(), 500 | 502 | 503 | 504)
             && stale_if_error_ok(&entry, &ctx.req_cc, now)
@@ -685,7 +687,8 @@ where
     ) -> (Response<Body>, CacheStatus) {
         let settings = self.cache.settings();
         let policy = self.policy();
-        let (parts, body) = resp.into_parts();
+        let (mut parts, body) = resp.into_parts();
+        ensure_date(&mut parts.headers, &self.cache.inner.clock);
         let mut status = CacheStatus {
             fwd: Some(fwd),
             fwd_status: Some(parts.status.as_u16()),
@@ -804,6 +807,16 @@ where
                 }
             }
         });
+    }
+}
+
+/// RFC 9110 §6.6.1: a recipient with a clock adds `Date` to a response lacking one.
+fn ensure_date(headers: &mut HeaderMap, clock: &crate::cache::Clock) {
+    if !headers.contains_key(header::DATE) {
+        let now = httpdate::fmt_http_date(clock.system_now());
+        if let Ok(v) = HeaderValue::from_str(&now) {
+            headers.insert(header::DATE, v);
+        }
     }
 }
 

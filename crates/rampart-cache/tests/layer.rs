@@ -1306,3 +1306,51 @@ async fn upgrades_bypass_the_cache() {
     }
     assert_eq!(h.origin.calls(), 2);
 }
+
+#[tokio::test(start_paused = true)]
+async fn date_added_when_missing_and_cache_status_appended() {
+    let h = Harness::new(Origin::new(|_, _| {
+        Ok(resp(
+            200,
+            &[
+                ("cache-control", "max-age=60"),
+                ("cache-status", "origin-cdn; fwd=miss"),
+            ],
+            "x",
+        ))
+    }));
+    let a = h.get("/a").await;
+    assert!(a.h("date").is_some(), "Date added (RFC 9110 §6.6.1)");
+    let statuses: Vec<_> = a.headers.get_all("cache-status").iter().collect();
+    assert_eq!(statuses.len(), 2);
+    assert_eq!(statuses[1], "rampart; fwd=uri-miss; fwd-status=200; stored");
+    let b = h.get("/a").await;
+    assert_eq!(b.h("date"), a.h("date"), "stored Date served");
+    let last = b
+        .headers
+        .get_all("cache-status")
+        .iter()
+        .next_back()
+        .unwrap();
+    assert_eq!(last, "rampart; hit; ttl=60");
+}
+
+#[tokio::test(start_paused = true)]
+async fn purge_url_helper_removes_every_variant() {
+    let h = Harness::new(Origin::new(|_, _| {
+        Ok(resp(
+            200,
+            &[("cache-control", "max-age=60"), ("vary", "accept-language")],
+            "x",
+        ))
+    }));
+    h.get_h("/a?x=1", &[("accept-language", "en")]).await;
+    h.get_h("/a?x=1", &[("accept-language", "fr")]).await;
+    let out = h
+        .cache
+        .purge_url("http://example.com/a?x=1", false)
+        .await
+        .unwrap();
+    assert_eq!(out.purged, 2);
+    assert_eq!(h.cache.stats().entries, 0);
+}
