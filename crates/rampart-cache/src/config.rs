@@ -201,3 +201,89 @@ pub enum QueryKey {
     /// Ignore the query entirely.
     Ignore,
 }
+
+/// A config word that is not one of the allowed values (for the config crate's messages).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid value {value:?}, expected one of: {expected}")]
+pub struct ParseConfigError {
+    /// What was given.
+    pub value: String,
+    /// The allowed values.
+    pub expected: &'static str,
+}
+
+impl std::str::FromStr for SetCookiePolicy {
+    type Err = ParseConfigError;
+
+    /// `"pass"`, `"strip"` or `"store"`.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "pass" => Ok(Self::Pass),
+            "strip" => Ok(Self::Strip),
+            "store" => Ok(Self::Store),
+            _ => Err(ParseConfigError {
+                value: s.to_owned(),
+                expected: "pass, strip, store",
+            }),
+        }
+    }
+}
+
+impl std::str::FromStr for TagSeparator {
+    type Err = ParseConfigError;
+
+    /// `"space"` or `"comma"`.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "space" => Ok(Self::Space),
+            "comma" => Ok(Self::Comma),
+            _ => Err(ParseConfigError {
+                value: s.to_owned(),
+                expected: "space, comma",
+            }),
+        }
+    }
+}
+
+impl QueryKey {
+    /// The simple modes by name: `"all"`, `"sorted"`, `"ignore"` (allow/deny lists are built
+    /// with [`QueryKey::Allow`] / [`QueryKey::Deny`]).
+    pub fn from_mode(s: &str) -> Result<Self, ParseConfigError> {
+        match s {
+            "all" => Ok(Self::All),
+            "sorted" => Ok(Self::Sorted),
+            "ignore" => Ok(Self::Ignore),
+            _ => Err(ParseConfigError {
+                value: s.to_owned(),
+                expected: "all, sorted, ignore",
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_words_parse() {
+        assert_eq!(
+            "strip".parse::<SetCookiePolicy>(),
+            Ok(SetCookiePolicy::Strip)
+        );
+        assert!("Strip".parse::<SetCookiePolicy>().is_err());
+        assert_eq!("comma".parse::<TagSeparator>(), Ok(TagSeparator::Comma));
+        assert_eq!(QueryKey::from_mode("sorted"), Ok(QueryKey::Sorted));
+        let e = QueryKey::from_mode("x").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "invalid value \"x\", expected one of: all, sorted, ignore"
+        );
+        let s = CacheSettings::default();
+        assert_eq!(s.max_size, 256 * 1024 * 1024);
+        assert_eq!(s.max_object_size, 8 * 1024 * 1024);
+        let p = CachePolicy::default();
+        assert!(p.enabled && p.default_ttl.is_none() && !p.deception_guard);
+        assert_eq!(p.set_cookie, SetCookiePolicy::Pass);
+    }
+}

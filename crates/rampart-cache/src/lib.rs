@@ -46,8 +46,8 @@ pub mod store;
 
 pub use cache::{Cache, Clock, PurgeOutcome, PurgeRequest};
 pub use config::{
-    CachePolicy, CacheSettings, KeyPolicy, Overrides, QueryKey, SetCookiePolicy, TagHeader,
-    TagSeparator,
+    CachePolicy, CacheSettings, KeyPolicy, Overrides, ParseConfigError, QueryKey, SetCookiePolicy,
+    TagHeader, TagSeparator,
 };
 pub use error::PurgeError;
 pub use memory::MemoryStore;
