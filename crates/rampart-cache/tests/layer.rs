@@ -1354,3 +1354,37 @@ async fn purge_url_helper_removes_every_variant() {
     assert_eq!(out.purged, 2);
     assert_eq!(h.cache.stats().entries, 0);
 }
+
+/// Real threads, no paused clock: 100 concurrent misses held at the origin until all 99
+/// followers are waiting, then released; the origin must still see exactly one request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn coalescing_under_real_concurrency() {
+    use tower::{Service, ServiceExt};
+    let h = Harness::new(cacheable("max-age=60"));
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    *h.origin.gate.lock().unwrap() = Some(gate.clone());
+    let mut tasks = Vec::new();
+    for _ in 0..100 {
+        let mut svc = h.svc.clone();
+        let req = h.req("GET", "/race", &[]);
+        tasks.push(tokio::spawn(async move {
+            let r = svc.ready().await.unwrap().call(req).await.unwrap();
+            http_body_util::BodyExt::collect(r.into_body())
+                .await
+                .unwrap()
+                .to_bytes()
+        }));
+    }
+    let waited = tokio::time::timeout(Duration::from_secs(10), async {
+        while h.cache.metrics().coalesced.get() < 99 {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+    assert!(waited.is_ok(), "followers did not queue");
+    gate.add_permits(1);
+    for t in tasks {
+        assert_eq!(t.await.unwrap(), "body 1");
+    }
+    assert_eq!(h.origin.calls(), 1);
+}

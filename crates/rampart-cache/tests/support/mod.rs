@@ -30,6 +30,8 @@ pub struct Origin {
     pub seen: Arc<Mutex<Vec<Parts>>>,
     pub delay: Arc<Mutex<Duration>>,
     handler: Arc<Mutex<Handler>>,
+    /// When set, every origin call waits for a permit (released by the test).
+    pub gate: Arc<Mutex<Option<Arc<tokio::sync::Semaphore>>>>,
 }
 
 impl Origin {
@@ -43,6 +45,7 @@ impl Origin {
             seen: Arc::default(),
             delay: Arc::new(Mutex::new(Duration::ZERO)),
             handler: Arc::new(Mutex::new(Arc::new(h))),
+            gate: Arc::default(),
         }
     }
 
@@ -80,6 +83,10 @@ impl Origin {
                 o.max_inflight.fetch_max(cur, Ordering::SeqCst);
                 let (parts, _body) = req.into_parts();
                 o.seen.lock().unwrap().push(parts.clone());
+                let gate = o.gate.lock().unwrap().clone();
+                if let Some(g) = gate {
+                    g.acquire().await.expect("gate open").forget();
+                }
                 let delay = *o.delay.lock().unwrap();
                 if !delay.is_zero() {
                     tokio::time::sleep(delay).await;
