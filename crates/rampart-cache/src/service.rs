@@ -171,7 +171,7 @@ where
         let method = req.method().clone();
         let result = if method.as_str() == "PURGE" && !self.cache.settings().purge_allow.is_empty()
         {
-            return self.purge_method(req).await;
+            return Box::pin(self.purge_method(req)).await;
         } else if req.headers().contains_key(header::UPGRADE) {
             // Protocol upgrades (WebSocket) are never cached.
             let resp = self.upstream(req).await?;
@@ -201,7 +201,7 @@ where
                 status,
             })
         } else {
-            self.unsafe_method(req).await
+            Box::pin(self.unsafe_method(req)).await
         };
         match result {
             Ok(done) => Ok(self.decorate(done)),
@@ -353,7 +353,7 @@ where
             let (fwd, flight_key, entry) = match &rec {
                 Some(r) if r.is_pass(now) => {
                     let up = Request::from_parts(ctx.parts.clone(), body);
-                    return self.pass(&ctx, up).await;
+                    return Box::pin(self.pass(&ctx, up)).await;
                 }
                 Some(r) => {
                     let headers = &ctx.parts.headers;
@@ -445,7 +445,7 @@ where
                 match self.cache.join(&flight_key) {
                     Join::Leader(g) => Some(g),
                     Join::Waiter(rx) => {
-                        self.cache.wait(rx).await;
+                        Box::pin(self.cache.wait(rx)).await;
                         may_wait = false;
                         ctx.collapsed = true;
                         continue;
@@ -457,13 +457,16 @@ where
             };
 
             return match (entry, validate_fwd) {
-                (Some(entry), Some(vf)) => self.revalidate(ctx, body, entry, vf, guard).await,
+                (Some(entry), Some(vf)) => {
+                    Box::pin(self.revalidate(ctx, body, entry, vf, guard)).await
+                }
                 _ => {
                     let mut up = Request::from_parts(ctx.parts.clone(), body);
                     strip_conditionals(up.headers_mut());
                     let t0 = (Instant::now(), self.cache.inner.clock.system_now());
                     let resp = self.upstream(up).await?;
-                    let (resp, status) = self.store_or_pass(&ctx, resp, fwd, guard, t0).await;
+                    let (resp, status) =
+                        Box::pin(self.store_or_pass(&ctx, resp, fwd, guard, t0)).await;
                     Ok(Done {
                         resp,
                         outcome: CacheOutcome::Miss,
