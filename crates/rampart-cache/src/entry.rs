@@ -119,9 +119,16 @@ pub struct Entry {
     pub url: Arc<str>,
 }
 
-/// Fixed bytes charged per entry on top of its buffers: the `Entry` and `Record` structs,
-/// their `Arc`s, and the memory tier's per-key bookkeeping (moka node, index slots).
+/// Fixed bytes charged per variant on top of its buffers: the `Entry` struct in its `Arc`,
+/// the packed-field index and the buffer's shared header, as allocated (measured with the
+/// `memory` example).
 pub const ENTRY_OVERHEAD: usize = 320;
+
+/// Fixed bytes charged per key: moka's per-entry bookkeeping (~310 B measured, plus ~47 B
+/// with per-entry expiry), the `Record` and its variant list, the key string's allocation
+/// and the URL index slot. With both constants the charged size tracks the process's real
+/// memory, so `max_size` bounds RSS rather than payload.
+pub const RECORD_OVERHEAD: usize = 576;
 
 impl Entry {
     /// Pack a response. `None` if a header name or value exceeds 64 KiB.
@@ -282,7 +289,7 @@ impl Record {
 
     /// Total weight in bytes.
     pub fn weight(&self, key_len: usize) -> u32 {
-        let w = key_len + 64 + self.variants.iter().map(|v| v.weight()).sum::<usize>();
+        let w = key_len + RECORD_OVERHEAD + self.variants.iter().map(|v| v.weight()).sum::<usize>();
         u32::try_from(w).unwrap_or(u32::MAX)
     }
 
