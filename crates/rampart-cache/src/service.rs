@@ -350,7 +350,9 @@ where
             let now = Instant::now();
             let store = self.cache.store().clone();
             let rec = store.get(&ctx.key, now).await;
-            let (fwd, flight_key, entry) = match &rec {
+            // The coalescing key of a vary-miss (the key of a stored variant is derived only
+            // when it is needed, keeping the hit path free of it).
+            let (fwd, miss_flight, entry) = match &rec {
                 Some(r) if r.is_pass(now) => {
                     let up = Request::from_parts(ctx.parts.clone(), body);
                     return Box::pin(self.pass(&ctx, up)).await;
@@ -358,23 +360,24 @@ where
                 Some(r) => {
                     let headers = &ctx.parts.headers;
                     match r.select(now, |names| secondary_key(names, headers)) {
-                        Some(e) => (
-                            Fwd::Stale,
-                            flight_key(&ctx.key, &e.secondary),
-                            Some(e.clone()),
-                        ),
+                        Some(e) => (Fwd::Stale, None, Some(e.clone())),
                         None => {
                             let fk = match r.variants.first() {
                                 Some(v) => flight_key(&ctx.key, &secondary_key(&v.vary, headers)),
                                 None => ctx.key.clone(),
                             };
-                            (Fwd::VaryMiss, fk, None)
+                            (Fwd::VaryMiss, Some(fk), None)
                         }
                     }
                 }
-                None => (Fwd::UriMiss, ctx.key.clone(), None),
+                None => (Fwd::UriMiss, None, None),
             };
             drop(rec);
+            let flight_key = || match (&entry, &miss_flight) {
+                (Some(e), _) => flight_key(&ctx.key, &e.secondary),
+                (None, Some(fk)) => fk.clone(),
+                (None, None) => ctx.key.clone(),
+            };
 
             let validate_fwd = match &entry {
                 Some(entry) => match decide(entry, now, &ctx.req_cc) {
@@ -393,7 +396,7 @@ where
                     }
                     Use::Stale { refresh, detail } => {
                         if refresh {
-                            self.spawn_refresh(&ctx, entry.clone(), flight_key.clone());
+                            self.spawn_refresh(&ctx, entry.clone(), flight_key());
                         }
                         let status = CacheStatus {
                             hit: true,
@@ -442,7 +445,7 @@ where
             }
 
             let guard = if may_wait {
-                match self.cache.join(&flight_key) {
+                match self.cache.join(&flight_key()) {
                     Join::Leader(g) => Some(g),
                     Join::Waiter(rx) => {
                         Box::pin(self.cache.wait(rx)).await;
