@@ -11,7 +11,7 @@ use std::{fmt, time::Duration};
 use http::{HeaderMap, StatusCode};
 
 /// The boxed error type inside the layer stack.
-pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 /// What went wrong, as far as the client is concerned. Each kind maps to exactly one status.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -29,6 +29,12 @@ pub struct ConnInfo {
     pub tls: bool,
 }
 
+/// Set by the listener when the raw request head carried a `Content-Length` field that the
+/// HTTP/1 parser dropped because `Transfer-Encoding` was present (RFC 9112 §6.3). The sanitize
+/// layer answers such requests 400: that framing is the shape of request smuggling.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FramingConflict;
+
 /// The request id: taken from a well-formed incoming `x-request-id`, otherwise generated.
 /// Echoed on every response, written to every log line about the request.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -19,7 +19,7 @@ pub mod rescue;
 
 pub use body::Body;
 pub use error::{BoxError, Error, ErrorKind};
-pub use ext::{ClientIp, ConnInfo, RequestId, RouteId, RoutePolicy};
+pub use ext::{ClientIp, ConnInfo, FramingConflict, RequestId, RouteId, RoutePolicy};
 
 /// The request type inside the stack.
 pub type Request = http::Request<Body>;

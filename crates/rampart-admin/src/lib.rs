@@ -1,0 +1,351 @@
+//! The admin API, on its own listener (default `127.0.0.1:9901`), never on the data path.
+//!
+//! | endpoint | auth | answer |
+//! |---|---|---|
+//! | `GET /healthz` | none | `200 ok` while the process runs |
+//! | `GET /readyz` | none | JSON, one entry per component (`healthy` / `degraded` / `unhealthy`); 503 when not ready |
+//! | `GET /metrics` | none | Prometheus text |
+//! | `GET /config` | none | the effective config as JSON, secrets redacted |
+//! | `GET /stats` | none | JSON summary: requests, status classes, latency percentiles per route |
+//! | `POST /reload` | bearer token | re-read the config file and swap it in |
+//!
+//! Mutating endpoints require `Authorization: Bearer <admin.token>`; later features add
+//! theirs with [`protected`]. The app implements [`AdminApi`]; this crate knows nothing else
+//! about it.
+
+use std::{
+    io::Write as _,
+    path::{Path, PathBuf},
+    sync::Arc,
+};
+
+use axum::{
+    Json, Router,
+    extract::{Request, State},
+    http::{StatusCode, header},
+    middleware::{self, Next},
+    response::{IntoResponse, Response},
+    routing::{get, post},
+};
+use serde::Serialize;
+
+/// Health of one component.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Health {
+    /// Working.
+    Healthy,
+    /// Working with problems.
+    Degraded,
+    /// Not working.
+    Unhealthy,
+}
+
+/// One `/readyz` entry.
+#[derive(Debug, Clone, Serialize)]
+pub struct Component {
+    /// Component name (`listeners`, `upstream:api`, ...).
+    pub name: String,
+    /// Its health.
+    pub status: Health,
+    /// A short human explanation.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+/// `/readyz` document.
+#[derive(Debug, Clone, Serialize)]
+pub struct Readiness {
+    /// Ready to take traffic (else 503).
+    pub ready: bool,
+    /// Per component.
+    pub components: Vec<Component>,
+}
+
+/// What the admin API asks of the running gateway.
+pub trait AdminApi: Send + Sync + 'static {
+    /// Prometheus exposition.
+    fn metrics(&self) -> String;
+    /// Readiness report.
+    fn readiness(&self) -> Readiness;
+    /// Effective config, secrets redacted.
+    fn config(&self) -> serde_json::Value;
+    /// Stats summary.
+    fn stats(&self) -> serde_json::Value;
+    /// Reload the config file; `Err` carries the config errors.
+    fn reload(&self) -> Result<serde_json::Value, Vec<String>>;
+}
+
+/// Shared state of the admin router.
+#[derive(Clone)]
+pub struct AdminState {
+    /// The gateway.
+    pub api: Arc<dyn AdminApi>,
+    /// Bearer token for mutating endpoints.
+    pub token: Arc<str>,
+}
+
+/// The admin router with the core endpoints. Merge feature routers built with [`protected`].
+pub fn router(state: AdminState) -> Router {
+    let open = Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .route("/config", get(config))
+        .route("/stats", get(stats));
+    let mutating = protected(
+        Router::new().route("/reload", post(reload)),
+        state.token.clone(),
+    );
+    open.merge(mutating).with_state(state)
+}
+
+/// Wrap a router so every route requires `Authorization: Bearer <token>` (401 otherwise).
+pub fn protected<S: Clone + Send + Sync + 'static>(r: Router<S>, token: Arc<str>) -> Router<S> {
+    r.layer(middleware::from_fn(move |req: Request, next: Next| {
+        let token = token.clone();
+        async move {
+            let ok = req
+                .headers()
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("Bearer "))
+                .is_some_and(|given| constant_time_eq(given.trim().as_bytes(), token.as_bytes()));
+            if ok {
+                next.run(req).await
+            } else {
+                let mut r = (
+                    StatusCode::UNAUTHORIZED,
+                    Json(serde_json::json!({"error": "unauthorized", "status": 401})),
+                )
+                    .into_response();
+                r.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    header::HeaderValue::from_static("Bearer realm=\"rampart-admin\""),
+                );
+                r
+            }
+        }
+    }))
+}
+
+/// Compare without early exit, so response time does not leak the matching prefix.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+async fn readyz(State(s): State<AdminState>) -> Response {
+    let r = s.api.readiness();
+    let code = if r.ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (code, Json(r)).into_response()
+}
+
+async fn metrics(State(s): State<AdminState>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        s.api.metrics(),
+    )
+        .into_response()
+}
+
+async fn config(State(s): State<AdminState>) -> Response {
+    Json(s.api.config()).into_response()
+}
+
+async fn stats(State(s): State<AdminState>) -> Response {
+    Json(s.api.stats()).into_response()
+}
+
+async fn reload(State(s): State<AdminState>) -> Response {
+    match s.api.reload() {
+        Ok(v) => Json(v).into_response(),
+        Err(errors) => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Json(serde_json::json!({"error": "invalid config", "errors": errors})),
+        )
+            .into_response(),
+    }
+}
+
+/// The admin token: the configured one, or a fresh random one written to `file` (or the
+/// default path) with mode 0600. Returns the token and the file it was written to.
+pub fn ensure_token(
+    configured: Option<&str>,
+    file: Option<&Path>,
+) -> std::io::Result<(String, Option<PathBuf>)> {
+    if let Some(t) = configured {
+        return Ok((t.to_string(), None));
+    }
+    let token: String = (0..32)
+        .map(|_| format!("{:02x}", rand::random::<u8>()))
+        .collect();
+    let path = file
+        .map(Path::to_path_buf)
+        .unwrap_or_else(default_token_path);
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts.open(&path)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    }
+    f.write_all(token.as_bytes())?;
+    Ok((token, Some(path)))
+}
+
+/// `$XDG_RUNTIME_DIR/rampart/admin.token`, else `$HOME/.rampart/admin.token`, else
+/// `./.rampart/admin.token`. The CLI's admin commands read the token from here by default.
+pub fn default_token_path() -> PathBuf {
+    if let Some(d) = std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty()) {
+        return PathBuf::from(d).join("rampart").join("admin.token");
+    }
+    if let Some(h) = std::env::var_os("HOME").filter(|d| !d.is_empty()) {
+        return PathBuf::from(h).join(".rampart").join("admin.token");
+    }
+    PathBuf::from(".rampart").join("admin.token")
+}
+
+/// Serve the admin router on a bound listener until `shutdown` resolves.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) {
+    if let Err(e) = axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await
+    {
+        tracing::warn!(error = %e, "admin listener failed");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+
+    struct Fake;
+    impl AdminApi for Fake {
+        fn metrics(&self) -> String {
+            "rampart_x 1\n".into()
+        }
+        fn readiness(&self) -> Readiness {
+            Readiness {
+                ready: false,
+                components: vec![Component {
+                    name: "listeners".into(),
+                    status: Health::Unhealthy,
+                    detail: None,
+                }],
+            }
+        }
+        fn config(&self) -> serde_json::Value {
+            serde_json::json!({})
+        }
+        fn stats(&self) -> serde_json::Value {
+            serde_json::json!({})
+        }
+        fn reload(&self) -> Result<serde_json::Value, Vec<String>> {
+            Ok(serde_json::json!({"reloaded": true}))
+        }
+    }
+
+    fn app() -> Router {
+        router(AdminState {
+            api: Arc::new(Fake),
+            token: "t0ken-t0ken-t0ken".into(),
+        })
+    }
+
+    async fn call(req: http::Request<axum::body::Body>) -> (StatusCode, String) {
+        let resp = app().oneshot(req).await.unwrap();
+        let status = resp.status();
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        (status, String::from_utf8_lossy(&body).into_owned())
+    }
+
+    #[tokio::test]
+    async fn health_and_readiness() {
+        let (s, b) = call(
+            http::Request::get("/healthz")
+                .body(axum::body::Body::empty())
+                .unwrap(),
+        )
+        .await;
+        assert_eq!((s, b.as_str()), (StatusCode::OK, "ok\n"));
+        let (s, b) = call(
+            http::Request::get("/readyz")
+                .body(axum::body::Body::empty())
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(b.contains("\"unhealthy\""), "{b}");
+    }
+
+    #[tokio::test]
+    async fn mutating_endpoints_need_the_token() {
+        let (s, _) = call(
+            http::Request::post("/reload")
+                .body(axum::body::Body::empty())
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED);
+        let (s, _) = call(
+            http::Request::post("/reload")
+                .header("authorization", "Bearer wrong")
+                .body(axum::body::Body::empty())
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED);
+        let (s, b) = call(
+            http::Request::post("/reload")
+                .header("authorization", "Bearer t0ken-t0ken-t0ken")
+                .body(axum::body::Body::empty())
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(s, StatusCode::OK, "{b}");
+    }
+
+    #[test]
+    fn generated_token_file_is_private() {
+        let path =
+            std::env::temp_dir().join(format!("rampart-admin-{}/admin.token", std::process::id()));
+        let (tok, written) = ensure_token(None, Some(&path)).unwrap();
+        assert_eq!(tok.len(), 64);
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), tok);
+        assert_eq!(written.as_deref(), Some(path.as_path()));
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            assert_eq!(
+                std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+                0o600
+            );
+        }
+        assert_eq!(ensure_token(Some("given"), None).unwrap().0, "given");
+    }
+}

@@ -1,0 +1,190 @@
+//! Compile a config into a [`Generation`]: everything but sockets. `rampart check` and
+//! `rampart run` both go through [`build`], so they accept and refuse exactly the same configs.
+
+use std::sync::Arc;
+
+use http::Method;
+use rampart_config::{Config, ConfigError, ConfigErrors};
+use rampart_core::{RouteId, RoutePolicy};
+use rampart_http::tls::{CertSource, server_config};
+use rampart_telemetry::{AccessLog, Metrics};
+use rampart_upstream::{
+    DispatchService, Endpoint, PoolSettings, TlsSettings, Upstream, UpstreamMetrics, Upstreams,
+};
+
+use crate::{
+    layers::{
+        client_ip::ClientIpMw, load_shed::LoadShedMw, observe::ObserveMw, route::RouteMw,
+        sanitize::SanitizeMw,
+    },
+    routes::{RouteSpec, RouteTable},
+    stack::{GatewayService, StackParts, build_stack},
+};
+
+/// Long-lived state shared by every generation (survives reloads).
+pub struct Shared {
+    /// Metric registry and core families.
+    pub metrics: Arc<Metrics>,
+    /// Upstream families.
+    pub upstream_metrics: UpstreamMetrics,
+    /// Access-log writer.
+    pub access_log: AccessLog,
+}
+
+impl Shared {
+    /// Fresh shared state writing access lines to `access_log`.
+    pub fn new(access_log: AccessLog) -> Self {
+        let metrics = Arc::new(Metrics::new(env!("CARGO_PKG_VERSION")));
+        let upstream_metrics = metrics.register_with(UpstreamMetrics::register);
+        Self {
+            metrics,
+            upstream_metrics,
+            access_log,
+        }
+    }
+}
+
+/// An access log that writes nothing (for `check` and tests).
+pub fn access_log_off() -> AccessLog {
+    AccessLog::off()
+}
+
+/// One compiled config: the stack and what it was built from.
+pub struct Generation {
+    /// The request path.
+    pub service: GatewayService,
+    /// The config it came from.
+    pub config: Arc<Config>,
+    /// Upstream pools.
+    pub upstreams: Upstreams,
+    /// TLS server config for the TLS listeners, if any.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+}
+
+/// Compile `config`. Every problem is reported, with its key path.
+pub fn build(config: &Config, shared: &Shared) -> Result<Generation, ConfigErrors> {
+    let mut errors = Vec::new();
+    let s = &config.server;
+
+    // Upstreams.
+    let mut upstreams = Vec::new();
+    for (i, u) in config.upstreams.iter().enumerate() {
+        let mut endpoints = Vec::new();
+        for (j, e) in u.endpoints.iter().enumerate() {
+            match Endpoint::parse(e) {
+                Ok(ep) => endpoints.push(ep),
+                Err(m) => errors.push(ConfigError::new(
+                    format!("upstreams[{i}].endpoints[{j}]"),
+                    m,
+                )),
+            }
+        }
+        let any_https = u.endpoints.iter().any(|e| e.starts_with("https://"));
+        let tls = if any_https {
+            match TlsSettings::new(u.ca_file.as_deref(), u.tls_server_name.clone(), u.http2) {
+                Ok(t) => Some(t),
+                Err(m) => {
+                    errors.push(ConfigError::new(format!("upstreams[{i}].ca_file"), m));
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        let settings = PoolSettings {
+            connect_timeout: u.connect_timeout,
+            response_timeout: u.response_timeout,
+            max_idle_per_endpoint: u.max_idle_per_endpoint,
+            idle_timeout: u.idle_timeout,
+            max_lifetime: u.max_lifetime,
+            tcp_keepalive: (!u.tcp_keepalive.is_zero()).then_some(u.tcp_keepalive),
+            http2: u.http2,
+        };
+        upstreams.push(Upstream::new(
+            &u.name,
+            endpoints,
+            settings,
+            tls,
+            &shared.upstream_metrics,
+        ));
+    }
+
+    // Routes.
+    let mut specs = Vec::new();
+    for (i, r) in config.routes.iter().enumerate() {
+        let mut policy = RoutePolicy::new(
+            RouteId(i as u32),
+            r.name.as_str(),
+            Some(r.upstream.as_str().into()),
+        );
+        policy.max_request_body = r.max_request_body.unwrap_or(s.max_request_body).bytes();
+        policy.extensions.insert(shared.metrics.route(&r.name));
+        let mut methods = Vec::new();
+        for (j, m) in r.methods.iter().enumerate() {
+            match Method::from_bytes(m.as_bytes()) {
+                Ok(m) => methods.push(m),
+                Err(e) => errors.push(ConfigError::new(
+                    format!("routes[{i}].methods[{j}]"),
+                    e.to_string(),
+                )),
+            }
+        }
+        specs.push(RouteSpec {
+            host: r.host.clone(),
+            prefix: r.path.clone(),
+            methods,
+            policy: Arc::new(policy),
+        });
+    }
+
+    // TLS listeners.
+    let tls = match &s.tls {
+        Some(t) if !t.certificates.is_empty() => {
+            let sources: Vec<_> = t
+                .certificates
+                .iter()
+                .map(|c| CertSource {
+                    cert: &c.cert,
+                    key: &c.key,
+                    server_names: &c.server_names,
+                })
+                .collect();
+            match server_config(&sources, s.http2) {
+                Ok(c) => Some(c),
+                Err(e) => {
+                    errors.push(ConfigError::new("server.tls.certificates", e.to_string()));
+                    None
+                }
+            }
+        }
+        _ => None,
+    };
+
+    if !errors.is_empty() {
+        return Err(ConfigErrors(errors));
+    }
+    let upstreams = Upstreams::new(upstreams);
+    let service = build_stack(StackParts {
+        client_ip: ClientIpMw::new(config.trusted_proxies.cidrs.clone()),
+        route: RouteMw::new(Arc::new(RouteTable::new(specs))),
+        observe: ObserveMw::new(&shared.metrics, shared.access_log.clone()),
+        load_shed: LoadShedMw::new(s.max_concurrent_requests, s.request_timeout),
+        sanitize: SanitizeMw::new(
+            s.max_uri_length.as_usize(),
+            s.max_headers,
+            s.max_header_bytes.as_usize(),
+            s.max_request_body.bytes(),
+        ),
+        dispatch: DispatchService::new(
+            upstreams.clone(),
+            s.via.clone(),
+            config.trusted_proxies.cidrs.clone(),
+        ),
+    });
+    Ok(Generation {
+        service,
+        config: Arc::new(config.clone()),
+        upstreams,
+        tls,
+    })
+}

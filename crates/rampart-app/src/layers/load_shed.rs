@@ -1,0 +1,54 @@
+//! Layer 6: load shed and request deadline. At most `server.max_concurrent_requests`
+//! requests are processed at once; the next one is answered 503 at once (never queued).
+//! Each request must produce its response head within `server.request_timeout` (504).
+
+use std::{sync::Arc, time::Duration};
+
+use rampart_core::{Error, ErrorKind, Request};
+use tokio::sync::Semaphore;
+
+use super::{BoxFuture, Middleware};
+use rampart_core::{BoxError, Response};
+use tower::Service;
+
+/// See the module docs.
+#[derive(Clone)]
+pub struct LoadShedMw {
+    permits: Arc<Semaphore>,
+    timeout: Duration,
+}
+
+impl LoadShedMw {
+    /// At most `max` in flight, each with this deadline.
+    pub fn new(max: usize, timeout: Duration) -> Self {
+        Self {
+            permits: Arc::new(Semaphore::new(max.max(1))),
+            timeout,
+        }
+    }
+}
+
+impl Middleware for LoadShedMw {
+    fn call<S>(&self, req: Request, mut next: S) -> BoxFuture
+    where
+        S: Service<Request, Response = Response, Error = BoxError> + Clone + Send + 'static,
+        S::Future: Send + 'static,
+    {
+        let Ok(permit) = self.permits.clone().try_acquire_owned() else {
+            return Box::pin(async { Err(Error::new(ErrorKind::Overloaded).into()) });
+        };
+        let timeout = self.timeout;
+        let fut: BoxFuture = Box::pin(next.call(req));
+        Box::pin(async move {
+            let r = tokio::time::timeout(timeout, fut).await;
+            drop(permit);
+            match r {
+                Ok(r) => r,
+                Err(e) => Err(Error::new(ErrorKind::GatewayTimeout)
+                    .with_message("request deadline reached")
+                    .with_source(e)
+                    .into()),
+            }
+        })
+    }
+}

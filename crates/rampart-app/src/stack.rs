@@ -1,0 +1,67 @@
+//! The request path, composed in exactly one place (ARCHITECTURE.md §3).
+//!
+//! Outermost first. Each layer's comment says why it sits where it does; moving one needs a
+//! test that fails under the old order (see `tests/e2e.rs`, `layer_order_*`).
+
+use rampart_core::{BoxError, Request, Response};
+use rampart_upstream::DispatchService;
+use tower::{ServiceBuilder, util::BoxCloneSyncService};
+
+use crate::layers::{
+    MwLayer, client_ip::ClientIpMw, load_shed::LoadShedMw, observe::ObserveMw,
+    request_id::RequestIdMw, rescue::RescueMw, route::RouteMw, sanitize::SanitizeMw,
+};
+
+/// The type-erased stack of one config generation.
+pub type GatewayService = BoxCloneSyncService<Request, Response, BoxError>;
+
+/// Everything the stack is built from (compiled by [`crate::build`]).
+pub struct StackParts {
+    /// Layer 2.
+    pub client_ip: ClientIpMw,
+    /// Layer 3.
+    pub route: RouteMw,
+    /// Layer 4.
+    pub observe: ObserveMw,
+    /// Layer 6.
+    pub load_shed: LoadShedMw,
+    /// Layer 7.
+    pub sanitize: SanitizeMw,
+    /// Layer 15.
+    pub dispatch: DispatchService,
+}
+
+/// Compose the layers.
+pub fn build_stack(p: StackParts) -> GatewayService {
+    let svc = ServiceBuilder::new()
+        // 1. Request id + trace span: outermost, so every log line and every response, error
+        //    responses included, carries the id.
+        .layer(MwLayer(RequestIdMw))
+        // 2. Client IP: before anything that logs or decides per client; trusted-proxy walk.
+        .layer(MwLayer(p.client_ip))
+        // 3. Route: every layer below reads its per-route policy from the extensions.
+        //    A request that matches nothing goes on without one (404 from dispatch).
+        .layer(MwLayer(p.route))
+        // 4. Metrics + access log: outside the rescue, so every final status is counted,
+        //    including errors turned into responses below.
+        .layer(MwLayer(p.observe))
+        // 5. Rescue: the one place typed errors become HTTP responses; above it nothing fails.
+        .layer(MwLayer(RescueMw))
+        // 6. Load shed + request deadline: overload is answered 503 at once, before any
+        //    per-request work; the deadline covers everything below.
+        .layer(MwLayer(p.load_shed))
+        // 7. Sanitize + limits: hop-by-hop strip, framing checks, URI/header/body caps, so
+        //    no feature below ever sees a malformed or oversized request.
+        .layer(MwLayer(p.sanitize))
+        // 8. IP filter + bans (rampart-guard, issue 5): cheapest rejection first.
+        // 9. CORS (rampart-guard): preflights answered before auth and rate limits.
+        // 10. Rate limit (rampart-guard): before the WAF, so floods do not burn regex CPU.
+        // 11. WAF (rampart-waf, issue 6): before the cache, so a blocked request is never
+        //     served from it.
+        // 12. Auth: JWT / API key / CSRF (rampart-guard).
+        // 13. Response headers: security headers, Server-Timing, Cache-Status on the way out.
+        // 14. Cache (rampart-cache, issue 3): a hit returns here; misses are coalesced.
+        // 15. Dispatch: route -> upstream pool -> pooled connection.
+        .service(p.dispatch);
+    BoxCloneSyncService::new(svc)
+}

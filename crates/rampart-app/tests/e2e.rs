@@ -1,0 +1,877 @@
+//! End-to-end tests of the gateway core: real sockets on 127.0.0.1, a real upstream.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::{
+    net::SocketAddr,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    },
+    time::Duration,
+};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, StreamBody};
+use rampart_core::body;
+use rampart_testkit::{
+    TestProxy, TestUpstream,
+    client::{self, raw, raw_status, request, send},
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+fn cfg(server_extra: &str, rest: &str) -> String {
+    format!(
+        "[server]\nlisten = [\"127.0.0.1:0\"]\n{server_extra}\n\n[[upstreams]]\nname = \"app\"\nendpoints = [\"{{upstream}}\"]\n{rest}\n\n[[routes]]\nname = \"all\"\nupstream = \"app\"\n"
+    )
+}
+
+async fn proxy_for(up: &TestUpstream, server_extra: &str) -> TestProxy {
+    TestProxy::start(&cfg(server_extra, ""), &up.url()).await
+}
+
+#[tokio::test]
+async fn proxies_and_sets_forwarding_headers() {
+    let up = TestUpstream::ok().await;
+    let px = proxy_for(&up, "").await;
+    let resp = send(
+        px.addr(),
+        request(
+            "GET",
+            "/hello?x=1",
+            &[("x-forwarded-for", "6.6.6.6"), ("x-request-id", "abc-123")],
+            "",
+        ),
+    )
+    .await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.body(), "ok");
+    assert_eq!(resp.headers()["x-request-id"], "abc-123");
+    assert!(resp.headers()["via"].to_str().unwrap().ends_with("rampart"));
+    let seen = up.last();
+    assert_eq!(seen.uri, "/hello?x=1");
+    // untrusted peer: its X-Forwarded-For is replaced, not extended
+    assert_eq!(seen.headers["x-forwarded-for"], "127.0.0.1");
+    assert_eq!(seen.headers["x-forwarded-proto"], "http");
+    assert_eq!(seen.headers["x-forwarded-host"], "test.local");
+    assert_eq!(seen.headers["x-request-id"], "abc-123");
+    assert_eq!(seen.headers["via"], "1.1 rampart");
+    assert!(
+        seen.headers["forwarded"]
+            .to_str()
+            .unwrap()
+            .starts_with("for=127.0.0.1")
+    );
+    assert!(px.shutdown().await);
+}
+
+#[tokio::test]
+async fn generated_request_id_when_missing_or_malformed() {
+    let up = TestUpstream::ok().await;
+    let px = proxy_for(&up, "").await;
+    let resp = send(
+        px.addr(),
+        request("GET", "/", &[("x-request-id", "bad id; drop table")], ""),
+    )
+    .await;
+    let id = resp.headers()["x-request-id"].to_str().unwrap().to_string();
+    assert_eq!(id.len(), 16);
+    assert_eq!(up.last().headers["x-request-id"], id.as_str());
+}
+
+#[tokio::test]
+async fn hop_by_hop_headers_are_stripped_both_ways() {
+    let up = TestUpstream::start(|_| async {
+        rampart_testkit_response(&[
+            ("connection", "x-internal"),
+            ("x-internal", "secret"),
+            ("keep-alive", "timeout=5"),
+            ("x-end", "1"),
+        ])
+    })
+    .await;
+    let px = proxy_for(&up, "").await;
+    let resp = send(
+        px.addr(),
+        request(
+            "GET",
+            "/",
+            &[
+                ("connection", "x-private, keep-alive"),
+                ("x-private", "1"),
+                ("keep-alive", "300"),
+                ("te", "trailers"),
+                ("proxy-connection", "keep-alive"),
+                ("x-kept", "yes"),
+            ],
+            "",
+        ),
+    )
+    .await;
+    let seen = up.last();
+    for h in [
+        "x-private",
+        "keep-alive",
+        "te",
+        "proxy-connection",
+        "upgrade",
+    ] {
+        assert!(!seen.headers.contains_key(h), "{h} reached the upstream");
+    }
+    assert_eq!(seen.headers["x-kept"], "yes");
+    assert!(!resp.headers().contains_key("x-internal"));
+    assert!(!resp.headers().contains_key("keep-alive"));
+    assert_eq!(resp.headers()["x-end"], "1");
+}
+
+fn rampart_testkit_response(headers: &[(&str, &str)]) -> http::Response<rampart_core::Body> {
+    let mut r = http::Response::new(body::full("ok"));
+    for (k, v) in headers {
+        r.headers_mut().append(
+            http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+            v.parse().unwrap(),
+        );
+    }
+    r
+}
+
+#[tokio::test]
+async fn xff_from_trusted_proxy_is_extended_and_used_for_client_ip() {
+    let up = TestUpstream::ok().await;
+    let log = std::env::temp_dir().join(format!("rampart-e2e-xff-{}.log", std::process::id()));
+    let _ = std::fs::remove_file(&log);
+    let toml = format!(
+        "{}\n[trusted_proxies]\ncidrs = [\"127.0.0.1/32\"]\n[log]\naccess_log = \"{}\"\n",
+        cfg("", ""),
+        log.display()
+    );
+    let px = TestProxy::start(&toml, &up.url()).await;
+    send(
+        px.addr(),
+        request(
+            "GET",
+            "/a",
+            &[("x-forwarded-for", "6.6.6.6, 198.51.100.7")],
+            "",
+        ),
+    )
+    .await;
+    assert_eq!(
+        up.last().headers["x-forwarded-for"],
+        "6.6.6.6, 198.51.100.7, 127.0.0.1"
+    );
+    assert!(px.shutdown().await);
+    let line = std::fs::read_to_string(&log).unwrap();
+    let rec: serde_json::Value = serde_json::from_str(line.lines().next().unwrap()).unwrap();
+    // right-to-left walk: 127.0.0.1 trusted, 198.51.100.7 is the client; 6.6.6.6 is ignored
+    assert_eq!(rec["client_ip"], "198.51.100.7");
+    assert_eq!(rec["route"], "all");
+    assert_eq!(rec["status"], 200);
+    assert_eq!(rec["path"], "/a");
+    assert_eq!(rec["bytes_out"], 2);
+    assert!(rec["upstream"].as_str().unwrap().starts_with("127.0.0.1:"));
+    assert!(rec["cache"].is_null());
+    let _ = std::fs::remove_file(&log);
+}
+
+#[tokio::test]
+async fn smuggling_shaped_requests_are_rejected() {
+    let up = TestUpstream::ok().await;
+    let px = proxy_for(&up, "").await;
+    let wait = Duration::from_secs(3);
+    let cl_te = b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n";
+    assert_eq!(raw_status(&raw(px.addr(), cl_te, wait).await), 400);
+    let dup_cl =
+        b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!";
+    assert_eq!(raw_status(&raw(px.addr(), dup_cl, wait).await), 400);
+    let te_http10 = b"POST / HTTP/1.0\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n";
+    assert_eq!(raw_status(&raw(px.addr(), te_http10, wait).await), 400);
+    let bad_te =
+        b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, identity\r\n\r\n0\r\n\r\n";
+    assert_eq!(raw_status(&raw(px.addr(), bad_te, wait).await), 400);
+    assert_eq!(
+        up.count(),
+        0,
+        "nothing smuggling-shaped may reach the upstream"
+    );
+}
+
+#[tokio::test]
+async fn each_limit_has_its_status() {
+    let up = TestUpstream::ok().await;
+    let px = proxy_for(
+        &up,
+        "max_uri_length = \"1KiB\"\nmax_headers = 10\nmax_header_bytes = \"8KiB\"\nmax_request_body = \"1KiB\"",
+    )
+    .await;
+    let long = format!("/{}", "a".repeat(2000));
+    assert_eq!(
+        send(px.addr(), request("GET", &long, &[], ""))
+            .await
+            .status(),
+        414
+    );
+    let many: Vec<(String, String)> = (0..20).map(|i| (format!("x-h{i}"), "v".into())).collect();
+    let many_ref: Vec<(&str, &str)> = many.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+    let wait = Duration::from_secs(3);
+    let mut head = String::from("GET / HTTP/1.1\r\nHost: x\r\n");
+    for (k, v) in &many_ref {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    assert_eq!(
+        raw_status(&raw(px.addr(), head.as_bytes(), wait).await),
+        431
+    );
+    let big = format!(
+        "GET / HTTP/1.1\r\nHost: x\r\nx-big: {}\r\n\r\n",
+        "b".repeat(9000)
+    );
+    assert_eq!(raw_status(&raw(px.addr(), big.as_bytes(), wait).await), 431);
+    // declared too large: refused before reading
+    let body = "x".repeat(2048);
+    assert_eq!(
+        send(px.addr(), request("POST", "/", &[], &body))
+            .await
+            .status(),
+        413
+    );
+    // streamed (chunked, no length) and crossing the limit midway
+    let chunks: Vec<Result<http_body::Frame<Bytes>, std::io::Error>> = (0..8)
+        .map(|_| Ok(http_body::Frame::data(Bytes::from(vec![b'y'; 512]))))
+        .collect();
+    let streamed = http::Request::post("/")
+        .header("host", "x")
+        .body(StreamBody::new(futures_util::stream::iter(chunks)))
+        .unwrap();
+    let resp = send_streaming(px.addr(), streamed).await;
+    assert_eq!(resp, 413);
+    // a small body passes
+    assert_eq!(
+        send(px.addr(), request("POST", "/", &[], "small"))
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(up.last().body_len, 5);
+}
+
+async fn send_streaming<B>(addr: SocketAddr, req: http::Request<B>) -> u16
+where
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (mut tx, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    let resp = tokio::time::timeout(client::LIMIT, tx.send_request(req))
+        .await
+        .unwrap()
+        .unwrap();
+    resp.status().as_u16()
+}
+
+#[tokio::test]
+async fn no_route_is_404_with_request_id() {
+    let up = TestUpstream::ok().await;
+    let toml = "[[upstreams]]\nname = \"app\"\nendpoints = [\"{upstream}\"]\n[[routes]]\nname = \"api\"\npath = \"/api\"\nupstream = \"app\"\n";
+    let px = TestProxy::start(toml, &up.url()).await;
+    let resp = client::get(px.addr(), "/other").await;
+    assert_eq!(resp.status(), 404);
+    let v: serde_json::Value = serde_json::from_slice(resp.body()).unwrap();
+    assert_eq!(v["status"], 404);
+    assert_eq!(
+        v["request_id"],
+        resp.headers()["x-request-id"].to_str().unwrap()
+    );
+    assert_eq!(client::get(px.addr(), "/api/x").await.status(), 200);
+    assert_eq!(client::get(px.addr(), "/apix").await.status(), 404);
+}
+
+#[tokio::test]
+async fn upstream_failures_map_to_502_and_504() {
+    // connect refused -> 502
+    let dead = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let dead_url = format!("http://{}", dead.local_addr().unwrap());
+    drop(dead);
+    let px = TestProxy::start(&cfg("", ""), &dead_url).await;
+    let resp = client::get(px.addr(), "/").await;
+    assert_eq!(resp.status(), 502);
+    assert!(
+        !String::from_utf8_lossy(resp.body()).contains("refused"),
+        "no internal error text in bodies"
+    );
+    // slow upstream beyond response_timeout -> 504
+    let slow = TestUpstream::start(|_| async {
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        http::Response::new(body::full("late"))
+    })
+    .await;
+    let px = TestProxy::start(&cfg("", "response_timeout = \"200ms\""), &slow.url()).await;
+    assert_eq!(client::get(px.addr(), "/").await.status(), 504);
+    // whole-request deadline -> 504
+    let px = TestProxy::start(&cfg("request_timeout = \"200ms\"", ""), &slow.url()).await;
+    assert_eq!(client::get(px.addr(), "/").await.status(), 504);
+}
+
+#[tokio::test]
+async fn overload_is_answered_503_at_once() {
+    let release = Arc::new(tokio::sync::Notify::new());
+    let r2 = release.clone();
+    let up = TestUpstream::start(move |_| {
+        let r = r2.clone();
+        async move {
+            r.notified().await;
+            http::Response::new(body::full("done"))
+        }
+    })
+    .await;
+    let px = proxy_for(&up, "max_concurrent_requests = 1").await;
+    let addr = px.addr();
+    let first = tokio::spawn(async move { client::get(addr, "/slow").await.status() });
+    // wait until the first request reached the upstream
+    for _ in 0..200 {
+        if up.count() == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let second = client::get(addr, "/").await;
+    assert_eq!(second.status(), 503);
+    assert_eq!(second.headers()["retry-after"], "1");
+    release.notify_one();
+    assert_eq!(first.await.unwrap(), 200);
+}
+
+#[tokio::test]
+async fn excess_connections_are_refused_not_queued() {
+    let up = TestUpstream::ok().await;
+    let px = proxy_for(&up, "max_connections = 1").await;
+    let mut first = tokio::net::TcpStream::connect(px.addr()).await.unwrap();
+    first
+        .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = [0u8; 12];
+    first.read_exact(&mut buf).await.unwrap();
+    assert_eq!(&buf, b"HTTP/1.1 200");
+    // the second connection is accepted by the kernel and closed at once by the gateway
+    let reply = raw(
+        px.addr(),
+        b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+        Duration::from_secs(3),
+    )
+    .await;
+    assert_eq!(
+        reply, "",
+        "second connection must be closed without an answer"
+    );
+}
+
+#[tokio::test]
+async fn slow_request_heads_are_cut_off() {
+    let up = TestUpstream::ok().await;
+    let px = proxy_for(
+        &up,
+        "header_read_timeout = \"300ms\"\nkeepalive_timeout = \"30s\"",
+    )
+    .await;
+    let mut s = tokio::net::TcpStream::connect(px.addr()).await.unwrap();
+    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n").await.unwrap(); // head never finished
+    let start = std::time::Instant::now();
+    let mut out = Vec::new();
+    let r = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut out)).await;
+    assert!(r.is_ok(), "connection was not closed");
+    assert!(start.elapsed() < Duration::from_secs(3));
+    assert_eq!(up.count(), 0);
+}
+
+#[tokio::test]
+async fn idle_keepalive_outlives_the_header_timeout_then_closes() {
+    let up = TestUpstream::ok().await;
+    let px = proxy_for(
+        &up,
+        "header_read_timeout = \"200ms\"\nkeepalive_timeout = \"800ms\"",
+    )
+    .await;
+    let stream = tokio::net::TcpStream::connect(px.addr()).await.unwrap();
+    let (mut tx, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .unwrap();
+    let conn_task = tokio::spawn(conn);
+    let r = tx.send_request(request("GET", "/", &[], "")).await.unwrap();
+    r.into_body().collect().await.unwrap();
+    // idle for longer than the header timeout: still usable
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let r = tx.send_request(request("GET", "/", &[], "")).await.unwrap();
+    assert_eq!(r.status(), 200);
+    r.into_body().collect().await.unwrap();
+    // idle past the keep-alive timeout: closed by the gateway
+    let closed = tokio::time::timeout(Duration::from_secs(5), conn_task).await;
+    assert!(closed.is_ok(), "idle connection was not closed");
+}
+
+#[tokio::test]
+async fn graceful_shutdown_drains_in_flight_requests() {
+    let up = TestUpstream::start(|_| async {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        http::Response::new(body::full("finished"))
+    })
+    .await;
+    let px = proxy_for(&up, "drain_timeout = \"10s\"").await;
+    let addr = px.addr();
+    let inflight = tokio::spawn(async move { client::get(addr, "/").await });
+    for _ in 0..200 {
+        if up.count() == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let drained = px.shutdown().await;
+    let resp = inflight.await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.body(), "finished");
+    assert!(drained);
+    // no longer accepting
+    assert!(tokio::net::TcpStream::connect(addr).await.is_err());
+}
+
+#[tokio::test]
+async fn drain_timeout_cuts_off_stragglers() {
+    let up = TestUpstream::start(|_| async {
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        http::Response::new(body::full("never"))
+    })
+    .await;
+    let px = proxy_for(&up, "drain_timeout = \"300ms\"").await;
+    let addr = px.addr();
+    let _inflight = tokio::spawn(async move {
+        raw(
+            addr,
+            b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+            Duration::from_secs(10),
+        )
+        .await
+    });
+    for _ in 0..200 {
+        if up.count() == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let start = std::time::Instant::now();
+    assert!(!px.shutdown().await, "drain should report the timeout");
+    assert!(start.elapsed() < Duration::from_secs(5));
+}
+
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_bodies_stream_in_bounded_memory() {
+    const TOTAL: u64 = 256 * 1024 * 1024;
+    const CHUNK: usize = 64 * 1024;
+    // Upstream answers a download of TOTAL bytes, generated chunk by chunk.
+    let up = TestUpstream::start(|seen| async move {
+        if seen.uri.path() == "/download" {
+            let chunk = Bytes::from(vec![b'd'; CHUNK]);
+            let s = futures_util::stream::iter(
+                (0..TOTAL / CHUNK as u64)
+                    .map(move |_| Ok::<_, std::io::Error>(http_body::Frame::data(chunk.clone()))),
+            );
+            http::Response::new(body::boxed(StreamBody::new(s)))
+        } else {
+            http::Response::new(body::full(seen.body_len.to_string()))
+        }
+    })
+    .await;
+    let px = proxy_for(&up, "max_request_body = \"1GiB\"").await;
+    let base = rss_kib();
+    let peak = Arc::new(AtomicU64::new(base));
+    let done = Arc::new(AtomicBool::new(false));
+    let (p, d) = (peak.clone(), done.clone());
+    let sampler = tokio::spawn(async move {
+        while !d.load(Ordering::Relaxed) {
+            p.fetch_max(rss_kib(), Ordering::Relaxed);
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    });
+    // upload
+    let chunk = Bytes::from(vec![b'u'; CHUNK]);
+    let s = futures_util::stream::iter(
+        (0..TOTAL / CHUNK as u64)
+            .map(move |_| Ok::<_, std::io::Error>(http_body::Frame::data(chunk.clone()))),
+    );
+    let req = http::Request::post("/upload")
+        .header("host", "x")
+        .body(StreamBody::new(s))
+        .unwrap();
+    let stream = tokio::net::TcpStream::connect(px.addr()).await.unwrap();
+    let (mut tx, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    let resp = tokio::time::timeout(Duration::from_secs(120), tx.send_request(req))
+        .await
+        .unwrap()
+        .unwrap();
+    let got = resp.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(got, TOTAL.to_string());
+    // download
+    let stream = tokio::net::TcpStream::connect(px.addr()).await.unwrap();
+    let (mut tx, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    let get = http::Request::get("/download")
+        .header("host", "x")
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let mut resp = tokio::time::timeout(Duration::from_secs(120), tx.send_request(get))
+        .await
+        .unwrap()
+        .unwrap();
+    let mut n = 0u64;
+    while let Some(f) = resp.body_mut().frame().await {
+        n += f.unwrap().data_ref().map_or(0, |d| d.len() as u64);
+    }
+    assert_eq!(n, TOTAL);
+    done.store(true, Ordering::Relaxed);
+    sampler.await.unwrap();
+    let grew_mib = (peak.load(Ordering::Relaxed).saturating_sub(base)) / 1024;
+    assert!(
+        grew_mib < 64,
+        "RSS grew by {grew_mib} MiB while moving 2 x 256 MiB"
+    );
+}
+
+#[tokio::test]
+async fn websocket_upgrade_passes_through() {
+    // An upstream that accepts any upgrade and echoes bytes.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let up_addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let (stream, _) = listener.accept().await.unwrap();
+        let svc = hyper::service::service_fn(
+            |mut req: http::Request<hyper::body::Incoming>| async move {
+                let on = hyper::upgrade::on(&mut req);
+                tokio::spawn(async move {
+                    let up = on.await.unwrap();
+                    let mut io = hyper_util::rt::TokioIo::new(up);
+                    let mut buf = [0u8; 5];
+                    io.read_exact(&mut buf).await.unwrap();
+                    io.write_all(&buf).await.unwrap();
+                });
+                let mut r = http::Response::new(Full::new(Bytes::new()));
+                *r.status_mut() = http::StatusCode::SWITCHING_PROTOCOLS;
+                r.headers_mut()
+                    .insert("upgrade", "websocket".parse().unwrap());
+                r.headers_mut()
+                    .insert("connection", "upgrade".parse().unwrap());
+                Ok::<_, std::convert::Infallible>(r)
+            },
+        );
+        hyper::server::conn::http1::Builder::new()
+            .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
+            .with_upgrades()
+            .await
+            .unwrap();
+    });
+    let px = TestProxy::start(&cfg("", ""), &format!("http://{up_addr}")).await;
+    let mut s = tokio::net::TcpStream::connect(px.addr()).await.unwrap();
+    s.write_all(b"GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n").await.unwrap();
+    let mut head = Vec::new();
+    let mut b = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        tokio::time::timeout(Duration::from_secs(5), s.read_exact(&mut b))
+            .await
+            .unwrap()
+            .unwrap();
+        head.push(b[0]);
+    }
+    let head = String::from_utf8(head).unwrap();
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    assert!(head.to_ascii_lowercase().contains("upgrade: websocket"));
+    s.write_all(b"hello").await.unwrap();
+    let mut echo = [0u8; 5];
+    tokio::time::timeout(Duration::from_secs(5), s.read_exact(&mut echo))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(&echo, b"hello");
+}
+
+#[tokio::test]
+async fn h2c_prior_knowledge_is_served() {
+    let up = TestUpstream::ok().await;
+    let px = proxy_for(&up, "").await;
+    let req = http::Request::get(format!("http://{}/h2", px.addr()))
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let resp = client::send_h2(px.addr(), req).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.version(), http::Version::HTTP_2);
+    // upstream still speaks HTTP/1.1 and got a Host header
+    let seen = up.last();
+    assert_eq!(seen.version, http::Version::HTTP_11);
+    assert_eq!(seen.headers["host"], px.addr().to_string().as_str());
+    assert_eq!(seen.headers["via"], "2 rampart");
+}
+
+#[tokio::test]
+async fn upstream_connections_are_reused() {
+    let up = TestUpstream::ok().await;
+    let px = proxy_for(&up, "").await;
+    for _ in 0..20 {
+        assert_eq!(client::get(px.addr(), "/").await.status(), 200);
+    }
+    let peers: std::collections::HashSet<_> = up.requests().iter().map(|r| r.peer).collect();
+    assert_eq!(up.count(), 20);
+    assert!(
+        peers.len() <= 2,
+        "expected pooled reuse, saw {} connections",
+        peers.len()
+    );
+}
+
+fn write_cert(
+    dir: &std::path::Path,
+    name: &str,
+) -> (std::path::PathBuf, std::path::PathBuf, rcgen::CertifiedKey) {
+    let ck = rcgen::generate_simple_self_signed(vec![name.to_string()]).unwrap();
+    let cert = dir.join(format!("{name}.crt"));
+    let key = dir.join(format!("{name}.key"));
+    std::fs::write(&cert, ck.cert.pem()).unwrap();
+    std::fs::write(&key, ck.key_pair.serialize_pem()).unwrap();
+    (cert, key, ck)
+}
+
+#[tokio::test]
+async fn tls_with_sni_selects_the_certificate_and_negotiates_h2() {
+    let dir = std::env::temp_dir().join(format!("rampart-e2e-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (ca, ka, a) = write_cert(&dir, "a.test");
+    let (cb, kb, b) = write_cert(&dir, "b.test");
+    let up = TestUpstream::ok().await;
+    let toml = format!(
+        "[server]\nlisten = []\n[server.tls]\nlisten = [\"127.0.0.1:0\"]\n[[server.tls.certificates]]\ncert = \"{}\"\nkey = \"{}\"\n[[server.tls.certificates]]\ncert = \"{}\"\nkey = \"{}\"\n\n[[upstreams]]\nname = \"app\"\nendpoints = [\"{{upstream}}\"]\n[[routes]]\nname = \"all\"\nupstream = \"app\"\n",
+        ca.display(),
+        ka.display(),
+        cb.display(),
+        kb.display()
+    );
+    let px = TestProxy::start(&toml, &up.url()).await;
+    let addr = px.app.tls_addrs()[0];
+    for (name, ck) in [("a.test", &a), ("b.test", &b)] {
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(ck.cert.der().clone()).unwrap();
+        let mut cfg = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        cfg.alpn_protocols = vec![b"h2".to_vec()];
+        let connector = tokio_rustls::TlsConnector::from(Arc::new(cfg));
+        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        // verification only succeeds when the gateway picked this name's certificate
+        let tls = connector
+            .connect(name.to_string().try_into().unwrap(), tcp)
+            .await
+            .unwrap();
+        assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+        let (mut tx, conn) = hyper::client::conn::http2::handshake(
+            hyper_util::rt::TokioExecutor::new(),
+            hyper_util::rt::TokioIo::new(tls),
+        )
+        .await
+        .unwrap();
+        tokio::spawn(conn);
+        let resp = tx
+            .send_request(
+                http::Request::get(format!("https://{name}/"))
+                    .body(Full::new(Bytes::new()))
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+    }
+    assert_eq!(up.last().headers["x-forwarded-proto"], "https");
+}
+
+async fn admin_get(px: &TestProxy, path: &str) -> (u16, String) {
+    let r = send(px.admin(), request("GET", path, &[], "")).await;
+    (
+        r.status().as_u16(),
+        String::from_utf8_lossy(r.body()).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn admin_endpoints_report_health_metrics_config_and_stats() {
+    let up = TestUpstream::ok().await;
+    let toml = format!(
+        "{}\n[admin]\nlisten = \"127.0.0.1:0\"\ntoken = \"super-secret-admin-token\"\n",
+        cfg("", "")
+    );
+    let px = TestProxy::start(&toml, &up.url()).await;
+    for _ in 0..3 {
+        client::get(px.addr(), "/").await;
+    }
+    client::get(px.addr(), &format!("/{}", "x".repeat(20000))).await; // 414, counted too
+    assert_eq!(admin_get(&px, "/healthz").await, (200, "ok\n".into()));
+    let (s, ready) = admin_get(&px, "/readyz").await;
+    assert_eq!(s, 200, "{ready}");
+    let ready: serde_json::Value = serde_json::from_str(&ready).unwrap();
+    assert_eq!(ready["components"][1]["name"], "upstream:app");
+    assert_eq!(ready["components"][1]["status"], "healthy");
+    let (_, metrics) = admin_get(&px, "/metrics").await;
+    for needle in [
+        "rampart_http_requests_total{route=\"all\",method=\"GET\",status_class=\"2xx\"} 3",
+        "rampart_http_requests_total{route=\"all\",method=\"GET\",status_class=\"4xx\"} 1",
+        "rampart_http_request_duration_seconds_count{route=\"all\"} 4",
+        "rampart_upstream_requests_total{upstream=\"app\"",
+        "rampart_upstream_request_duration_seconds_count{upstream=\"app\"} 3",
+        "rampart_upstream_pool_connections{upstream=\"app\",state=\"idle\"}",
+        "rampart_http_connections{state=\"active\"}",
+        "rampart_build_info{version=",
+    ] {
+        assert!(metrics.contains(needle), "missing {needle}\n{metrics}");
+    }
+    let (_, config) = admin_get(&px, "/config").await;
+    assert!(
+        config.contains("[redacted]") && !config.contains("super-secret-admin-token"),
+        "{config}"
+    );
+    let (_, stats) = admin_get(&px, "/stats").await;
+    let stats: serde_json::Value = serde_json::from_str(&stats).unwrap();
+    assert_eq!(stats["routes"]["all"]["requests"], 4);
+    assert_eq!(stats["routes"]["all"]["status"]["2xx"], 3);
+    assert!(
+        stats["routes"]["all"]["latency_ms"]["p99"]
+            .as_f64()
+            .unwrap()
+            > 0.0
+    );
+    // mutating endpoints need the token
+    let r = send(px.admin(), request("POST", "/reload", &[], "")).await;
+    assert_eq!(r.status(), 401);
+}
+
+#[tokio::test]
+async fn readiness_turns_unhealthy_when_upstream_is_down() {
+    let dead = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", dead.local_addr().unwrap());
+    drop(dead);
+    let px = TestProxy::start(&cfg("", ""), &url).await;
+    for _ in 0..5 {
+        assert_eq!(client::get(px.addr(), "/").await.status(), 502);
+    }
+    let (s, body) = admin_get(&px, "/readyz").await;
+    assert_eq!(s, 503, "{body}");
+    assert!(body.contains("\"unhealthy\""));
+}
+
+#[tokio::test]
+async fn reload_swaps_config_and_keeps_old_one_on_error() {
+    let a = TestUpstream::start(|_| async { http::Response::new(body::full("a")) }).await;
+    let b = TestUpstream::start(|_| async { http::Response::new(body::full("b")) }).await;
+    let dir = std::env::temp_dir().join(format!("rampart-e2e-reload-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("rampart.toml");
+    let write = |url: &str| {
+        let text = TestProxy::config_text(&cfg("", ""), url);
+        std::fs::write(&path, text).unwrap();
+    };
+    write(&a.url());
+    let config = rampart_config::load_file(&path, &rampart_config::Overrides::default()).unwrap();
+    let app = rampart_app::start(
+        config,
+        rampart_app::StartOptions {
+            config_path: Some(path.clone()),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let addr = app.listen_addrs()[0];
+    assert_eq!(client::get(addr, "/").await.body(), "a");
+    write(&b.url());
+    // reloading keeps the listener (port 0 in the file is not rebound)
+    let admin = app.admin_addr().unwrap();
+    let token = app.admin_token().unwrap().to_string();
+    let r = send(
+        admin,
+        request(
+            "POST",
+            "/reload",
+            &[("authorization", &format!("Bearer {token}"))],
+            "",
+        ),
+    )
+    .await;
+    assert_eq!(r.status(), 200, "{:?}", r.body());
+    assert_eq!(client::get(addr, "/").await.body(), "b");
+    std::fs::write(&path, "[[routes]]\nname = \"x\"\nupstream = \"nope\"\n").unwrap();
+    let r = send(
+        admin,
+        request(
+            "POST",
+            "/reload",
+            &[("authorization", &format!("Bearer {token}"))],
+            "",
+        ),
+    )
+    .await;
+    assert_eq!(r.status(), 422);
+    assert!(String::from_utf8_lossy(r.body()).contains("unknown upstream"));
+    assert_eq!(
+        client::get(addr, "/").await.body(),
+        "b",
+        "old config keeps serving"
+    );
+    assert!(app.shutdown().await);
+}
+
+/// Layer order: request id (1) is outside the rescue (5), so even an error produced below the
+/// rescue carries the id; metrics (4) is outside the rescue, so rescued errors are counted.
+/// Moving either inside the rescue breaks this test.
+#[tokio::test]
+async fn layer_order_errors_carry_request_id_and_are_counted() {
+    let up = TestUpstream::ok().await;
+    let px = proxy_for(&up, "max_request_body = \"10B\"").await;
+    let resp = send(
+        px.addr(),
+        request(
+            "POST",
+            "/",
+            &[("x-request-id", "order-test-1")],
+            "this body is too large",
+        ),
+    )
+    .await;
+    assert_eq!(resp.status(), 413);
+    assert_eq!(resp.headers()["x-request-id"], "order-test-1");
+    let (_, metrics) = admin_get(&px, "/metrics").await;
+    assert!(
+        metrics.contains(
+            "rampart_http_requests_total{route=\"all\",method=\"POST\",status_class=\"4xx\"} 1"
+        ),
+        "{metrics}"
+    );
+}

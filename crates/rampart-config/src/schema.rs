@@ -1,0 +1,275 @@
+//! The configuration schema. Every key is documented here and in `examples/rampart.toml`
+//! with its default. All tables refuse unknown keys.
+
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+
+use crate::types::{ByteSize, Secret, duration};
+
+/// The whole configuration.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// The data-plane listeners and their limits.
+    pub server: ServerConfig,
+    /// The admin listener.
+    pub admin: AdminConfig,
+    /// Upstream pools, referenced by name from routes.
+    pub upstreams: Vec<UpstreamConfig>,
+    /// Routes, matched on host, path prefix and method.
+    pub routes: Vec<RouteConfig>,
+    /// Logging.
+    pub log: LogConfig,
+    /// Peers whose forwarding headers are believed.
+    pub trusted_proxies: TrustedProxiesConfig,
+}
+
+/// `[server]`: listeners and limits of the data plane.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Plain-text listen addresses. Default `["0.0.0.0:8080"]`.
+    pub listen: Vec<SocketAddr>,
+    /// Serve HTTP/2 (h2c prior knowledge on plain listeners, ALPN `h2` on TLS). Default `true`.
+    pub http2: bool,
+    /// TLS listeners and certificates. Default: none.
+    pub tls: Option<TlsConfig>,
+    /// Maximum open client connections; excess connections are closed at once. Default 10000.
+    pub max_connections: usize,
+    /// Maximum requests in flight; excess requests get 503 at once. Default 10000.
+    pub max_concurrent_requests: usize,
+    /// Time allowed for a client to send a complete request head (slowloris guard). Default `"10s"`.
+    #[serde(with = "duration")]
+    pub header_read_timeout: Duration,
+    /// Idle keep-alive connections are closed after this long. Default `"60s"`.
+    #[serde(with = "duration")]
+    pub keepalive_timeout: Duration,
+    /// Whole-request deadline, up to the response head; past it the client gets 504. Default `"60s"`.
+    #[serde(with = "duration")]
+    pub request_timeout: Duration,
+    /// On shutdown, how long in-flight requests may take to finish. Default `"30s"`.
+    #[serde(with = "duration")]
+    pub drain_timeout: Duration,
+    /// Maximum total size of the request head (431 above). Default `"64KiB"`.
+    pub max_header_bytes: ByteSize,
+    /// Maximum number of request header fields (431 above). Default 100.
+    pub max_headers: usize,
+    /// Maximum length of the request target (414 above). Default `"8KiB"`.
+    pub max_uri_length: ByteSize,
+    /// Maximum request body (413 above); routes may override. Default `"10MiB"`.
+    pub max_request_body: ByteSize,
+    /// Pseudonym used in the `Via` header. Default `"rampart"`.
+    pub via: String,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: vec![SocketAddr::from(([0, 0, 0, 0], 8080))],
+            http2: true,
+            tls: None,
+            max_connections: 10_000,
+            max_concurrent_requests: 10_000,
+            header_read_timeout: Duration::from_secs(10),
+            keepalive_timeout: Duration::from_secs(60),
+            request_timeout: Duration::from_secs(60),
+            drain_timeout: Duration::from_secs(30),
+            max_header_bytes: ByteSize::kib(64),
+            max_headers: 100,
+            max_uri_length: ByteSize::kib(8),
+            max_request_body: ByteSize::mib(10),
+            via: "rampart".into(),
+        }
+    }
+}
+
+/// `[server.tls]`: TLS listeners.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TlsConfig {
+    /// TLS listen addresses, e.g. `["0.0.0.0:8443"]`. Required when `[server.tls]` is present.
+    pub listen: Vec<SocketAddr>,
+    /// Certificates; the first is the default, the others are chosen by SNI.
+    pub certificates: Vec<CertificateConfig>,
+}
+
+/// `[[server.tls.certificates]]`: one certificate chain and key.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CertificateConfig {
+    /// PEM file with the certificate chain, leaf first. Required.
+    pub cert: PathBuf,
+    /// PEM file with the private key (PKCS#8, PKCS#1 or SEC1). Required.
+    pub key: PathBuf,
+    /// SNI names this certificate answers (`*.example.com` allowed). Default: the names in the
+    /// certificate's subjectAltName.
+    pub server_names: Vec<String>,
+}
+
+/// `[admin]`: the admin listener.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AdminConfig {
+    /// Run the admin listener. Default `true`.
+    pub enabled: bool,
+    /// Address. Default `"127.0.0.1:9901"`. A non-loopback address requires `token`.
+    pub listen: SocketAddr,
+    /// Bearer token for mutating endpoints. Default: generated at start and written to
+    /// `token_file`.
+    pub token: Option<Secret>,
+    /// Where a generated token is written (mode 0600). Default
+    /// `$XDG_RUNTIME_DIR/rampart/admin.token`, else `$HOME/.rampart/admin.token`.
+    pub token_file: Option<PathBuf>,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            listen: SocketAddr::from(([127, 0, 0, 1], 9901)),
+            token: None,
+            token_file: None,
+        }
+    }
+}
+
+/// `[[upstreams]]`: a named pool of endpoints and its connection-pool settings.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct UpstreamConfig {
+    /// Name routes refer to. Required, unique.
+    pub name: String,
+    /// Endpoint base URLs, `http://host:port` or `https://host:port`. Required, at least one.
+    pub endpoints: Vec<String>,
+    /// TCP (and TLS) connect timeout; on expiry the client gets 504. Default `"2s"`.
+    #[serde(with = "duration")]
+    pub connect_timeout: Duration,
+    /// Time to wait for the upstream's response head (504 after). Default `"30s"`.
+    #[serde(with = "duration")]
+    pub response_timeout: Duration,
+    /// Idle connections kept per endpoint. Default 64.
+    pub max_idle_per_endpoint: usize,
+    /// Idle pooled connections are closed after this long. Default `"60s"`.
+    #[serde(with = "duration")]
+    pub idle_timeout: Duration,
+    /// Connections are not reused after this age. Default `"10m"`.
+    #[serde(with = "duration")]
+    pub max_lifetime: Duration,
+    /// TCP keepalive probe interval; `"0s"` turns it off. Default `"30s"`.
+    #[serde(with = "duration")]
+    pub tcp_keepalive: Duration,
+    /// Speak HTTP/2 to the endpoints (ALPN on https, prior knowledge on http). Default `false`.
+    pub http2: bool,
+    /// PEM bundle of CAs to trust for https endpoints instead of the system roots.
+    pub ca_file: Option<PathBuf>,
+    /// SNI / verification name for https endpoints. Default: the endpoint's host.
+    pub tls_server_name: Option<String>,
+}
+
+impl Default for UpstreamConfig {
+    fn default() -> Self {
+        Self {
+            name: String::new(),
+            endpoints: Vec::new(),
+            connect_timeout: Duration::from_secs(2),
+            response_timeout: Duration::from_secs(30),
+            max_idle_per_endpoint: 64,
+            idle_timeout: Duration::from_secs(60),
+            max_lifetime: Duration::from_secs(600),
+            tcp_keepalive: Duration::from_secs(30),
+            http2: false,
+            ca_file: None,
+            tls_server_name: None,
+        }
+    }
+}
+
+impl UpstreamConfig {
+    /// An upstream with default pool settings.
+    pub fn new(name: impl Into<String>, endpoints: Vec<String>) -> Self {
+        Self {
+            name: name.into(),
+            endpoints,
+            ..Self::default()
+        }
+    }
+}
+
+/// `[[routes]]`: which requests go where, and with which policy.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RouteConfig {
+    /// Route name: metric label and log field. Required, unique.
+    pub name: String,
+    /// Host to match: exact (`api.example.com`) or one wildcard label (`*.example.com`).
+    /// Default: any host.
+    pub host: Option<String>,
+    /// Path prefix, matched on segment boundaries (`/api` matches `/api` and `/api/x`, not
+    /// `/apix`). The longest matching prefix wins. Default `"/"`.
+    pub path: String,
+    /// Methods this route matches. Default: all.
+    pub methods: Vec<String>,
+    /// Upstream pool name. Required.
+    pub upstream: String,
+    /// Per-route override of `server.max_request_body`.
+    pub max_request_body: Option<ByteSize>,
+}
+
+impl Default for RouteConfig {
+    fn default() -> Self {
+        Self {
+            name: String::new(),
+            host: None,
+            path: "/".into(),
+            methods: Vec::new(),
+            upstream: String::new(),
+            max_request_body: None,
+        }
+    }
+}
+
+/// `[log]`: process log and access log.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// Filter in `RUST_LOG` syntax (`RUST_LOG` wins when set). Default `"info"`.
+    pub level: String,
+    /// `"auto"` (text on a terminal, JSON otherwise), `"text"` or `"json"`. Default `"auto"`.
+    pub format: LogFormat,
+    /// Access log destination: `"stdout"`, `"off"` or a file path. Default `"stdout"`.
+    pub access_log: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            level: "info".into(),
+            format: LogFormat::Auto,
+            access_log: "stdout".into(),
+        }
+    }
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Text on a terminal, JSON otherwise.
+    #[default]
+    Auto,
+    /// Human-readable text.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// `[trusted_proxies]`: peers allowed to set `X-Forwarded-For` / `Forwarded`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrustedProxiesConfig {
+    /// CIDRs of trusted proxies. Default: none (forwarding headers from clients are ignored
+    /// for the client IP).
+    pub cidrs: Vec<IpNet>,
+}

@@ -1,0 +1,82 @@
+//! Upstream metric families.
+
+use prometheus_client::{
+    encoding::EncodeLabelSet,
+    metrics::{counter::Counter, family::Family, gauge::Gauge, histogram::Histogram},
+    registry::Registry,
+};
+
+/// `{upstream, endpoint, outcome}`
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    /// Upstream name.
+    pub upstream: String,
+    /// Endpoint `host:port`.
+    pub endpoint: String,
+    /// `ok`, `http_5xx`, `connect_error`, `timeout`, `protocol_error`.
+    pub outcome: &'static str,
+}
+
+/// `{upstream}`
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct UpstreamLabel {
+    /// Upstream name.
+    pub upstream: String,
+}
+
+/// `{upstream, state}`
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PoolLabels {
+    /// Upstream name.
+    pub upstream: String,
+    /// `idle` or `in_use`.
+    pub state: &'static str,
+}
+
+fn new_histogram() -> Histogram {
+    Histogram::new([
+        0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+    ])
+}
+
+/// Metric families of the upstream side. Cheap to clone (all handles are shared).
+#[derive(Clone, Debug)]
+pub struct UpstreamMetrics {
+    pub(crate) requests: Family<RequestLabels, Counter>,
+    pub(crate) duration: Family<UpstreamLabel, Histogram, fn() -> Histogram>,
+    pub(crate) pool: Family<PoolLabels, Gauge>,
+}
+
+impl Default for UpstreamMetrics {
+    fn default() -> Self {
+        Self {
+            requests: Family::default(),
+            duration: Family::new_with_constructor(new_histogram),
+            pool: Family::default(),
+        }
+    }
+}
+
+impl UpstreamMetrics {
+    /// Create the families and register them (names without the `rampart_` prefix, which the
+    /// registry adds).
+    pub fn register(registry: &mut Registry) -> Self {
+        let m = Self::default();
+        registry.register(
+            "upstream_requests",
+            "Requests sent to upstream endpoints, by outcome",
+            m.requests.clone(),
+        );
+        registry.register(
+            "upstream_request_duration_seconds",
+            "Time from sending a request upstream to its response head",
+            m.duration.clone(),
+        );
+        registry.register(
+            "upstream_pool_connections",
+            "Pooled upstream connections by state",
+            m.pool.clone(),
+        );
+        m
+    }
+}
