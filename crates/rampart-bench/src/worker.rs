@@ -1,5 +1,5 @@
 //! The load engine: one OS thread per `-t`, each with a current-thread tokio runtime and a
-//! `LocalSet`; connections are split round-robin across the workers.
+//! `FuturesUnordered` of connection tasks; connections are split round-robin across the workers.
 //!
 //! A *connection task* owns one connection (hyper's low-level `client::conn` over a
 //! `TcpStream` with `TCP_NODELAY`, optionally TLS) and runs one *slot* (HTTP/1.1) or
@@ -27,7 +27,9 @@ use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use futures_util::StreamExt;
 use futures_util::future::join_all;
+use futures_util::stream::FuturesUnordered;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::client::conn::{http1, http2};
@@ -215,8 +217,7 @@ fn worker_thread(
             return Err(e);
         }
     };
-    let local = tokio::task::LocalSet::new();
-    local.block_on(&rt, async move {
+    rt.block_on(async move {
         // Open every connection first, so the start is common and connect time is not latency.
         let mut stats = stats;
         let plan = shared.plan.clone();
@@ -253,26 +254,21 @@ fn worker_thread(
             end,
         });
         if !shared.abort.load(Ordering::SeqCst) {
-            let tasks: Vec<_> = conns
+            // All connection tasks of this worker are polled by one `FuturesUnordered` inside
+            // `block_on`: no task spawning, no scheduler hop, only woken connections polled.
+            let mut tasks: FuturesUnordered<_> = conns
                 .iter()
                 .zip(firsts)
-                .map(|(&(oi, global), first)| {
-                    let task = connection_task(ctx.clone(), oi, global, first);
-                    tokio::task::spawn_local(async move {
-                        match end {
-                            // A `-d` run ends on time, as wrk's does: requests still in flight
-                            // then are abandoned, neither counted nor waited for.
-                            Some(end) => {
-                                let _ = tokio::time::timeout_at(end.into(), task).await;
-                            }
-                            None => task.await,
-                        }
-                    })
-                })
+                .map(|(&(oi, global), first)| connection_task(ctx.clone(), oi, global, first))
                 .collect();
-            for t in tasks {
-                // A panicking task would be a bug; its numbers are lost but the others stand.
-                let _ = t.await;
+            let all = async { while tasks.next().await.is_some() {} };
+            match end {
+                // A `-d` run ends on time, as wrk's does: requests still in flight then are
+                // abandoned, neither counted nor waited for.
+                Some(end) => {
+                    let _ = tokio::time::timeout_at(end.into(), all).await;
+                }
+                None => all.await,
             }
         }
         let done = end.map_or_else(Instant::now, |end| Instant::now().min(end));
@@ -565,6 +561,33 @@ async fn drive<F: Future>(driver: Driver, work: F) -> F::Output {
     .await
 }
 
+/// Runs `work` until `deadline`; `Err(())` when the deadline passed first.
+///
+/// A lazy timer instead of `tokio::time::timeout` per request: the slot's one `watchdog`
+/// sleep is left armed at an older (earlier) deadline, and only when it fires is it checked
+/// against the current request's deadline and pushed forward. So a request costs no timer
+/// registration; the watchdog fires about once per `--timeout` per slot.
+async fn with_deadline<F: Future>(
+    mut watchdog: Pin<&mut tokio::time::Sleep>,
+    deadline: Instant,
+    work: F,
+) -> Result<F::Output, ()> {
+    let mut work = std::pin::pin!(work);
+    std::future::poll_fn(move |cx| {
+        if let Poll::Ready(out) = work.as_mut().poll(cx) {
+            return Poll::Ready(Ok(out));
+        }
+        while watchdog.as_mut().poll(cx).is_ready() {
+            if Instant::now() >= deadline {
+                return Poll::Ready(Err(()));
+            }
+            watchdog.as_mut().reset(deadline.into());
+        }
+        Poll::Pending
+    })
+    .await
+}
+
 /// One exchange's result: status, body bytes, failed assertion.
 type Exchange = (u16, u64, Option<String>);
 
@@ -572,6 +595,9 @@ async fn run_slot(ctx: &Ctx, origin: &Origin, sender: &mut Sender, slot: &mut Sl
     let timeout = ctx.shared.plan.timeout;
     // Exchanges completed on this connection by this slot.
     let mut served = 0u64;
+    // Timers reused across requests (see `with_deadline`).
+    let mut watchdog = std::pin::pin!(tokio::time::sleep(timeout));
+    let mut pace = std::pin::pin!(tokio::time::sleep(Duration::ZERO));
     loop {
         let Some(p) = slot.next(ctx) else {
             return Outcome::Done;
@@ -579,7 +605,8 @@ async fn run_slot(ctx: &Ctx, origin: &Origin, sender: &mut Sender, slot: &mut Sl
         let mut late = false;
         if let Some(t) = p.intended {
             if Instant::now() < t {
-                tokio::time::sleep_until(t.into()).await;
+                pace.as_mut().reset(t.into());
+                pace.as_mut().await;
             } else {
                 late = true;
             }
@@ -591,7 +618,7 @@ async fn run_slot(ctx: &Ctx, origin: &Origin, sender: &mut Sender, slot: &mut Sl
         };
         let req = tpl.request.clone();
         let sent = Instant::now();
-        let result = tokio::time::timeout(timeout, async {
+        let result = with_deadline(watchdog.as_mut(), sent + timeout, async {
             sender.ready().await.map_err(Failure::NotReady)?;
             exchange(sender, req, tpl).await.map_err(Failure::Request)
         })
@@ -829,8 +856,7 @@ pub(crate) fn preflight(plan: &Plan) -> Result<(), BenchError> {
         .enable_all()
         .build()
         .map_err(|e| BenchError::Runtime(format!("tokio runtime: {e}")))?;
-    let local = tokio::task::LocalSet::new();
-    local.block_on(&rt, async {
+    rt.block_on(async {
         for o in &plan.origins {
             connect(plan, o, 0)
                 .await

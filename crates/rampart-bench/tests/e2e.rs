@@ -425,3 +425,29 @@ fn duration_run_ends_on_time_despite_stalled_requests() {
         r.elapsed_s
     );
 }
+
+#[test]
+fn slow_responses_count_as_timeouts() {
+    let srv = TestServer::start();
+    let r = execute(&args(&[
+        "-n",
+        "4",
+        "-c",
+        "2",
+        "-t",
+        "1",
+        "--timeout",
+        "200ms",
+        &srv.url("/slow"),
+    ]))
+    .unwrap();
+    assert_eq!(r.errors.timeout, 4, "{:?}", r.error_samples);
+    assert_eq!(r.requests, 4);
+    assert_eq!(r.responses, 0);
+    assert_eq!(srv.count(), 4);
+    assert!(
+        r.error_samples["timeout"].contains("200ms"),
+        "{:?}",
+        r.error_samples
+    );
+}
