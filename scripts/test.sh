@@ -31,11 +31,11 @@ log "cargo fmt --check"
 cargo fmt --all -- --check
 
 log "cargo clippy (warnings are errors)"
-cargo clippy --workspace --all-targets --locked -- -D warnings
+cargo clippy --workspace --all-targets -- -D warnings
 
 log "tests"
 if [ "$have_nextest" = 1 ]; then
-  cargo nextest run --workspace --locked --profile ci
+  cargo nextest run --workspace --profile ci
 else
-  cargo test --workspace --locked
+  cargo test --workspace
 fi
