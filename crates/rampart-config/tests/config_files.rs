@@ -18,11 +18,20 @@ fn example_config_is_valid_and_documents_every_default() {
     let defaults = rampart_config::Config::default();
     let a = serde_json::to_value(&c.server).unwrap();
     let b = serde_json::to_value(&defaults.server).unwrap();
-    assert_eq!(a, b, "examples/rampart.toml [server] differs from the defaults");
-    assert_eq!(serde_json::to_value(&c.log).unwrap(), serde_json::to_value(&defaults.log).unwrap());
+    assert_eq!(
+        a, b,
+        "examples/rampart.toml [server] differs from the defaults"
+    );
+    assert_eq!(
+        serde_json::to_value(&c.log).unwrap(),
+        serde_json::to_value(&defaults.log).unwrap()
+    );
     let up = &c.upstreams[0];
     let dflt = rampart_config::UpstreamConfig::new(up.name.clone(), up.endpoints.clone());
-    assert_eq!(serde_json::to_value(up).unwrap(), serde_json::to_value(&dflt).unwrap());
+    assert_eq!(
+        serde_json::to_value(up).unwrap(),
+        serde_json::to_value(&dflt).unwrap()
+    );
 }
 
 #[test]
@@ -34,12 +43,23 @@ fn bad_configs_fail_with_their_expected_errors() {
             continue;
         }
         let text = std::fs::read_to_string(&path).unwrap();
-        let expected: Vec<&str> = text.lines().filter_map(|l| l.strip_prefix("# expect: ")).collect();
-        assert!(!expected.is_empty(), "{} has no # expect: line", path.display());
-        let errs = load_file(&path, &Overrides::default()).expect_err(&format!("{} should fail", path.display()));
+        let expected: Vec<&str> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("# expect: "))
+            .collect();
+        assert!(
+            !expected.is_empty(),
+            "{} has no # expect: line",
+            path.display()
+        );
+        let errs = load_file(&path, &Overrides::default())
+            .expect_err(&format!("{} should fail", path.display()));
         let got: Vec<String> = errs.0.iter().map(ToString::to_string).collect();
         assert_eq!(got, expected, "{}", path.display());
         checked += 1;
     }
-    assert!(checked >= 6, "expected the bad/*.toml corpus, found {checked}");
+    assert!(
+        checked >= 6,
+        "expected the bad/*.toml corpus, found {checked}"
+    );
 }
