@@ -204,6 +204,29 @@ impl Engine {
             .collect()
     }
 
+    /// Time each rule alone on a request (for tuning; slowest first).
+    pub fn rule_timings(&self, req: &WafRequest, policy: &WafPolicy) -> Vec<(u32, Duration)> {
+        let mut out = Vec::new();
+        for item in &self.items {
+            if let Item::Rule(rule) = item {
+                if rule.actions.paranoia > policy.paranoia {
+                    continue;
+                }
+                let mut txn = Txn::new(req, policy, None);
+                let _ = txn.eval_chain(rule);
+                let mut best = Duration::MAX;
+                for _ in 0..20 {
+                    let t = Instant::now();
+                    let _ = txn.eval_chain(rule);
+                    best = best.min(t.elapsed());
+                }
+                out.push((rule.id, best));
+            }
+        }
+        out.sort_by_key(|x| std::cmp::Reverse(x.1));
+        out
+    }
+
     /// Inspect a request under a policy.
     pub fn inspect(&self, req: &WafRequest, policy: &WafPolicy, client: Option<IpAddr>) -> Verdict {
         let start = Instant::now();
@@ -368,10 +391,61 @@ impl Engine {
 struct Val<'r> {
     coll: Option<Collection>,
     key: Cow<'r, str>,
-    display: String,
+    /// Collection name for display (`ARGS`); the key is appended when not empty.
+    name: &'static str,
     bytes: Cow<'r, [u8]>,
     entry: Option<usize>,
 }
+
+/// A transformed value: the raw bytes when no transformation changed them.
+enum Tv<'r> {
+    Raw(&'r [u8]),
+    Shared(Arc<Vec<u8>>),
+}
+
+impl std::ops::Deref for Tv<'_> {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            Tv::Raw(r) => r,
+            Tv::Shared(s) => s.as_slice(),
+        }
+    }
+}
+
+impl Val<'_> {
+    fn display(&self) -> String {
+        match (self.name.is_empty(), self.key.is_empty()) {
+            (_, true) => self.name.to_string(),
+            (true, false) => self.key.to_string(),
+            (false, false) => format!("{}:{}", self.name, self.key),
+        }
+    }
+}
+
+/// A fast hasher for the per-request transformation cache (keys are already well mixed).
+#[derive(Default)]
+struct CacheHasher(u64);
+
+impl std::hash::Hasher for CacheHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
+    fn write_usize(&mut self, n: usize) {
+        self.write_u64(n as u64);
+    }
+}
+
+type CacheMap =
+    HashMap<(usize, u64), Option<Arc<Vec<u8>>>, std::hash::BuildHasherDefault<CacheHasher>>;
 
 struct Txn<'r> {
     req: &'r WafRequest,
@@ -384,7 +458,8 @@ struct Txn<'r> {
     removed_tags: Vec<String>,
     removed_targets: Vec<(u32, u32, Source, Selector)>,
     removed_targets_tag: Vec<(String, Source, Selector)>,
-    cache: HashMap<(usize, Vec<Transform>), Arc<Vec<u8>>>,
+    /// (entry index, hash of a transformation-chain prefix) -> value; `None` = unchanged.
+    cache: CacheMap,
     state: EngineState,
     score: u32,
     matches: Vec<RuleMatch>,
@@ -432,7 +507,7 @@ impl<'r> Txn<'r> {
             removed_tags: Vec::new(),
             removed_targets: Vec::new(),
             removed_targets_tag: Vec::new(),
-            cache: HashMap::new(),
+            cache: CacheMap::default(),
             state: EngineState::On,
             score: 0,
             matches: Vec::new(),
@@ -459,6 +534,9 @@ impl<'r> Txn<'r> {
         coll: Option<Collection>,
         key: &str,
     ) -> bool {
+        if self.removed_targets.is_empty() && self.removed_targets_tag.is_empty() {
+            return false;
+        }
         let covers = |s: Source, sel: &Selector| {
             (s == source || coll.is_some_and(|c| source_covers(s, c))) && sel.selects(key)
         };
@@ -504,11 +582,7 @@ impl<'r> Txn<'r> {
                     if e.coll == c && keep(&e.key) {
                         out.push(Val {
                             coll: Some(c),
-                            display: if e.key.is_empty() {
-                                name.to_string()
-                            } else {
-                                format!("{name}:{}", e.key)
-                            },
+                            name,
                             key: Cow::Borrowed(e.key.as_str()),
                             bytes: Cow::Borrowed(e.value.as_slice()),
                             entry: Some(i),
@@ -522,7 +596,7 @@ impl<'r> Txn<'r> {
                     {
                         out.push(Val {
                             coll: Some(e.coll),
-                            display: format!("ARGS:{}", e.key),
+                            name: "ARGS",
                             key: Cow::Borrowed(e.key.as_str()),
                             bytes: Cow::Borrowed(e.value.as_slice()),
                             entry: Some(i),
@@ -548,7 +622,7 @@ impl<'r> Txn<'r> {
                     if colls.contains(&e.coll) && keep(&e.key) {
                         out.push(Val {
                             coll: Some(e.coll),
-                            display: format!("{name}:{}", e.key),
+                            name,
                             key: Cow::Borrowed(e.key.as_str()),
                             bytes: Cow::Borrowed(e.key.as_bytes()),
                             entry: None,
@@ -562,7 +636,7 @@ impl<'r> Txn<'r> {
                 for k in keys {
                     out.push(Val {
                         coll: None,
-                        display: format!("TX:{k}"),
+                        name: "TX",
                         key: Cow::Owned(k.clone()),
                         bytes: Cow::Owned(self.tx.get(k).cloned().unwrap_or_default().into_bytes()),
                         entry: None,
@@ -571,14 +645,14 @@ impl<'r> Txn<'r> {
             }
             Source::MatchedVar => out.push(Val {
                 coll: None,
-                display: "MATCHED_VAR".into(),
+                name: "MATCHED_VAR",
                 key: Cow::Borrowed(""),
                 bytes: Cow::Owned(self.matched_var.clone()),
                 entry: None,
             }),
             Source::MatchedVarName => out.push(Val {
                 coll: None,
-                display: "MATCHED_VAR_NAME".into(),
+                name: "MATCHED_VAR_NAME",
                 key: Cow::Borrowed(""),
                 bytes: Cow::Owned(self.matched_var_name.clone().into_bytes()),
                 entry: None,
@@ -595,7 +669,7 @@ impl<'r> Txn<'r> {
                     };
                     out.push(Val {
                         coll: None,
-                        display: n.clone(),
+                        name: "",
                         key: Cow::Owned(n.clone()),
                         bytes: Cow::Owned(bytes),
                         entry: None,
@@ -604,7 +678,7 @@ impl<'r> Txn<'r> {
             }
             Source::UniqueId => out.push(Val {
                 coll: None,
-                display: "UNIQUE_ID".into(),
+                name: "UNIQUE_ID",
                 key: Cow::Borrowed(""),
                 bytes: Cow::Borrowed(b"0"),
                 entry: None,
@@ -614,7 +688,7 @@ impl<'r> Txn<'r> {
             if let Some(ip) = self.client {
                 out.push(Val {
                     coll: Some(Collection::RemoteAddr),
-                    display: "REMOTE_ADDR".into(),
+                    name: "REMOTE_ADDR",
                     key: Cow::Borrowed(""),
                     bytes: Cow::Owned(ip.to_string().into_bytes()),
                     entry: None,
@@ -624,16 +698,53 @@ impl<'r> Txn<'r> {
         out
     }
 
-    fn transformed(&mut self, v: &Val<'r>, chain: &[Transform]) -> Arc<Vec<u8>> {
-        if let Some(i) = v.entry {
-            if let Some(hit) = self.cache.get(&(i, chain.to_vec())) {
-                return hit.clone();
+    fn transformed(&mut self, v: &Val<'r>, chain: &[Transform]) -> Tv<'r> {
+        let raw: &'r [u8] = match &v.bytes {
+            Cow::Borrowed(b) => b,
+            Cow::Owned(o) => {
+                return Tv::Shared(Arc::new(crate::transform::apply_all(chain, o).into_owned()));
             }
-            let out = Arc::new(crate::transform::apply_all(chain, &v.bytes).into_owned());
-            self.cache.insert((i, chain.to_vec()), out.clone());
-            return out;
+        };
+        let Some(i) = v.entry else {
+            return match crate::transform::apply_all(chain, raw) {
+                Cow::Borrowed(b) => Tv::Raw(b),
+                Cow::Owned(o) => Tv::Shared(Arc::new(o)),
+            };
+        };
+        if chain.is_empty() {
+            return Tv::Raw(raw);
         }
-        Arc::new(crate::transform::apply_all(chain, &v.bytes).into_owned())
+        // Prefix hashes: a rule's chain often extends another rule's.
+        let mut hashes = [0u64; 16];
+        let k = chain.len().min(16);
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for (j, t) in chain.iter().take(k).enumerate() {
+            h = (h ^ (*t as u64 + 1)).wrapping_mul(0x0100_0000_01b3);
+            hashes[j] = h;
+        }
+        // Longest cached prefix.
+        let mut start = 0;
+        let mut cur: Option<Arc<Vec<u8>>> = None;
+        for j in (0..k).rev() {
+            if let Some(hit) = self.cache.get(&(i, hashes[j])) {
+                start = j + 1;
+                cur = hit.clone();
+                break;
+            }
+        }
+        for (j, t) in chain.iter().enumerate().skip(start) {
+            let base: &[u8] = cur.as_deref().map_or(raw, |c| c.as_slice());
+            if !t.is_noop_for(base) {
+                cur = Some(Arc::new(t.apply(base)));
+            }
+            if j < k {
+                self.cache.insert((i, hashes[j]), cur.clone());
+            }
+        }
+        match cur {
+            Some(c) => Tv::Shared(c),
+            None => Tv::Raw(raw),
+        }
     }
 
     fn eval_one(&mut self, rule: &Rule, head: &Rule) -> bool {
@@ -698,10 +809,11 @@ impl<'r> Txn<'r> {
                         _ => tv.to_vec(),
                     };
                     self.matched_var = tv.to_vec();
-                    self.matched_var_name = v.display.clone();
-                    self.matched_vars.push((v.display.clone(), tv.to_vec()));
+                    let display = v.display();
+                    self.matched_var_name = display.clone();
+                    self.matched_vars.push((display.clone(), tv.to_vec()));
                     let detail = m.and_then(|m| m.detail);
-                    self.record(head, rule, &v.display, &shown, detail, &v.key);
+                    self.record(head, rule, &display, &shown, detail, &v.key);
                 }
             }
         }

@@ -216,6 +216,11 @@ where
     }
     AhoCorasickBuilder::new()
         .ascii_case_insensitive(true)
+        .kind(if list.len() <= 2000 {
+            Some(aho_corasick::AhoCorasickKind::DFA)
+        } else {
+            None
+        })
         .match_kind(MatchKind::LeftmostFirst)
         .build(list)
         .map(|ac| Operator::Pm(Arc::new(ac)))

@@ -328,7 +328,9 @@ impl WafRequest {
                 }
                 BodyKind::Xml => {
                     r.push(Collection::ReqBodyProcessor, "", b"XML".to_vec());
-                    r.push(Collection::Xml, "", xml_text(body));
+                    for (key, v) in xml_values(body, limits.max_args) {
+                        r.push(Collection::Xml, key, v);
+                    }
                 }
                 BodyKind::Raw => {}
             }
@@ -648,20 +650,87 @@ fn walk_json(
     }
 }
 
-/// Text content of an XML document (tags removed, entities kept as written).
-fn xml_text(body: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(body.len());
-    let mut in_tag = false;
-    for &c in body {
-        match c {
-            b'<' => in_tag = true,
-            b'>' if in_tag => {
-                in_tag = false;
-                out.push(b' ');
-            }
-            _ if !in_tag => out.push(c),
-            _ => {}
+/// Values of an XML document: text nodes (key `/*`), attribute values (key `@`), and element
+/// and attribute names (key `name`). Entities are kept as written; bounded by `max`.
+fn xml_values(body: &[u8], max: usize) -> Vec<(&'static str, Vec<u8>)> {
+    let mut out: Vec<(&'static str, Vec<u8>)> = Vec::new();
+    let mut i = 0;
+    let mut text = Vec::new();
+    while i < body.len() && out.len() < max {
+        if body[i] != b'<' {
+            text.push(body[i]);
+            i += 1;
+            continue;
         }
+        let t = text.trim_ascii();
+        if !t.is_empty() {
+            out.push(("/*", t.to_vec()));
+        }
+        text.clear();
+        let end = body[i..]
+            .iter()
+            .position(|c| *c == b'>')
+            .map_or(body.len(), |p| i + p);
+        let tag = &body[i + 1..end];
+        i = end + 1;
+        if tag.starts_with(b"?") || tag.starts_with(b"!") {
+            // Declarations and comments: their text is still inspected.
+            out.push(("/*", tag.to_vec()));
+            continue;
+        }
+        let tag = tag.strip_prefix(b"/").unwrap_or(tag);
+        let name_end = tag
+            .iter()
+            .position(|c| c.is_ascii_whitespace() || *c == b'/')
+            .unwrap_or(tag.len());
+        if name_end > 0 {
+            out.push(("name", tag[..name_end].to_vec()));
+        }
+        // attributes: name="value" / name='value'
+        let mut j = name_end;
+        while j < tag.len() && out.len() < max {
+            while j < tag.len() && (tag[j].is_ascii_whitespace() || tag[j] == b'/') {
+                j += 1;
+            }
+            let ns = j;
+            while j < tag.len() && tag[j] != b'=' && !tag[j].is_ascii_whitespace() {
+                j += 1;
+            }
+            if j > ns {
+                out.push(("name", tag[ns..j].to_vec()));
+            }
+            while j < tag.len() && tag[j].is_ascii_whitespace() {
+                j += 1;
+            }
+            if j < tag.len() && tag[j] == b'=' {
+                j += 1;
+                while j < tag.len() && tag[j].is_ascii_whitespace() {
+                    j += 1;
+                }
+                if j < tag.len() && (tag[j] == b'"' || tag[j] == b'\'') {
+                    let q = tag[j];
+                    let vs = j + 1;
+                    let ve = tag[vs..]
+                        .iter()
+                        .position(|c| *c == q)
+                        .map_or(tag.len(), |p| vs + p);
+                    out.push(("@", tag[vs..ve].to_vec()));
+                    j = ve + 1;
+                } else {
+                    let vs = j;
+                    while j < tag.len() && !tag[j].is_ascii_whitespace() {
+                        j += 1;
+                    }
+                    out.push(("@", tag[vs..j].to_vec()));
+                }
+            } else if j == ns {
+                j += 1;
+            }
+        }
+    }
+    let t = text.trim_ascii();
+    if !t.is_empty() && out.len() < max {
+        out.push(("/*", t.to_vec()));
     }
     out
 }
@@ -782,6 +851,23 @@ mod tests {
             Some("{"),
         );
         assert_eq!(bad.first(Collection::ReqBodyError), Some(&b"1"[..]));
+    }
+
+    #[test]
+    fn xml_body_values() {
+        let r = req(
+            "POST",
+            "/",
+            &[("Content-Type", "application/xml")],
+            Some(r#"<?xml version="1.0"?><a x="v1" y='v2'><b>text</b></a>"#),
+        );
+        let vals: Vec<&str> = r
+            .values(Collection::Xml)
+            .map(|e| std::str::from_utf8(&e.value).unwrap())
+            .collect();
+        for want in ["a", "x", "v1", "y", "v2", "b", "text"] {
+            assert!(vals.contains(&want), "{want} in {vals:?}");
+        }
     }
 
     #[test]

@@ -476,8 +476,26 @@ fn tokenize(v: &[u8], quote: Option<u8>) -> Vec<Token<'_>> {
                         }
                     }
                 }
-                // A number glued to letters (`70S`, `1abc`) is a word.
-                if j < v.len() && (v[j].is_ascii_alphabetic() || v[j] == b'_') {
+                // A number glued to a SQL keyword (`1union`) is a number then the keyword;
+                // glued to other letters (`70S`, `1abc`) it is a word.
+                let mut k = j;
+                while k < v.len() && is_word_byte(v[k]) {
+                    k += 1;
+                }
+                let glued = &v[j..k];
+                if !glued.is_empty()
+                    && (in_list(UNION, glued)
+                        || in_list(LOGIC, glued)
+                        || in_list(
+                            &[
+                                "select", "order", "group", "having", "limit", "from", "where",
+                                "div", "like",
+                            ],
+                            glued,
+                        ))
+                {
+                    push(&mut toks, Tok::Num, &v[i..j], true, false);
+                } else if j < v.len() && (v[j].is_ascii_alphabetic() || v[j] == b'_') {
                     while j < v.len() && is_word_byte(v[j]) {
                         j += 1;
                     }
@@ -523,6 +541,11 @@ fn tokenize(v: &[u8], quote: Option<u8>) -> Vec<Token<'_>> {
                     Tok::Keyword
                 } else {
                     Tok::Word
+                };
+                let kind = if next_paren && matches!(kind, Tok::Word | Tok::Keyword) {
+                    Tok::Func
+                } else {
+                    kind
                 };
                 let cmp = kind == Tok::Op && in_list(CMPWORDS, w);
                 push(&mut toks, kind, w, true, cmp);
@@ -628,6 +651,9 @@ fn check(toks: &[Token<'_>], ctx: Option<u8>) -> Option<&'static str> {
     if ctx.is_some() && !broke_out {
         return None;
     }
+    if let Some(r) = shape_checks(toks, &code, broke_out, starts_numeric) {
+        return Some(r);
+    }
     for i in 0..n {
         let t = code[i];
         let next = code.get(i + 1).copied();
@@ -653,15 +679,34 @@ fn check(toks: &[Token<'_>], ctx: Option<u8>) -> Option<&'static str> {
             // ; statement
             Tok::Semi => {
                 if let Some(nx) = next {
-                    if matches!(nx.kind, Tok::Stmt | Tok::Tsql)
-                        || (nx.kind == Tok::Func && in_list(DANGER_FUNCS, nx.text))
-                    {
-                        if i > 0 || broke_out {
-                            return Some("stacked query");
+                    let prev_value = i > 0
+                        && matches!(
+                            code[i - 1].kind,
+                            Tok::Num | Tok::RParen | Tok::Str | Tok::Var
+                        );
+                    let strong_next = match nx.kind {
+                        Tok::Stmt => next2.is_some_and(|x| {
+                            !matches!(x.kind, Tok::Word) || nx.text.eq_ignore_ascii_case(b"select")
+                        }),
+                        Tok::Tsql => {
+                            nx.text.eq_ignore_ascii_case(b"waitfor")
+                                || nx.text.eq_ignore_ascii_case(b"declare")
+                                || (nx.text.eq_ignore_ascii_case(b"exec")
+                                    && next2.is_some_and(|x| {
+                                        let l = x.text.to_ascii_lowercase();
+                                        l.starts_with(b"xp_")
+                                            || l.starts_with(b"sp_")
+                                            || l.starts_with(b"master")
+                                    }))
                         }
+                        Tok::Func => in_list(DANGER_FUNCS, nx.text),
+                        _ => false,
+                    };
+                    if strong_next && (broke_out || prev_value) {
+                        return Some("stacked query");
                     }
                     if (nx.kind == Tok::Keyword && in_list(&["if", "set", "with"], nx.text))
-                        && (broke_out || i > 0)
+                        && broke_out
                     {
                         return Some("stacked query");
                     }
@@ -748,6 +793,26 @@ fn check(toks: &[Token<'_>], ctx: Option<u8>) -> Option<&'static str> {
                 if !after_value {
                     continue;
                 }
+                // AND [(] [-]n [)] <cmp>: a numeric tautology, whatever precedes it.
+                {
+                    let mut j = i + 1;
+                    while j < n
+                        && (code[j].kind == Tok::LParen
+                            || (code[j].kind == Tok::Op
+                                && matches!(code[j].text, b"-" | b"+" | b"~" | b"!")))
+                    {
+                        j += 1;
+                    }
+                    if j < n && code[j].kind == Tok::Num {
+                        j += 1;
+                        while j < n && code[j].kind == Tok::RParen {
+                            j += 1;
+                        }
+                        if j < n && code[j].kind == Tok::Op && code[j].cmp {
+                            return Some("numeric tautology");
+                        }
+                    }
+                }
                 let injected = broke_out
                     || starts_numeric
                     || prev.is_some_and(|p| p.kind == Tok::RParen)
@@ -784,8 +849,25 @@ fn check(toks: &[Token<'_>], ctx: Option<u8>) -> Option<&'static str> {
                     }
                     if is_operand(a) {
                         // Look for a comparison within the next few tokens.
-                        let window = &code[i + 1..n.min(i + 6)];
-                        if window.iter().any(|c| c.kind == Tok::Op && c.cmp)
+                        let window = &code[i + 1..n.min(i + 16)];
+                        // A symbolic comparison (`=`, `<`, ...), or a word one (`like`, `is`)
+                        // with a literal on one side.
+                        let sym_cmp = window.iter().any(|c| {
+                            c.kind == Tok::Op && c.cmp && !c.text[0].is_ascii_alphabetic()
+                        });
+                        let word_cmp = window.iter().enumerate().any(|(k, c)| {
+                            c.kind == Tok::Op
+                                && c.cmp
+                                && c.text[0].is_ascii_alphabetic()
+                                && (window.get(k + 1).is_some_and(|x| {
+                                    matches!(x.kind, Tok::Num | Tok::Str | Tok::LParen)
+                                }) || (k > 0
+                                    && matches!(
+                                        window[k - 1].kind,
+                                        Tok::Num | Tok::Str | Tok::RParen
+                                    )))
+                        });
+                        if (sym_cmp || word_cmp)
                             && window
                                 .iter()
                                 .filter(|c| is_operand(c) || c.kind == Tok::RParen)
@@ -795,13 +877,28 @@ fn check(toks: &[Token<'_>], ctx: Option<u8>) -> Option<&'static str> {
                             return Some("logic comparison");
                         }
                         // AND 1 / OR true, then end, comment or closing paren.
-                        let after = code.get(i + 2).copied();
+                        let mut j = i + 1;
+                        while j < n && code[j].kind == Tok::LParen {
+                            j += 1;
+                        }
+                        let a = code.get(j).copied().unwrap_or(a);
+                        let mut j2 = j + 1;
+                        while j2 < n && code[j2].kind == Tok::RParen {
+                            j2 += 1;
+                        }
+                        let after = code.get(j2).copied();
+                        let tail_comment = toks.last().is_some_and(|t| t.kind == Tok::Comment);
+                        let literal_ok = match a.kind {
+                            Tok::Str => !a.text.is_empty(),
+                            _ => broke_out || tail_comment || j2 > j + 1,
+                        };
                         if matches!(a.kind, Tok::Num | Tok::Var | Tok::Str)
                             && (after.is_none()
                                 || after.is_some_and(|x| {
                                     matches!(x.kind, Tok::RParen | Tok::Semi | Tok::Logic)
                                 }))
                             && (broke_out || starts_numeric)
+                            && literal_ok
                         {
                             // Tautology-ish tail: `' or 1--`, `1 or true`.
                             if a.kind != Tok::Str || after.is_none() {
@@ -886,7 +983,14 @@ fn check(toks: &[Token<'_>], ctx: Option<u8>) -> Option<&'static str> {
             }
             Tok::Op if t.cmp && broke_out && i <= 1 => {
                 // ' = ' / '<>1 / 'like' : comparison right after the break-out.
-                if next.is_some_and(|nx| is_operand(nx))
+                let good_operand = next.is_some_and(|nx| match nx.kind {
+                    Tok::Num | Tok::Var | Tok::Func | Tok::LParen => true,
+                    Tok::Str => nx.closed || !nx.text.is_empty(),
+                    Tok::Word => next2.is_none_or(|x| x.kind == Tok::Logic),
+                    Tok::Op => nx.text.eq_ignore_ascii_case(b"not") || nx.text == b"!",
+                    _ => false,
+                });
+                if good_operand
                     && (next2.is_none()
                         || next2.is_some_and(|x| {
                             matches!(
@@ -920,7 +1024,8 @@ fn check(toks: &[Token<'_>], ctx: Option<u8>) -> Option<&'static str> {
                 && rest[j].kind == Tok::Comment
                 && (rest[j].text.starts_with(b"--")
                     || rest[j].text.starts_with(b"/*")
-                    || rest[j].text.starts_with(b"#"))
+                    || (rest[j].text.starts_with(b"#")
+                        && rest[j].text[1..].trim_ascii().is_empty()))
             {
                 return Some("comment after break-out");
             }
@@ -943,6 +1048,109 @@ fn check(toks: &[Token<'_>], ctx: Option<u8>) -> Option<&'static str> {
             if j > 1 && j < toks.len() && toks[j].kind == Tok::Comment && j + 1 == toks.len() {
                 return Some("numeric break-out with comment");
             }
+        }
+    }
+    None
+}
+
+/// Checks on the shape of the whole token sequence.
+fn shape_checks(
+    toks: &[Token<'_>],
+    code: &[&Token<'_>],
+    broke_out: bool,
+    starts_numeric: bool,
+) -> Option<&'static str> {
+    let n = code.len();
+    let kw = |t: &Token<'_>, w: &[u8]| t.text.eq_ignore_ascii_case(w);
+    // x' <op> ...: an operator right after the break-out (`aa'|+'1`, `'&'`, `x'-!1 like'0`).
+    if broke_out && n >= 3 && code[1].kind == Tok::Op && !code[1].text.starts_with(b":") {
+        let op = code[1].text;
+        let third = code[2];
+        let operand = matches!(
+            third.kind,
+            Tok::Str | Tok::Num | Tok::LParen | Tok::Func | Tok::Var
+        ) || (third.kind == Tok::Op && matches!(third.text, b"!" | b"!!" | b"~"));
+        let strong_op = !matches!(op, b"-" | b"+" | b"/" | b"*" | b".");
+        let later_str = code[2..]
+            .iter()
+            .any(|t| t.kind == Tok::Str && !t.text.is_empty());
+        let lone = n == 3 && code[0].text.is_empty() && third.kind == Tok::Str;
+        let bang = third.kind == Tok::Op;
+        if operand
+            && ((strong_op && (later_str || lone || third.kind != Tok::Str))
+                || bang
+                || (later_str && third.kind != Tok::Num))
+        {
+            return Some("operator after break-out");
+        }
+    }
+    // ( ... ) --  : a parenthesised expression with the rest commented out.
+    if n >= 3
+        && code[0].kind == Tok::LParen
+        && code[n - 1].kind == Tok::RParen
+        && toks.last().is_some_and(|t| {
+            t.kind == Tok::Comment && (t.text.starts_with(b"--") || t.text.starts_with(b"#"))
+        })
+    {
+        return Some("parenthesised expression with comment");
+    }
+    // 1=1 AND ... / (1=1)
+    let mut j = 0;
+    while j < n && code[j].kind == Tok::LParen {
+        j += 1;
+    }
+    if j + 2 < n
+        && code[j].kind == Tok::Num
+        && code[j + 1].kind == Tok::Op
+        && code[j + 1].cmp
+        && code[j + 2].kind == Tok::Num
+        && (j > 0 || code.get(j + 3).is_some_and(|t| t.kind == Tok::Logic))
+    {
+        return Some("numeric tautology");
+    }
+    for (i, t) in code.iter().enumerate() {
+        // CASE WHEN ... THEN
+        if t.kind == Tok::Keyword
+            && kw(t, b"case")
+            && code.get(i + 1).is_some_and(|x| kw(x, b"when"))
+            && code[i + 1..].iter().any(|x| kw(x, b"then"))
+        {
+            return Some("case expression");
+        }
+        // INTO OUTFILE / DUMPFILE
+        if t.kind == Tok::Group
+            && kw(t, b"into")
+            && code
+                .get(i + 1)
+                .is_some_and(|x| kw(x, b"outfile") || kw(x, b"dumpfile"))
+        {
+            return Some("into outfile");
+        }
+        // -1 union ...
+        if t.kind == Tok::Union
+            && starts_numeric
+            && i > 0
+            && code[i - 1].kind == Tok::Num
+            && code.get(i + 1).is_none_or(|x| x.kind != Tok::Word)
+        {
+            return Some("number union");
+        }
+        // select @version / select @@x
+        if i == 0
+            && t.kind == Tok::Stmt
+            && kw(t, b"select")
+            && code.get(1).is_some_and(|x| x.kind == Tok::Var)
+        {
+            return Some("select variable");
+        }
+        // 123+ ((0 / ascii(substring(...
+        if starts_numeric
+            && t.kind == Tok::Func
+            && in_list(FUNCS, t.text)
+            && i > 0
+            && code[..i].iter().any(|x| x.kind == Tok::Op && !x.cmp)
+        {
+            return Some("numeric expression with sql function");
         }
     }
     None

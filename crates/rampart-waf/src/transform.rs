@@ -139,10 +139,42 @@ impl Transform {
     }
 }
 
-/// Apply a chain of transformations. Borrows when the chain is empty.
+impl Transform {
+    /// `true` when the transformation cannot change this value (a cheap pre-check that
+    /// avoids copying the common, clean value).
+    pub fn is_noop_for(self, v: &[u8]) -> bool {
+        use Transform::*;
+        let has = |b: u8| memchr::memchr(b, v).is_some();
+        match self {
+            UrlDecode | UrlDecodeUni => !has(b'%') && !has(b'+'),
+            HtmlEntityDecode => !has(b'&'),
+            JsDecode | CssDecode | EscapeSeqDecode => !has(b'\\'),
+            Lowercase => !v.iter().any(u8::is_ascii_uppercase),
+            Uppercase => !v.iter().any(u8::is_ascii_lowercase),
+            RemoveNulls | ReplaceNulls => !has(0),
+            Utf8ToUnicode => v.is_ascii(),
+            RemoveComments | RemoveCommentsChar => {
+                !has(b'#') && !has(b'*') && !has(b'-') && !has(b'<')
+            }
+            ReplaceComments => !has(b'*'),
+            RemoveWhitespace | CompressWhitespace | Trim | TrimLeft | TrimRight => {
+                !v.iter().any(|c| is_space(*c))
+            }
+            SqlHexDecode => {
+                memchr::memmem::find(v, b"0x").is_none() && memchr::memmem::find(v, b"0X").is_none()
+            }
+            _ => false,
+        }
+    }
+}
+
+/// Apply a chain of transformations. Borrows while nothing changes.
 pub fn apply_all<'a>(chain: &[Transform], v: &'a [u8]) -> Cow<'a, [u8]> {
     let mut cur: Cow<'a, [u8]> = Cow::Borrowed(v);
     for t in chain {
+        if t.is_noop_for(&cur) {
+            continue;
+        }
         cur = Cow::Owned(t.apply(&cur));
     }
     cur
@@ -511,7 +543,7 @@ pub(crate) fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
 }
 
 fn memchr_find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
+    memchr::memmem::find(hay, needle)
 }
 
 /// Path normalisation: collapses `//`, removes `/./`, resolves `dir/../`. A leading `../`
@@ -817,6 +849,45 @@ mod tests {
         let out = apply_all(&[UrlDecode, Lowercase], b"%53ELECT");
         assert_eq!(&*out, b"select");
         assert!(matches!(apply_all(&[], b"x"), Cow::Borrowed(_)));
+        assert!(matches!(
+            apply_all(&[UrlDecode, Lowercase, HtmlEntityDecode], b"abc"),
+            Cow::Borrowed(_)
+        ));
+        // The no-op pre-check never disagrees with the transformation itself.
+        for name in [
+            "urldecodeuni",
+            "htmlentitydecode",
+            "jsdecode",
+            "cssdecode",
+            "lowercase",
+            "removenulls",
+            "utf8tounicode",
+            "removecomments",
+            "replacecomments",
+            "removewhitespace",
+            "compresswhitespace",
+            "trim",
+            "sqlhexdecode",
+            "escapeseqdecode",
+            "removecommentschar",
+        ] {
+            let t = Transform::from_name(name).unwrap();
+            for v in [
+                &b"plain text 123"[..],
+                b"a%41",
+                b"A&lt;",
+                b"x\\y",
+                b"a/*b*/c",
+                b"x\0y",
+                b"  s ",
+                b"0x41",
+                b"\xc3\xa9",
+            ] {
+                if t.is_noop_for(v) {
+                    assert_eq!(t.apply(v), v, "{name} {v:?}");
+                }
+            }
+        }
     }
 
     #[test]

@@ -94,8 +94,19 @@ fn is_space(c: u8) -> bool {
 
 /// Does the value contain something a browser would run?
 pub fn detect(v: &[u8]) -> bool {
+    let has = |b: u8| memchr::memchr(b, v).is_some();
+    let lt = has(b'<');
+    let colon = has(b':');
+    let quote = has(b'"') || has(b'\'') || has(b'`');
+    let paren_or_at = has(b'(') || has(b'@');
+    if !lt && !colon && !quote && !paren_or_at {
+        return false;
+    }
     let l = lower(v);
-    tag_check(&l) || scheme_check(&l) || attr_breakout(&l) || css_check(&l)
+    (lt && tag_check(&l))
+        || (colon && scheme_check(&l))
+        || (quote && attr_breakout(&l))
+        || ((colon || paren_or_at) && css_check(&l))
 }
 
 fn tag_check(l: &[u8]) -> bool {

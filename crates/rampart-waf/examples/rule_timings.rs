@@ -1,0 +1,68 @@
+//! Time the built-in rules on a 2 KiB form POST: min / p50 / p99 of whole inspections and the
+//! slowest single rules (tuning aid). `LOOPS=N` sets the number of inspections.
+
+use std::sync::Arc;
+
+use rampart_waf::{Engine, Limits, WafPolicy, WafRequest};
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let policy = WafPolicy::new(Arc::new(Engine::builtin()?));
+    let mut body =
+        String::from("first_name=Alice&last_name=O%27Connor&email=alice%40example.com&message=");
+    while body.len() < 2048 {
+        body.push_str(
+            "Hello%2C+I+ordered+a+blue+jacket+last+week+%28size+M%29+and+would+like+to+know.+",
+        );
+    }
+    let headers: Vec<(&[u8], &[u8])> = vec![
+        (b"host", b"shop.example.com"),
+        (
+            b"user-agent",
+            b"Mozilla/5.0 (Windows NT 10.0; Win64; x64) Chrome/124.0",
+        ),
+        (b"content-type", b"application/x-www-form-urlencoded"),
+        (b"cookie", b"session=abc; theme=dark"),
+    ];
+    let req = WafRequest::build(
+        "POST",
+        b"/contact?lang=en",
+        "HTTP/1.1",
+        headers,
+        Some(body.as_bytes()),
+        &Limits::default(),
+    );
+    for _ in 0..3 {
+        let _ = policy.engine.inspect(&req, &policy, None);
+    }
+    let n: u32 = std::env::var("LOOPS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1);
+    let t = std::time::Instant::now();
+    let mut times = Vec::new();
+    for _ in 1..n {
+        let t1 = std::time::Instant::now();
+        let _ = policy.engine.inspect(&req, &policy, None);
+        times.push(t1.elapsed());
+    }
+    times.sort();
+    if !times.is_empty() {
+        println!(
+            "min {:?} p50 {:?} p99 {:?}",
+            times[0],
+            times[times.len() / 2],
+            times[times.len() * 99 / 100]
+        );
+    }
+    let v = policy.engine.inspect(&req, &policy, None);
+    println!("mean {:?} per request {:?}", t.elapsed() / n, v.matches);
+    let all = policy.engine.rule_timings(&req, &policy);
+    println!(
+        "sum {:?}",
+        all.iter().map(|x| x.1).sum::<std::time::Duration>()
+    );
+    for (id, d) in all.iter().take(15) {
+        println!("{id}\t{d:?}");
+    }
+    Ok(())
+}
