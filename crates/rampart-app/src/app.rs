@@ -157,6 +157,16 @@ impl AdminApi for Control {
                 "refused": s.refused.load(Ordering::Relaxed),
             },
             "access_log_dropped": self.shared.access_log.dropped(),
+            "cache": self.shared.cache.as_ref().map(|c| {
+                let st = c.stats();
+                serde_json::json!({
+                    "hits": st.hits,
+                    "misses": st.misses,
+                    "hit_ratio": st.hit_ratio(),
+                    "entries": st.entries,
+                    "bytes": st.bytes,
+                })
+            }),
             "routes": routes
                 .into_iter()
                 .map(|(k, v)| (k, serde_json::to_value(v).unwrap_or_default()))
@@ -236,7 +246,7 @@ pub struct RunningApp {
 /// Start serving `config`: build, bind every listener (all-or-nothing), start the admin API.
 pub async fn start(config: Config, opts: StartOptions) -> Result<RunningApp, StartError> {
     let (access_log, access_task) = AccessLog::start(Destination::parse(&config.log.access_log))?;
-    let shared = Arc::new(Shared::new(access_log));
+    let shared = Arc::new(Shared::new(access_log, &config.cache));
     let current = build(&config, &shared).map_err(StartError::Config)?;
     let s = &config.server;
     let mut listeners = Vec::new();

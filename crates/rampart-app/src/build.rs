@@ -4,7 +4,8 @@
 use std::sync::Arc;
 
 use http::Method;
-use rampart_config::{Config, ConfigError, ConfigErrors};
+use rampart_cache::{Cache, CacheLayer, CacheMetrics, CachePolicy, CacheSettings, QueryKey};
+use rampart_config::{CacheConfig, Config, ConfigError, ConfigErrors};
 use rampart_core::{RouteId, RoutePolicy};
 use rampart_http::tls::{CertSource, server_config};
 use rampart_telemetry::{AccessLog, Metrics};
@@ -29,19 +30,52 @@ pub struct Shared {
     pub upstream_metrics: UpstreamMetrics,
     /// Access-log writer.
     pub access_log: AccessLog,
+    /// The HTTP cache (its entries survive reloads; `[cache]` settings apply at start).
+    pub cache: Option<Cache>,
 }
 
 impl Shared {
-    /// Fresh shared state writing access lines to `access_log`.
-    pub fn new(access_log: AccessLog) -> Self {
+    /// Fresh shared state writing access lines to `access_log`, with the cache `[cache]`
+    /// asks for.
+    pub fn new(access_log: AccessLog, cache: &CacheConfig) -> Self {
         let metrics = Arc::new(Metrics::new(env!("CARGO_PKG_VERSION")));
         let upstream_metrics = metrics.register_with(UpstreamMetrics::register);
+        let cache = cache.enabled.then(|| {
+            let cache_metrics = metrics.register_with(CacheMetrics::register);
+            let settings = CacheSettings {
+                max_size: cache.max_size.bytes(),
+                max_object_size: cache.max_object_size.bytes(),
+                hit_for_pass_ttl: cache.hit_for_pass_ttl,
+                coalesce_wait: cache.coalesce_wait,
+                ..CacheSettings::default()
+            };
+            Cache::new(settings, cache_metrics)
+        });
         Self {
             metrics,
             upstream_metrics,
             access_log,
+            cache,
         }
     }
+}
+
+fn cache_policy(r: &rampart_config::RouteCacheConfig) -> Result<CachePolicy, String> {
+    let mut p = CachePolicy {
+        enabled: r.enabled,
+        default_ttl: r.default_ttl,
+        ttl_max: r.ttl_max,
+        stale_while_revalidate: r.stale_while_revalidate,
+        stale_if_error: r.stale_if_error,
+        deception_guard: r.deception_guard,
+        ..CachePolicy::default()
+    };
+    p.set_cookie = r
+        .set_cookie
+        .parse()
+        .map_err(|e: rampart_cache::config::ParseConfigError| e.to_string())?;
+    p.key.query = QueryKey::from_mode(&r.query).map_err(|e| e.to_string())?;
+    Ok(p)
 }
 
 /// An access log that writes nothing (for `check` and tests).
@@ -119,6 +153,14 @@ pub fn build(config: &Config, shared: &Shared) -> Result<Generation, ConfigError
         );
         policy.max_request_body = r.max_request_body.unwrap_or(s.max_request_body).bytes();
         policy.extensions.insert(shared.metrics.route(&r.name));
+        if shared.cache.is_some() && r.cache.enabled {
+            match cache_policy(&r.cache) {
+                Ok(p) => {
+                    policy.extensions.insert(p);
+                }
+                Err(m) => errors.push(ConfigError::new(format!("routes[{i}].cache"), m)),
+            }
+        }
         let mut methods = Vec::new();
         for (j, m) in r.methods.iter().enumerate() {
             match Method::from_bytes(m.as_bytes()) {
@@ -175,6 +217,7 @@ pub fn build(config: &Config, shared: &Shared) -> Result<Generation, ConfigError
             s.max_header_bytes.as_usize(),
             s.max_request_body.bytes(),
         ),
+        cache: shared.cache.clone().map(CacheLayer::new),
         dispatch: DispatchService::new(
             upstreams.clone(),
             s.via.clone(),

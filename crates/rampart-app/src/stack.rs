@@ -3,6 +3,7 @@
 //! Outermost first. Each layer's comment says why it sits where it does; moving one needs a
 //! test that fails under the old order (see `tests/e2e.rs`, `layer_order_*`).
 
+use rampart_cache::CacheLayer;
 use rampart_core::{BoxError, Request, Response};
 use rampart_upstream::DispatchService;
 use tower::{ServiceBuilder, util::BoxCloneSyncService};
@@ -27,6 +28,8 @@ pub struct StackParts {
     pub load_shed: LoadShedMw,
     /// Layer 7.
     pub sanitize: SanitizeMw,
+    /// Layer 14 (absent when `[cache].enabled = false`).
+    pub cache: Option<CacheLayer>,
     /// Layer 15.
     pub dispatch: DispatchService,
 }
@@ -60,7 +63,9 @@ pub fn build_stack(p: StackParts) -> GatewayService {
         //     served from it.
         // 12. Auth: JWT / API key / CSRF (rampart-guard).
         // 13. Response headers: security headers, Server-Timing, Cache-Status on the way out.
-        // 14. Cache (rampart-cache, issue 3): a hit returns here; misses are coalesced.
+        // 14. Cache: a hit returns here, below every protection layer (a blocked request
+        //     is never served from it) and above dispatch; misses are coalesced.
+        .option_layer(p.cache)
         // 15. Dispatch: route -> upstream pool -> pooled connection.
         .service(p.dispatch);
     BoxCloneSyncService::new(svc)

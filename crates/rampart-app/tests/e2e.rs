@@ -169,7 +169,7 @@ async fn xff_from_trusted_proxy_is_extended_and_used_for_client_ip() {
     assert_eq!(rec["path"], "/a");
     assert_eq!(rec["bytes_out"], 2);
     assert!(rec["upstream"].as_str().unwrap().starts_with("127.0.0.1:"));
-    assert!(rec["cache"].is_null());
+    assert_eq!(rec["cache"], "miss", "the cache is on by default");
     let _ = std::fs::remove_file(&log);
 }
 
@@ -874,4 +874,87 @@ async fn layer_order_errors_carry_request_id_and_are_counted() {
         ),
         "{metrics}"
     );
+}
+
+#[tokio::test]
+async fn cache_is_on_by_default_and_serves_hits() {
+    let up = TestUpstream::start(|seen| async move {
+        let cc = if seen.uri.path() == "/private" {
+            "no-store"
+        } else {
+            "public, max-age=60"
+        };
+        rampart_testkit::response(
+            200,
+            "payload",
+            &[("cache-control", cc), ("content-type", "text/plain")],
+        )
+    })
+    .await;
+    let log = std::env::temp_dir().join(format!("rampart-e2e-cache-{}.log", std::process::id()));
+    let _ = std::fs::remove_file(&log);
+    let toml = format!(
+        "{}\n[log]\naccess_log = \"{}\"\n",
+        cfg("", ""),
+        log.display()
+    );
+    let px = TestProxy::start(&toml, &up.url()).await;
+    let first = client::get(px.addr(), "/item").await;
+    assert_eq!(first.status(), 200);
+    assert!(
+        first.headers()["cache-status"]
+            .to_str()
+            .unwrap()
+            .contains("fwd=uri-miss"),
+        "{:?}",
+        first.headers()
+    );
+    let second = client::get(px.addr(), "/item").await;
+    assert_eq!(second.body(), "payload");
+    let cs = second.headers()["cache-status"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(cs.starts_with("rampart; hit"), "{cs}");
+    assert!(second.headers().contains_key("age"));
+    assert_eq!(up.count(), 1, "the hit must not reach the upstream");
+    // no-store is never stored
+    client::get(px.addr(), "/private").await;
+    client::get(px.addr(), "/private").await;
+    assert_eq!(up.count(), 3);
+    let (_, stats) = admin_get(&px, "/stats").await;
+    let stats: serde_json::Value = serde_json::from_str(&stats).unwrap();
+    assert_eq!(stats["cache"]["hits"], 1);
+    let (_, metrics) = admin_get(&px, "/metrics").await;
+    assert!(
+        metrics.contains("rampart_cache_requests_total{route=\"all\",result=\"hit\"} 1"),
+        "{metrics}"
+    );
+    assert!(px.shutdown().await);
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(&log)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines[1]["cache"], "hit");
+    let _ = std::fs::remove_file(&log);
+}
+
+#[tokio::test]
+async fn cache_can_be_turned_off_globally_and_per_route() {
+    let up = TestUpstream::start(|_| async {
+        rampart_testkit::response(200, "x", &[("cache-control", "public, max-age=60")])
+    })
+    .await;
+    let toml = format!("{}\n[cache]\nenabled = false\n", cfg("", ""));
+    let px = TestProxy::start(&toml, &up.url()).await;
+    client::get(px.addr(), "/a").await;
+    let r = client::get(px.addr(), "/a").await;
+    assert!(!r.headers().contains_key("cache-status"));
+    assert_eq!(up.count(), 2);
+    let toml = format!("{}\n[routes.cache]\nenabled = false\n", cfg("", ""));
+    let px = TestProxy::start(&toml, &up.url()).await;
+    client::get(px.addr(), "/b").await;
+    client::get(px.addr(), "/b").await;
+    assert_eq!(up.count(), 4);
 }

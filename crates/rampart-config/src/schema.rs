@@ -24,6 +24,81 @@ pub struct Config {
     pub log: LogConfig,
     /// Peers whose forwarding headers are believed.
     pub trusted_proxies: TrustedProxiesConfig,
+    /// The HTTP cache (global settings; per-route policy in `routes[].cache`).
+    pub cache: CacheConfig,
+}
+
+/// `[cache]`: the shared RFC 9111 cache. On by default: it stores only what origins allow.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CacheConfig {
+    /// Turn the cache on for every route (routes may opt out). Default `true`.
+    pub enabled: bool,
+    /// Total memory for cached objects, counting headers, keys and bookkeeping. Default `"256MiB"`.
+    pub max_size: ByteSize,
+    /// Larger responses stream through uncached. Default `"8MiB"`.
+    pub max_object_size: ByteSize,
+    /// How long an uncacheable answer makes the key skip coalescing. Default `"10s"`.
+    #[serde(with = "duration")]
+    pub hit_for_pass_ttl: Duration,
+    /// How long a coalesced request waits for the leader before going upstream. Default `"5s"`.
+    #[serde(with = "duration")]
+    pub coalesce_wait: Duration,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            max_size: ByteSize::mib(256),
+            max_object_size: ByteSize::mib(8),
+            hit_for_pass_ttl: Duration::from_secs(10),
+            coalesce_wait: Duration::from_secs(5),
+        }
+    }
+}
+
+/// `[routes.cache]`: the cache policy of one route.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RouteCacheConfig {
+    /// Cache this route. Default `true` (when `[cache].enabled`).
+    pub enabled: bool,
+    /// Query string in the key: `"all"` (as sent), `"sorted"` or `"ignore"`. Default `"all"`.
+    pub query: String,
+    /// Freshness for responses that carry none (opt-in, off by the RFC). Default: none.
+    #[serde(with = "duration::option")]
+    pub default_ttl: Option<Duration>,
+    /// Cap on any freshness lifetime. Default: none.
+    #[serde(with = "duration::option")]
+    pub ttl_max: Option<Duration>,
+    /// Gateway-side stale-while-revalidate window when the origin gives none. Default: none.
+    #[serde(with = "duration::option")]
+    pub stale_while_revalidate: Option<Duration>,
+    /// Gateway-side stale-if-error window when the origin gives none. Default: none.
+    #[serde(with = "duration::option")]
+    pub stale_if_error: Option<Duration>,
+    /// Responses with `Set-Cookie`: `"pass"` (not stored), `"strip"` (stored without it),
+    /// `"store"`. Default `"pass"`.
+    pub set_cookie: String,
+    /// Store only when `Content-Type` matches the path's extension (cache deception guard).
+    /// Default `false`.
+    pub deception_guard: bool,
+}
+
+impl Default for RouteCacheConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            query: "all".into(),
+            default_ttl: None,
+            ttl_max: None,
+            stale_while_revalidate: None,
+            stale_if_error: None,
+            set_cookie: "pass".into(),
+            deception_guard: false,
+        }
+    }
 }
 
 /// `[server]`: listeners and limits of the data plane.
@@ -215,6 +290,8 @@ pub struct RouteConfig {
     pub upstream: String,
     /// Per-route override of `server.max_request_body`.
     pub max_request_body: Option<ByteSize>,
+    /// Cache policy of this route.
+    pub cache: RouteCacheConfig,
 }
 
 impl Default for RouteConfig {
@@ -226,6 +303,7 @@ impl Default for RouteConfig {
             methods: Vec::new(),
             upstream: String::new(),
             max_request_body: None,
+            cache: RouteCacheConfig::default(),
         }
     }
 }

@@ -150,7 +150,7 @@ pub mod duration {
     /// Optional variant (`Option<Duration>`).
     pub mod option {
         use super::*;
-        /// Deserialize an optional human duration.
+        /// Deserialize an optional human duration (a present key is a duration).
         pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
             super::deserialize(d).map(Some)
         }

@@ -227,6 +227,34 @@ pub fn validate(c: &Config) -> Vec<ConfigError> {
         }
     }
 
+    // [cache]
+    if c.cache.max_object_size > c.cache.max_size {
+        err(
+            "cache.max_object_size".into(),
+            "must not exceed cache.max_size".into(),
+        );
+    }
+    for (i, r) in c.routes.iter().enumerate() {
+        if !matches!(r.cache.query.as_str(), "all" | "sorted" | "ignore") {
+            err(
+                format!("routes[{i}].cache.query"),
+                format!(
+                    "{:?} is not one of \"all\", \"sorted\", \"ignore\"",
+                    r.cache.query
+                ),
+            );
+        }
+        if !matches!(r.cache.set_cookie.as_str(), "pass" | "strip" | "store") {
+            err(
+                format!("routes[{i}].cache.set_cookie"),
+                format!(
+                    "{:?} is not one of \"pass\", \"strip\", \"store\"",
+                    r.cache.set_cookie
+                ),
+            );
+        }
+    }
+
     // [log]
     if c.log.access_log.is_empty() {
         err(

@@ -26,6 +26,14 @@ fn example_config_is_valid_and_documents_every_default() {
         serde_json::to_value(&c.log).unwrap(),
         serde_json::to_value(&defaults.log).unwrap()
     );
+    assert_eq!(
+        serde_json::to_value(&c.cache).unwrap(),
+        serde_json::to_value(&defaults.cache).unwrap()
+    );
+    assert_eq!(
+        serde_json::to_value(&c.routes[0].cache).unwrap(),
+        serde_json::to_value(rampart_config::RouteCacheConfig::default()).unwrap()
+    );
     let up = &c.upstreams[0];
     let dflt = rampart_config::UpstreamConfig::new(up.name.clone(), up.endpoints.clone());
     assert_eq!(

@@ -92,30 +92,31 @@ impl std::fmt::Debug for Metrics {
 }
 
 impl Metrics {
-    /// A registry with prefix `rampart` and the core families registered.
+    /// A registry with the core families registered. Every family is registered under its
+    /// full name (`rampart_...`); feature crates do the same.
     pub fn new(version: &str) -> Self {
-        let mut registry = Registry::with_prefix("rampart");
+        let mut registry = Registry::default();
         let requests = Family::<HttpLabels, Counter>::default();
         let duration: Family<RouteLabel, Histogram, fn() -> Histogram> =
             Family::new_with_constructor(duration_histogram);
         let connections = Family::<StateLabel, Gauge>::default();
         let build = Family::<VersionLabel, Gauge>::default();
         registry.register(
-            "http_requests",
+            "rampart_http_requests",
             "Requests answered, by route, method and status class",
             requests.clone(),
         );
         registry.register(
-            "http_request_duration_seconds",
+            "rampart_http_request_duration_seconds",
             "Time from request head to the end of the response, by route",
             duration.clone(),
         );
         registry.register(
-            "http_connections",
+            "rampart_http_connections",
             "Open client connections by state",
             connections.clone(),
         );
-        registry.register("build_info", "Build information", build.clone());
+        registry.register("rampart_build_info", "Build information", build.clone());
         build
             .get_or_create(&VersionLabel {
                 version: version.to_string(),

@@ -58,22 +58,21 @@ impl Default for UpstreamMetrics {
 }
 
 impl UpstreamMetrics {
-    /// Create the families and register them (names without the `rampart_` prefix, which the
-    /// registry adds).
+    /// Create the families and register them under their full names.
     pub fn register(registry: &mut Registry) -> Self {
         let m = Self::default();
         registry.register(
-            "upstream_requests",
+            "rampart_upstream_requests",
             "Requests sent to upstream endpoints, by outcome",
             m.requests.clone(),
         );
         registry.register(
-            "upstream_request_duration_seconds",
+            "rampart_upstream_request_duration_seconds",
             "Time from sending a request upstream to its response head",
             m.duration.clone(),
         );
         registry.register(
-            "upstream_pool_connections",
+            "rampart_upstream_pool_connections",
             "Pooled upstream connections by state",
             m.pool.clone(),
         );

@@ -164,7 +164,7 @@ fn config_failure(e: &ConfigErrors) -> ExitCode {
 fn check(path: &std::path::Path) -> ExitCode {
     let result = rampart_config::load_file(path, &Overrides::from_env()).and_then(|config| {
         // Exactly what `run` does before binding sockets.
-        let shared = rampart_app::Shared::new(rampart_app::build::access_log_off());
+        let shared = rampart_app::Shared::new(rampart_app::build::access_log_off(), &config.cache);
         rampart_app::build(&config, &shared).map(|_| ())
     });
     match result {

@@ -132,7 +132,11 @@ impl Middleware for ObserveMw {
                     .extensions()
                     .get::<UpstreamEndpoint>()
                     .map(|e| e.0.to_string());
-                rec.cache = resp.extensions().get::<CacheField>().map(|c| c.0);
+                rec.cache = resp
+                    .extensions()
+                    .get::<rampart_cache::CacheOutcome>()
+                    .map(|c| c.as_str())
+                    .or_else(|| resp.extensions().get::<CacheField>().map(|c| c.0));
             }
             let pending = Pending {
                 metrics,
