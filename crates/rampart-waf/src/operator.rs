@@ -169,6 +169,17 @@ fn translate_regex(p: &str) -> String {
             i += 1 + ch_len;
             continue;
         }
+        // PCRE reads a `{` that does not start `{n}`, `{n,}` or `{n,m}` as a literal.
+        if b[i] == b'{' && !is_counted_repetition(&b[i..]) {
+            out.push_str("\\{");
+            i += 1;
+            continue;
+        }
+        if b[i] == b'}' && !closes_repetition(b, i) {
+            out.push_str("\\}");
+            i += 1;
+            continue;
+        }
         if b[i] == b'(' && b.get(i + 1) == Some(&b'?') && b.get(i + 2) == Some(&b'>') {
             out.push_str("(?:");
             i += 3;
@@ -188,6 +199,33 @@ fn translate_regex(p: &str) -> String {
         i += ch_len;
     }
     out
+}
+
+/// `{n}`, `{n,}`, `{n,m}` at the start of `b`.
+fn is_counted_repetition(b: &[u8]) -> bool {
+    let mut j = 1;
+    let start = j;
+    while j < b.len() && b[j].is_ascii_digit() {
+        j += 1;
+    }
+    if j == start {
+        return false;
+    }
+    if b.get(j) == Some(&b',') {
+        j += 1;
+        while j < b.len() && b[j].is_ascii_digit() {
+            j += 1;
+        }
+    }
+    b.get(j) == Some(&b'}')
+}
+
+/// Does the `}` at `i` close a counted repetition?
+fn closes_repetition(b: &[u8], i: usize) -> bool {
+    match b[..i].iter().rposition(|c| *c == b'{') {
+        Some(p) => is_counted_repetition(&b[p..=i]) && !escaped(b, p),
+        None => false,
+    }
 }
 
 fn escaped(b: &[u8], i: usize) -> bool {
@@ -462,6 +500,8 @@ mod tests {
         assert!(re.is_match(&[0xc0]));
         assert!(compile_regex(r"a*+b").unwrap().is_match(b"aab"));
         assert!(compile_regex(r"(?>ab)").unwrap().is_match(b"ab"));
+        assert!(compile_regex(r"(?:{|x)a{2}\{").unwrap().is_match(b"{aa{"));
+        assert!(compile_regex(r"\$\{[^}]*}").unwrap().is_match(b"${x}"));
         assert!(matches!(
             compile_regex(r"(?=x)"),
             Err(OperatorError::Regex(_))

@@ -975,16 +975,34 @@ fn parse_ctl(s: &str) -> Result<Ctl, String> {
     })
 }
 
+/// The minimal `crs-setup.conf` used when none is found: anomaly scoring, CRS defaults.
+const CRS_DEFAULT_SETUP: &str = r#"
+SecDefaultAction "phase:1,log,auditlog,pass"
+SecDefaultAction "phase:2,log,auditlog,pass"
+SecAction "id:900990,phase:1,nolog,pass,t:none,setvar:tx.crs_setup_version=334"
+"#;
+
 /// Load the OWASP CRS from `dir`: `crs-setup.conf` (or `crs-setup.conf.example`) if present
 /// (in `dir` or `/etc/modsecurity/crs` style layouts it may be passed in `extra`), then
-/// `rules/REQUEST-*.conf` (or `dir/REQUEST-*.conf`) in name order, then `extra` files.
+/// `rules/REQUEST-*.conf` (or `dir/REQUEST-*.conf`) in name order, then `extra` files. Without a
+/// setup file in `dir`, Debian's `/etc/modsecurity/crs/crs-setup.conf` is used when present,
+/// else built-in anomaly-scoring defaults (reported as a warning).
 pub fn load_crs(dir: &Path, extra: &[PathBuf]) -> Result<Engine, LoadError> {
     let mut loader = Loader::new();
-    for setup in ["crs-setup.conf", "crs-setup.conf.example"] {
-        let p = dir.join(setup);
-        if p.is_file() {
-            loader.add_file(&p)?;
-            break;
+    let candidates = [
+        dir.join("crs-setup.conf"),
+        dir.join("crs-setup.conf.example"),
+        // Debian's modsecurity-crs keeps the setup under /etc.
+        PathBuf::from("/etc/modsecurity/crs/crs-setup.conf"),
+    ];
+    match candidates.iter().find(|p| p.is_file()) {
+        Some(p) => loader.add_file(p)?,
+        None => {
+            loader.report.warnings.push(format!(
+                "no crs-setup.conf found in {}: using built-in anomaly-scoring defaults",
+                dir.display()
+            ));
+            loader.add_text("crs-setup (built-in defaults)", CRS_DEFAULT_SETUP, None)?;
         }
     }
     let rules_dir = if dir.join("rules").is_dir() {
