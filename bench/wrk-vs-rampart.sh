@@ -10,6 +10,8 @@
 #   ROUNDS=5          runs per tool and -c value     DURATION=5s    per run
 #   CONNS="10 50 200" -c values                      THREADS=2      -t for both tools
 #   PORT=18180        nginx port (127.0.0.1)
+#   PIN=1             pin nginx to CPU 0 and the generator (-t 1) to CPU 1 with taskset, so
+#                     the server is the bottleneck and each generator must simply keep up
 set -euo pipefail
 
 ROOT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -19,6 +21,15 @@ DURATION=${DURATION:-5s}
 CONNS=${CONNS:-"10 50 200"}
 THREADS=${THREADS:-2}
 PORT=${PORT:-18180}
+PIN=${PIN:-}
+SRV_PREFIX=()
+GEN_PREFIX=()
+if [[ -n "$PIN" ]]; then
+    command -v taskset >/dev/null || { echo "PIN=1 needs taskset (util-linux)" >&2; exit 1; }
+    SRV_PREFIX=(taskset -c 0)
+    GEN_PREFIX=(taskset -c 1)
+    THREADS=1
+fi
 export PATH="$PATH:/usr/sbin:/sbin"
 
 die() { echo "wrk-vs-rampart.sh: error: $*" >&2; exit 1; }
@@ -44,7 +55,7 @@ head -c 1024 /dev/zero | tr '\0' 'x' >"$WORK/www/1k.json"
 sed -e "s|@DIR@|$WORK|g" -e "s|@ROOT@|$WORK/www|g" -e "s|@PORT@|$PORT|g" \
     "$ROOT_DIR/bench/peers/origin.nginx.conf.in" >"$WORK/nginx.conf"
 chmod -R a+rwX "$WORK"
-nginx -p "$WORK" -e "$WORK/error.log" -c "$WORK/nginx.conf" >"$WORK/nginx.out" 2>&1 &
+${SRV_PREFIX[@]+"${SRV_PREFIX[@]}"} nginx -p "$WORK" -e "$WORK/error.log" -c "$WORK/nginx.conf" >"$WORK/nginx.out" 2>&1 &
 NGINX_PID=$!
 URL="http://127.0.0.1:$PORT/1k.json"
 for _ in $(seq 1 50); do
@@ -56,13 +67,13 @@ done
 TIMEFORMAT="%U %S"
 run_wrk() { # c -> "rps cpu_seconds requests"
     local out cpu
-    cpu=$( { time wrk -t"$THREADS" -c"$1" -d"$DURATION" "$URL" >"$WORK/wrk.txt"; } 2>&1 )
+    cpu=$( { time ${GEN_PREFIX[@]+"${GEN_PREFIX[@]}"} wrk -t"$THREADS" -c"$1" -d"$DURATION" "$URL" >"$WORK/wrk.txt"; } 2>&1 )
     out=$(cat "$WORK/wrk.txt")
     echo "$(awk '/Requests\/sec/ {print $2}' <<<"$out") $(awk '{print $1 + $2}' <<<"$cpu") $(awk '/requests in/ {print $1}' <<<"$out")"
 }
 run_bench() {
     local cpu
-    cpu=$( { time "${BENCH_CMD[@]}" -t"$THREADS" -c"$1" -d"$DURATION" --json "$WORK/b.json" "$URL" >/dev/null; } 2>&1 )
+    cpu=$( { time ${GEN_PREFIX[@]+"${GEN_PREFIX[@]}"} "${BENCH_CMD[@]}" -t"$THREADS" -c"$1" -d"$DURATION" --json "$WORK/b.json" "$URL" >/dev/null; } 2>&1 )
     local rps req
     rps=$(grep -m1 '"rps"' "$WORK/b.json" | sed -E 's/.*: *([0-9.]+).*/\1/')
     req=$(grep -m1 '"responses"' "$WORK/b.json" | sed -E 's/.*: *([0-9]+).*/\1/')
@@ -73,7 +84,7 @@ stats() { # values... -> "median best"
 }
 
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), load before: $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "server: nginx $(nginx -v 2>&1 | cut -d/ -f2), $URL (1 KiB), -t $THREADS, $ROUNDS interleaved rounds of $DURATION"
+echo "server: nginx $(nginx -v 2>&1 | cut -d/ -f2), $URL (1 KiB), -t $THREADS, $ROUNDS interleaved rounds of $DURATION${PIN:+, pinned: nginx on cpu 0, generator on cpu 1}"
 printf '%-6s %-14s %12s %12s %16s\n' "-c" "tool" "median req/s" "best req/s" "cpu us/request"
 for c in $CONNS; do
     w_rps=() b_rps=() w_cpu=0 b_cpu=0 w_req=0 b_req=0
