@@ -90,8 +90,8 @@ pub struct TargetSpec {
 
 impl TargetSpec {
     /// Parse `ARGS:password`, `REQUEST_COOKIES:/^sess/`, `REQUEST_HEADERS:User-Agent`.
-    pub fn parse(s: &str) -> Result<Self, String> {
-        crate::seclang::parse_target_spec(s)
+    pub fn parse(s: &str) -> Result<Self, TargetSpecError> {
+        crate::seclang::parse_target_spec(s).map_err(TargetSpecError)
     }
 
     /// Does this spec cover a value of `coll` with `key`?
@@ -99,6 +99,11 @@ impl TargetSpec {
         source_covers(self.source, coll) && self.selector.selects(key)
     }
 }
+
+/// A target that cannot be parsed (unknown collection or bad `/regex/` key).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("waf exclusion target: {0}")]
+pub struct TargetSpecError(pub String);
 
 /// Does a source name cover a request collection? (`ARGS` covers `ARGS_GET` and `ARGS_POST`.)
 pub fn source_covers(source: Source, coll: Collection) -> bool {
