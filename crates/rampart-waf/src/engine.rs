@@ -963,3 +963,141 @@ pub fn source_name(s: Source) -> &'static str {
         Source::UniqueId => "UNIQUE_ID",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::{
+        config::{Exclusion, IdRange, TargetSpec},
+        request::Limits,
+    };
+
+    fn policy() -> WafPolicy {
+        WafPolicy::new(Arc::new(Engine::builtin().unwrap()))
+    }
+
+    fn get(uri: &str) -> WafRequest {
+        let headers: [(&[u8], &[u8]); 3] = [
+            (b"Host", b"example.com"),
+            (b"User-Agent", b"Mozilla/5.0"),
+            (b"Accept", b"*/*"),
+        ];
+        WafRequest::build(
+            "GET",
+            uri.as_bytes(),
+            "HTTP/1.1",
+            headers,
+            None,
+            &Limits::default(),
+        )
+    }
+
+    const SQLI: &str = "/login?password=1%27%20or%20%271%27%3D%271&user=bob";
+
+    #[test]
+    fn scores_and_threshold() {
+        let p = policy();
+        let v = p.engine.inspect(&get(SQLI), &p, None);
+        assert_eq!(v.outcome, Outcome::Block);
+        assert!(v.score >= 5);
+        let m = &v.matches[0];
+        assert_eq!(m.target, "ARGS:password");
+        assert!(
+            m.excerpt.starts_with("[redacted]"),
+            "secrets are not logged"
+        );
+        let lax = policy().with_threshold(1000);
+        assert_eq!(
+            lax.engine.inspect(&get(SQLI), &lax, None).outcome,
+            Outcome::Pass
+        );
+        let clean = p.engine.inspect(&get("/search?q=shoes&page=2"), &p, None);
+        assert_eq!(clean.outcome, Outcome::Pass);
+        assert!(clean.matches.is_empty(), "{:?}", clean.matches);
+    }
+
+    #[test]
+    fn exclusions_by_id_target_and_client() {
+        let base = policy();
+        let ids = base.engine.inspect(&get(SQLI), &base, None).rule_ids();
+        // By rule ids.
+        let mut p = policy();
+        p.exclusions.push(Exclusion {
+            rule_ids: ids.iter().map(|i| IdRange::one(*i)).collect(),
+            ..Default::default()
+        });
+        assert_eq!(
+            p.engine.inspect(&get(SQLI), &p, None).outcome,
+            Outcome::Pass
+        );
+        // By target (any rule).
+        let mut p = policy();
+        p.exclusions.push(Exclusion {
+            target: Some(TargetSpec::parse("ARGS:password").unwrap()),
+            ..Default::default()
+        });
+        assert_eq!(
+            p.engine.inspect(&get(SQLI), &p, None).outcome,
+            Outcome::Pass
+        );
+        // The same attack in another argument still blocks.
+        let other = "/login?q=1%27%20or%20%271%27%3D%271";
+        assert_eq!(
+            p.engine.inspect(&get(other), &p, None).outcome,
+            Outcome::Block
+        );
+        // By client network.
+        let mut p = policy();
+        p.exclusions.push(Exclusion {
+            clients: vec!["10.0.0.0/8".parse().unwrap()],
+            ..Default::default()
+        });
+        let inside = Some("10.1.2.3".parse().unwrap());
+        let outside = Some("192.0.2.1".parse().unwrap());
+        assert_eq!(
+            p.engine.inspect(&get(SQLI), &p, inside).outcome,
+            Outcome::Pass
+        );
+        assert_eq!(
+            p.engine.inspect(&get(SQLI), &p, outside).outcome,
+            Outcome::Block
+        );
+        assert!(TargetSpec::parse("NOPE:x").is_err());
+    }
+
+    #[test]
+    fn paranoia_levels_select_rules() {
+        // 242210 is a PL2 rule: it only runs at PL2 and above.
+        let uri = "/?q=case%20when%20x%20then%20y";
+        let pl1 = policy();
+        let pl2 = policy().with_paranoia(2);
+        let v1 = pl1.engine.inspect(&get(uri), &pl1, None);
+        let v2 = pl2.engine.inspect(&get(uri), &pl2, None);
+        assert!(!v1.rule_ids().contains(&242210), "{:?}", v1.rule_ids());
+        assert!(v2.rule_ids().contains(&242210), "{:?}", v2.rule_ids());
+        assert!(pl1.engine.needs_body(1));
+    }
+
+    #[test]
+    fn json_structure_is_not_sql() {
+        let p = policy();
+        let body = br#"{"select":{"from":["where","union"]},"or":1,"note":"it's fine"}"#;
+        let headers: [(&[u8], &[u8]); 3] = [
+            (b"Host", b"example.com"),
+            (b"User-Agent", b"Mozilla/5.0"),
+            (b"Content-Type", b"application/json"),
+        ];
+        let req = WafRequest::build(
+            "POST",
+            b"/api",
+            "HTTP/1.1",
+            headers,
+            Some(body),
+            &Limits::default(),
+        );
+        let v = p.engine.inspect(&req, &p, None);
+        assert_eq!(v.outcome, Outcome::Pass, "{:?}", v.matches);
+    }
+}

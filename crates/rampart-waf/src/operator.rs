@@ -350,6 +350,10 @@ impl Operator {
                         detail: None,
                     })
                 } else {
+                    // `is_match` can stop at the first match and skips start-finding.
+                    if !re.is_match(v) {
+                        return None;
+                    }
                     re.find(v).map(|m| OpMatch {
                         captures: vec![m.as_bytes().to_vec()],
                         detail: None,
