@@ -8,6 +8,7 @@
 //! | `GET /config` | none | the effective config as JSON, secrets redacted |
 //! | `GET /stats` | none | JSON summary: requests, status classes, latency percentiles per route |
 //! | `POST /reload` | bearer token | re-read the config file and swap it in |
+//! | `POST /cache/purge` | bearer token | purge by urls / prefix / tags / all, optionally soft |
 //!
 //! Mutating endpoints require `Authorization: Bearer <admin.token>`; later features add
 //! theirs with [`protected`]. The app implements [`AdminApi`]; this crate knows nothing else
@@ -62,6 +63,11 @@ pub struct Readiness {
     pub components: Vec<Component>,
 }
 
+/// The future of an asynchronous admin action: a JSON answer, or a status and a message.
+pub type AdminFuture = std::pin::Pin<
+    Box<dyn std::future::Future<Output = Result<serde_json::Value, (u16, String)>> + Send>,
+>;
+
 /// What the admin API asks of the running gateway.
 pub trait AdminApi: Send + Sync + 'static {
     /// Prometheus exposition.
@@ -74,6 +80,9 @@ pub trait AdminApi: Send + Sync + 'static {
     fn stats(&self) -> serde_json::Value;
     /// Reload the config file; `Err` carries the config errors.
     fn reload(&self) -> Result<serde_json::Value, Vec<String>>;
+    /// Purge the cache (`POST /cache/purge` body: `{"urls":[..]}`, `{"prefix":".."}`,
+    /// `{"tags":[..]}` or `{"all":true}`, with optional `"soft":true`).
+    fn purge(&self, request: serde_json::Value) -> AdminFuture;
 }
 
 /// Shared state of the admin router.
@@ -94,7 +103,9 @@ pub fn router(state: AdminState) -> Router {
         .route("/config", get(config))
         .route("/stats", get(stats));
     let mutating = protected(
-        Router::new().route("/reload", post(reload)),
+        Router::new()
+            .route("/reload", post(reload))
+            .route("/cache/purge", post(purge)),
         state.token.clone(),
     );
     open.merge(mutating).with_state(state)
@@ -172,6 +183,27 @@ async fn reload(State(s): State<AdminState>) -> Response {
         Err(errors) => (
             StatusCode::UNPROCESSABLE_ENTITY,
             Json(serde_json::json!({"error": "invalid config", "errors": errors})),
+        )
+            .into_response(),
+    }
+}
+
+async fn purge(State(s): State<AdminState>, body: axum::body::Bytes) -> Response {
+    let request: serde_json::Value = match serde_json::from_slice(&body) {
+        Ok(v) => v,
+        Err(e) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                Json(serde_json::json!({"error": format!("invalid json: {e}")})),
+            )
+                .into_response();
+        }
+    };
+    match s.api.purge(request).await {
+        Ok(v) => Json(v).into_response(),
+        Err((code, msg)) => (
+            StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_REQUEST),
+            Json(serde_json::json!({"error": msg})),
         )
             .into_response(),
     }
@@ -268,6 +300,15 @@ mod tests {
         fn reload(&self) -> Result<serde_json::Value, Vec<String>> {
             Ok(serde_json::json!({"reloaded": true}))
         }
+        fn purge(&self, request: serde_json::Value) -> AdminFuture {
+            Box::pin(async move {
+                if request.get("all").is_some() {
+                    Ok(serde_json::json!({"purged": 3}))
+                } else {
+                    Err((400, "no selector".into()))
+                }
+            })
+        }
     }
 
     fn app() -> Router {
@@ -328,6 +369,29 @@ mod tests {
         )
         .await;
         assert_eq!(s, StatusCode::OK, "{b}");
+    }
+
+    #[tokio::test]
+    async fn purge_needs_the_token_and_valid_json() {
+        let post = |auth: Option<&str>, body: &'static str| {
+            let mut b = http::Request::post("/cache/purge");
+            if let Some(a) = auth {
+                b = b.header("authorization", a);
+            }
+            b.body(axum::body::Body::from(body)).unwrap()
+        };
+        assert_eq!(
+            call(post(None, "{\"all\":true}")).await.0,
+            StatusCode::UNAUTHORIZED
+        );
+        let auth = Some("Bearer t0ken-t0ken-t0ken");
+        assert_eq!(
+            call(post(auth, "{not json")).await.0,
+            StatusCode::BAD_REQUEST
+        );
+        assert_eq!(call(post(auth, "{}")).await.0, StatusCode::BAD_REQUEST);
+        let (s, b) = call(post(auth, "{\"all\":true}")).await;
+        assert_eq!((s, b.as_str()), (StatusCode::OK, "{\"purged\":3}"));
     }
 
     #[test]

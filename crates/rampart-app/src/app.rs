@@ -174,6 +174,24 @@ impl AdminApi for Control {
         })
     }
 
+    fn purge(&self, request: serde_json::Value) -> rampart_admin::AdminFuture {
+        let cache = self.shared.cache.clone();
+        Box::pin(async move {
+            let Some(cache) = cache else {
+                return Err((
+                    409,
+                    "the cache is disabled ([cache].enabled = false)".to_string(),
+                ));
+            };
+            let req: rampart_cache::PurgeRequest = serde_json::from_value(request)
+                .map_err(|e| (400, format!("invalid purge request: {e}")))?;
+            let soft = req.soft;
+            let out = cache.purge(req).await.map_err(|e| (400, e.to_string()))?;
+            tracing::info!(purged = out.purged, soft, "cache purged via admin api");
+            Ok(serde_json::json!({"purged": out.purged}))
+        })
+    }
+
     fn reload(&self) -> Result<serde_json::Value, Vec<String>> {
         self.reload()
             .map(|g| serde_json::json!({"reloaded": true, "generation": g}))

@@ -47,6 +47,7 @@ impl Shared {
                 max_object_size: cache.max_object_size.bytes(),
                 hit_for_pass_ttl: cache.hit_for_pass_ttl,
                 coalesce_wait: cache.coalesce_wait,
+                purge_allow: cache.purge_allow.clone(),
                 ..CacheSettings::default()
             };
             Cache::new(settings, cache_metrics)

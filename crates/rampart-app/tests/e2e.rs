@@ -958,3 +958,92 @@ async fn cache_can_be_turned_off_globally_and_per_route() {
     client::get(px.addr(), "/b").await;
     assert_eq!(up.count(), 4);
 }
+
+#[tokio::test]
+async fn admin_purge_by_url_prefix_tag_all_and_soft() {
+    let up = TestUpstream::start(|seen| async move {
+        let tag = if seen.uri.path().starts_with("/static/") {
+            "assets"
+        } else {
+            "pages"
+        };
+        rampart_testkit::response(
+            200,
+            "v",
+            &[
+                ("cache-control", "public, max-age=600"),
+                ("surrogate-key", tag),
+            ],
+        )
+    })
+    .await;
+    let px = TestProxy::start(&cfg("", ""), &up.url()).await;
+    let paths = [
+        "/static/a.css",
+        "/static/b.js",
+        "/page/1",
+        "/page/2",
+        "/other",
+    ];
+    let warm = |px: &TestProxy| {
+        let addr = px.addr();
+        async move {
+            for p in paths {
+                client::get(addr, p).await;
+            }
+        }
+    };
+    warm(&px).await;
+    assert_eq!(up.count(), 5);
+    warm(&px).await;
+    assert_eq!(up.count(), 5, "all cached");
+    let purge = |body: &'static str| {
+        let admin = px.admin();
+        async move {
+            let r = send(
+                admin,
+                request(
+                    "POST",
+                    "/cache/purge",
+                    &[
+                        ("authorization", "Bearer test-admin-token-0123456789"),
+                        ("content-type", "application/json"),
+                    ],
+                    body,
+                ),
+            )
+            .await;
+            (
+                r.status().as_u16(),
+                serde_json::from_slice::<serde_json::Value>(r.body()).unwrap_or_default(),
+            )
+        }
+    };
+    assert_eq!(
+        send(
+            px.admin(),
+            request("POST", "/cache/purge", &[], "{\"all\":true}")
+        )
+        .await
+        .status(),
+        401
+    );
+    let (s, v) = purge("{\"urls\":[\"http://test.local/other\"]}").await;
+    assert_eq!((s, v["purged"].as_u64()), (200, Some(1)), "{v}");
+    let (s, v) = purge("{\"prefix\":\"/static/\"}").await;
+    assert_eq!((s, v["purged"].as_u64()), (200, Some(2)), "{v}");
+    let (s, v) = purge("{\"tags\":[\"pages\"],\"soft\":true}").await;
+    assert_eq!((s, v["purged"].as_u64()), (200, Some(2)), "{v}");
+    let (s, _) = purge("{\"nothing\":1}").await;
+    assert_eq!(s, 400);
+    warm(&px).await;
+    // other + 2 static refetched; soft-purged pages are served stale while revalidating (or refetched)
+    assert!(
+        up.count() >= 8,
+        "purged objects must be fetched again, saw {}",
+        up.count()
+    );
+    let (s, v) = purge("{\"all\":true}").await;
+    assert_eq!(s, 200);
+    assert!(v["purged"].as_u64().unwrap() >= 3, "{v}");
+}

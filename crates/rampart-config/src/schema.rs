@@ -44,6 +44,9 @@ pub struct CacheConfig {
     /// How long a coalesced request waits for the leader before going upstream. Default `"5s"`.
     #[serde(with = "duration")]
     pub coalesce_wait: Duration,
+    /// Client CIDRs allowed to send `PURGE <url>` on the data listeners. Default: none (the
+    /// method is not special).
+    pub purge_allow: Vec<IpNet>,
 }
 
 impl Default for CacheConfig {
@@ -54,6 +57,7 @@ impl Default for CacheConfig {
             max_object_size: ByteSize::mib(8),
             hit_for_pass_ttl: Duration::from_secs(10),
             coalesce_wait: Duration::from_secs(5),
+            purge_allow: Vec::new(),
         }
     }
 }

@@ -71,6 +71,40 @@ enum Command {
     },
     /// Load generator (closed and open model, HDR latency, JSON/HTML reports, baselines).
     Bench(rampart_bench::BenchArgs),
+    /// Purge cached objects through the admin API.
+    #[command(after_help = "Examples:
+  rampart purge --url https://example.com/products/1
+  rampart purge --prefix /static/ --soft
+  rampart purge --tag product-1 --tag catalog
+  rampart purge --all --admin http://10.0.0.5:9901 --token \"$TOKEN\"")]
+    Purge(PurgeArgs),
+}
+
+#[derive(clap::Args)]
+#[command(group(clap::ArgGroup::new("what").required(true).args(["url", "prefix", "tag", "all"])))]
+struct PurgeArgs {
+    /// Admin API base URL.
+    #[arg(long, default_value = "http://127.0.0.1:9901")]
+    admin: String,
+    /// Admin token. Default: read from the token file the gateway wrote
+    /// ($XDG_RUNTIME_DIR/rampart/admin.token or $HOME/.rampart/admin.token).
+    #[arg(long, env = "RAMPART_ADMIN_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// Absolute URL to purge (all its variants); repeatable.
+    #[arg(long)]
+    url: Vec<String>,
+    /// URL or path prefix to purge.
+    #[arg(long)]
+    prefix: Option<String>,
+    /// Cache tag to purge; repeatable.
+    #[arg(long)]
+    tag: Vec<String>,
+    /// Purge everything.
+    #[arg(long)]
+    all: bool,
+    /// Mark stale instead of deleting (served stale while it revalidates).
+    #[arg(long)]
+    soft: bool,
 }
 
 #[derive(clap::Args)]
@@ -136,7 +170,94 @@ async fn async_main(cli: Cli) -> ExitCode {
             backend_only,
         } => demo(&cli, listen, admin, backend, backend_only).await,
         Command::Bench(_) => ExitCode::SUCCESS,
+        Command::Purge(args) => purge(args).await,
     }
+}
+
+async fn purge(args: PurgeArgs) -> ExitCode {
+    let token = match args.token.clone() {
+        Some(t) => t,
+        None => {
+            let path = rampart_admin::default_token_path();
+            match std::fs::read_to_string(&path) {
+                Ok(t) => t.trim().to_string(),
+                Err(e) => {
+                    eprintln!(
+                        "error: no --token given and cannot read {}: {e}",
+                        path.display()
+                    );
+                    return ExitCode::from(EX_CONFIG);
+                }
+            }
+        }
+    };
+    let mut body = serde_json::Map::new();
+    if !args.url.is_empty() {
+        body.insert("urls".into(), serde_json::json!(args.url));
+    }
+    if let Some(p) = &args.prefix {
+        body.insert("prefix".into(), serde_json::json!(p));
+    }
+    if !args.tag.is_empty() {
+        body.insert("tags".into(), serde_json::json!(args.tag));
+    }
+    if args.all {
+        body.insert("all".into(), serde_json::json!(true));
+    }
+    if args.soft {
+        body.insert("soft".into(), serde_json::json!(true));
+    }
+    let url = format!("{}/cache/purge", args.admin.trim_end_matches('/'));
+    match admin_post(&url, &token, serde_json::Value::Object(body).to_string()).await {
+        Ok((200, text)) => {
+            println!("{}", text.trim());
+            ExitCode::SUCCESS
+        }
+        Ok((status, text)) => {
+            eprintln!("error: admin api answered {status}: {}", text.trim());
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("error: {url}: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// POST a JSON body to the admin API (plain HTTP/1.1, bounded by a timeout).
+async fn admin_post(url: &str, token: &str, body: String) -> anyhow::Result<(u16, String)> {
+    use http_body_util::BodyExt;
+    let uri: http::Uri = url.parse()?;
+    if uri.scheme_str() != Some("http") {
+        anyhow::bail!("the admin url must be http://host:port");
+    }
+    let authority = uri
+        .authority()
+        .ok_or_else(|| anyhow::anyhow!("missing host in admin url"))?
+        .clone();
+    let addr = format!(
+        "{}:{}",
+        authority.host(),
+        authority.port_u16().unwrap_or(80)
+    );
+    let exchange = async {
+        let stream = tokio::net::TcpStream::connect(&addr).await?;
+        let (mut tx, conn) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
+        tokio::spawn(conn);
+        let req = http::Request::post(uri.path())
+            .header(http::header::HOST, authority.as_str())
+            .header(http::header::AUTHORIZATION, format!("Bearer {token}"))
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .body(http_body_util::Full::new(bytes::Bytes::from(body)))?;
+        let resp = tx.send_request(req).await?;
+        let status = resp.status().as_u16();
+        let text = resp.into_body().collect().await?.to_bytes();
+        anyhow::Ok((status, String::from_utf8_lossy(&text).into_owned()))
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(30), exchange)
+        .await
+        .map_err(|_| anyhow::anyhow!("timed out"))?
 }
 
 async fn serve(config: Config, opts: rampart_app::StartOptions) -> ExitCode {
