@@ -9,7 +9,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let policy = WafPolicy::new(Arc::new(Engine::builtin()?));
     let mut body =
         String::from("first_name=Alice&last_name=O%27Connor&email=alice%40example.com&message=");
-    while body.len() < 2048 {
+    let target: usize = std::env::var("BODY")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2048);
+    while body.len() < target {
         body.push_str(
             "Hello%2C+I+ordered+a+blue+jacket+last+week+%28size+M%29+and+would+like+to+know.+",
         );

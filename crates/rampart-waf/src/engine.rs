@@ -555,18 +555,20 @@ impl<'r> Txn<'r> {
         self.matched_vars.clear();
         self.pending.clear();
         self.rule_id = head.id;
-        let mut links: Vec<&Rule> = Vec::new();
         let mut cur = Some(head);
         while let Some(rule) = cur {
             if !self.eval_one(rule, head) {
                 self.pending.clear();
                 return false;
             }
-            links.push(rule);
             cur = rule.chain.as_deref();
         }
-        for rule in links {
-            self.run_actions(rule, head);
+        let mut cur = Some(head);
+        while let Some(rule) = cur {
+            if !rule.actions.setvars.is_empty() || !rule.actions.ctls.is_empty() {
+                self.run_actions(rule, head);
+            }
+            cur = rule.chain.as_deref();
         }
         true
     }
@@ -713,6 +715,13 @@ impl<'r> Txn<'r> {
         };
         if chain.is_empty() {
             return Tv::Raw(raw);
+        }
+        if raw.len() < 256 {
+            // Cheaper to recompute than to cache.
+            return match crate::transform::apply_all(chain, raw) {
+                Cow::Borrowed(b) => Tv::Raw(b),
+                Cow::Owned(o) => Tv::Shared(Arc::new(o)),
+            };
         }
         // Prefix hashes: a rule's chain often extends another rule's.
         let mut hashes = [0u64; 16];
