@@ -11,8 +11,8 @@ use crate::report::{BenchResult, fmt_bytes, fmt_us};
 
 const W: f64 = 760.0;
 const H: f64 = 320.0;
-const LEFT: f64 = 70.0;
-const RIGHT: f64 = 20.0;
+const LEFT: f64 = 80.0;
+const RIGHT: f64 = 35.0;
 const TOP: f64 = 30.0;
 const BOTTOM: f64 = 45.0;
 
@@ -162,7 +162,15 @@ fn latency_svg(r: &BenchResult) -> String {
         })
         .collect();
     let labels = ["0%", "90%", "99%", "99.9%", "99.99%", "99.999%"];
-    let fmt = |v: f64| format!("{v:.2}ms");
+    let fmt = |v: f64| {
+        if v >= 100.0 {
+            format!("{v:.0}ms")
+        } else if v >= 10.0 {
+            format!("{v:.1}ms")
+        } else {
+            format!("{v:.2}ms")
+        }
+    };
     svg(&Chart {
         title: "Latency by percentile",
         x_label: "percentile",
