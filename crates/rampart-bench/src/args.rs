@@ -90,7 +90,8 @@ pub struct BenchArgs {
     #[arg(long, value_name = "FILE")]
     pub body_file: Option<PathBuf>,
 
-    /// Per-request timeout (connect included); a request exceeding it counts as a timeout error.
+    /// Per-request timeout (also bounds each connect and TLS handshake); a request exceeding it
+    /// counts as a timeout error.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "10s")]
     pub timeout: Duration,
 
