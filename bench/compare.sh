@@ -41,13 +41,14 @@ has_peer() { [[ " $PEERS " == *" $1 "* ]]; }
 
 # Seconds in a duration like 5s / 2m / 500ms (rounded up), for the hard per-load timeout.
 secs() {
-    local v=$1
+    local v=$1 n
     case $v in
-        *ms) echo $(( (${v%ms} + 999) / 1000 )) ;;
-        *s) echo "${v%s}" ;;
-        *m) echo $(( ${v%m} * 60 )) ;;
-        *) echo "$v" ;;
+        *ms) n=${v%ms}; [[ $n =~ ^[0-9]+$ ]] && { echo $(( (n + 999) / 1000 )); return; } ;;
+        *s) n=${v%s}; [[ $n =~ ^[0-9]+$ ]] && { echo "$n"; return; } ;;
+        *m) n=${v%m}; [[ $n =~ ^[0-9]+$ ]] && { echo $(( n * 60 )); return; } ;;
+        *) [[ $v =~ ^[0-9]+$ ]] && { echo "$v"; return; } ;;
     esac
+    echo 600 # unusual spelling (1m30s): a generous bound
 }
 
 # ---------------------------------------------------------------- processes and cleanup
