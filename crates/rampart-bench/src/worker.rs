@@ -23,13 +23,14 @@ use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
-use std::task::Poll;
+use std::task::{Context, Poll, Wake, Waker};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures_util::StreamExt;
 use futures_util::future::join_all;
 use futures_util::stream::FuturesUnordered;
+use futures_util::task::AtomicWaker;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::client::conn::{http1, http2};
@@ -261,7 +262,9 @@ fn worker_thread(
                 .zip(firsts)
                 .map(|(&(oi, global), first)| connection_task(ctx.clone(), oi, global, first))
                 .collect();
-            let all = async { while tasks.next().await.is_some() {} };
+            // Unconstrained: this runtime runs nothing but the benchmark, and tokio's co-op budget
+            // would otherwise turn `drive`'s local re-polls into forced yields.
+            let all = tokio::task::unconstrained(async { while tasks.next().await.is_some() {} });
             match end {
                 // A `-d` run ends on time, as wrk's does: requests still in flight then are
                 // abandoned, neither counted nor waited for.
@@ -538,27 +541,69 @@ async fn connection_task(ctx: Rc<Ctx>, oi: usize, global: u64, mut conn: Option<
 }
 
 /// Polls a connection's driver future inside the task that uses the connection, instead of
-/// spawning it: a request and its response then cost no cross-task wake-ups. Once the driver
+/// spawning it: a request and its response then cost no cross-task wake-up. Once the driver
 /// finishes (connection closed), the work goes on alone and sees the error on its next request.
+///
+/// Both are polled with a [`LocalWake`] waker: a wake-up raised *during* this poll (hyper's
+/// dispatcher handing a response to the work, the work queueing the next request for the
+/// driver) just marks the pair dirty and they are polled again right here, instead of
+/// re-queueing the task through the runtime. Only wake-ups from outside (socket readiness,
+/// timers) reach the runtime.
 async fn drive<F: Future>(driver: Driver, work: F) -> F::Output {
     let mut driver = Some(driver);
     let mut work = std::pin::pin!(work);
+    let local = Arc::new(LocalWake::default());
+    let waker = Waker::from(local.clone());
     std::future::poll_fn(move |cx| {
-        // work -> driver -> work -> driver: a response read by the driver is consumed, and the
-        // next request queued by the work is written, within the same wake-up.
-        for _ in 0..2 {
-            if let Poll::Ready(out) = work.as_mut().poll(cx) {
-                return Poll::Ready(out);
+        local.parent.register(cx.waker());
+        local.in_poll.store(true, Ordering::SeqCst);
+        let mut lcx = Context::from_waker(&waker);
+        let mut out = Poll::Pending;
+        // Bounded, so one connection cannot monopolise its worker.
+        for _ in 0..16 {
+            local.dirty.store(false, Ordering::SeqCst);
+            if let Poll::Ready(o) = work.as_mut().poll(&mut lcx) {
+                out = Poll::Ready(o);
+                break;
             }
             if let Some(d) = driver.as_mut()
-                && d.as_mut().poll(cx).is_ready()
+                && d.as_mut().poll(&mut lcx).is_ready()
             {
                 driver = None;
             }
+            if !local.dirty.load(Ordering::SeqCst) {
+                break;
+            }
         }
-        Poll::Pending
+        local.in_poll.store(false, Ordering::SeqCst);
+        if out.is_pending() && local.dirty.swap(false, Ordering::SeqCst) {
+            cx.waker().wake_by_ref();
+        }
+        out
     })
     .await
+}
+
+/// The waker of a [`drive`] pair: remembers wake-ups raised while the pair is being polled,
+/// forwards the others to the task's waker.
+#[derive(Debug, Default)]
+struct LocalWake {
+    dirty: AtomicBool,
+    in_poll: AtomicBool,
+    parent: AtomicWaker,
+}
+
+impl Wake for LocalWake {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.dirty.store(true, Ordering::SeqCst);
+        if !self.in_poll.load(Ordering::SeqCst) {
+            self.parent.wake();
+        }
+    }
 }
 
 /// Runs `work` until `deadline`; `Err(())` when the deadline passed first.
