@@ -58,7 +58,10 @@ pub const EXIT_NO_RESPONSES: u8 = 2;
 pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     // Read the baseline first: a typo in its path should not cost a whole benchmark run.
     let baseline = args.baseline.as_deref().map(compare::load).transpose()?;
-    let result = execute_with_progress(&args, true)?;
+    let (result, interrupted) = execute_inner(&args, true)?;
+    if interrupted {
+        println!("interrupted: the numbers below cover the run up to Ctrl-C");
+    }
     print!("{}", report::render_text(&result));
     if let Some(rate) = result.settings.rate
         && result.responses > 0
@@ -103,24 +106,52 @@ fn write_file(path: &Path, data: &[u8]) -> Result<(), BenchError> {
 /// Runs the benchmark described by `args` and returns its result, printing nothing (no
 /// progress line either). Used by [`run`], by tests and by embedders. Synchronous.
 pub fn execute(args: &BenchArgs) -> Result<BenchResult, BenchError> {
-    execute_with_progress(args, false)
+    execute_inner(args, false).map(|(r, _)| r)
 }
 
-fn execute_with_progress(args: &BenchArgs, progress: bool) -> Result<BenchResult, BenchError> {
+/// `interactive`: live progress line and Ctrl-C handling (first Ctrl-C stops the run and
+/// reports, a second one exits at once).
+fn execute_inner(args: &BenchArgs, interactive: bool) -> Result<(BenchResult, bool), BenchError> {
     let plan = Arc::new(plan::build(args)?);
     worker::preflight(&plan)?;
     let shared = Arc::new(worker::Shared::new(plan.clone()));
-    let printer = if progress {
+    let printer = if interactive {
         progress::Progress::start(shared.clone())
     } else {
         None
     };
-    let out = worker::run(shared);
+    if interactive {
+        watch_ctrl_c(shared.clone());
+    }
+    let out = worker::run(shared.clone());
     if let Some(p) = printer {
         p.finish();
     }
     let out = out?;
-    Ok(build_result(&plan, &out))
+    Ok((build_result(&plan, &out), shared.interrupted()))
+}
+
+/// A detached thread that turns the first Ctrl-C into [`worker::Shared::interrupt`] and the
+/// second into exit code 130. If the handler cannot be installed, Ctrl-C keeps its default.
+fn watch_ctrl_c(shared: Arc<worker::Shared>) {
+    let _ = std::thread::Builder::new()
+        .name("bench-ctrl-c".into())
+        .spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_io()
+                .build()
+            else {
+                return;
+            };
+            rt.block_on(async {
+                if tokio::signal::ctrl_c().await.is_ok() {
+                    shared.interrupt();
+                    if tokio::signal::ctrl_c().await.is_ok() {
+                        std::process::exit(130);
+                    }
+                }
+            });
+        });
 }
 
 fn build_result(plan: &plan::Plan, out: &worker::EngineOutput) -> BenchResult {

@@ -65,6 +65,8 @@ pub(crate) struct Shared {
     /// Closed model with `-n`: measured requests claimed so far.
     claimed: AtomicU64,
     abort: AtomicBool,
+    /// Set by [`Shared::interrupt`] (Ctrl-C): workers stop at once and report what they have.
+    stop: tokio::sync::watch::Sender<bool>,
 }
 
 impl Shared {
@@ -77,6 +79,7 @@ impl Shared {
             gate: Gate::new(threads),
             claimed: AtomicU64::new(0),
             abort: AtomicBool::new(false),
+            stop: tokio::sync::watch::Sender::new(false),
         }
     }
 }
@@ -124,6 +127,20 @@ impl Gate {
             st.1 = true;
             self.cv.notify_all();
         }
+    }
+}
+
+impl Shared {
+    /// Stops the run early (Ctrl-C): no new requests, in-flight ones abandoned; the numbers
+    /// gathered so far are reported.
+    pub fn interrupt(&self) {
+        self.abort.store(true, Ordering::SeqCst);
+        self.stop.send_replace(true);
+    }
+
+    /// Whether [`Shared::interrupt`] was called.
+    pub fn interrupted(&self) -> bool {
+        *self.stop.borrow()
     }
 }
 
@@ -265,6 +282,13 @@ fn worker_thread(
             // Unconstrained: this runtime runs nothing but the benchmark, and tokio's co-op budget
             // would otherwise turn `drive`'s local re-polls into forced yields.
             let all = tokio::task::unconstrained(async { while tasks.next().await.is_some() {} });
+            let mut stop = shared.stop.subscribe();
+            let all = async {
+                tokio::select! {
+                    () = all => {}
+                    _ = stop.wait_for(|stopped| *stopped) => {}
+                }
+            };
             match end {
                 // A `-d` run ends on time, as wrk's does: requests still in flight then are
                 // abandoned, neither counted nor waited for.
@@ -912,4 +936,42 @@ pub(crate) fn preflight(plan: &Plan) -> Result<(), BenchError> {
         }
         Ok(())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::args::BenchArgs;
+
+    #[test]
+    fn interrupt_stops_a_long_run_at_once() {
+        // A server that accepts but never answers: every request hangs until the interrupt.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let acceptor = std::thread::spawn(move || listener.incoming().take(2).collect::<Vec<_>>());
+        let url = format!("http://{addr}/");
+        let args =
+            BenchArgs::try_parse_from(["bench", "-d", "60s", "-c", "2", "-t", "2", &url]).unwrap();
+        let shared = Arc::new(Shared::new(Arc::new(crate::plan::build(&args).unwrap())));
+        let engine = {
+            let shared = shared.clone();
+            std::thread::spawn(move || run(shared))
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while shared.start.get().is_none() {
+            assert!(Instant::now() < deadline, "workers never started");
+            std::thread::yield_now();
+        }
+        shared.interrupt();
+        assert!(shared.interrupted());
+        let out = engine.join().unwrap().unwrap();
+        assert!(out.finished.duration_since(out.measure_start) < Duration::from_secs(30));
+        assert_eq!(out.stats.responses, 0);
+        assert_eq!(
+            out.stats.errors.iter().sum::<u64>(),
+            0,
+            "abandoned requests are not errors"
+        );
+        assert_eq!(acceptor.join().unwrap().len(), 2);
+    }
 }
