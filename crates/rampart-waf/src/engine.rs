@@ -449,6 +449,8 @@ type CacheMap =
 
 struct Txn<'r> {
     req: &'r WafRequest,
+    /// Per entry: its transformation features, once computed.
+    features: Vec<Option<u32>>,
     client: Option<IpAddr>,
     tx: HashMap<String, String>,
     matched_var: Vec<u8>,
@@ -498,6 +500,7 @@ impl<'r> Txn<'r> {
     fn new(req: &'r WafRequest, _policy: &WafPolicy, client: Option<IpAddr>) -> Self {
         Self {
             req,
+            features: vec![None; req.entries().len()],
             client,
             tx: HashMap::new(),
             matched_var: Vec::new(),
@@ -717,8 +720,18 @@ impl<'r> Txn<'r> {
             return Tv::Raw(raw);
         }
         if raw.len() < 256 {
-            // Cheaper to recompute than to cache.
-            return match crate::transform::apply_all(chain, raw) {
+            // Cheaper to recompute than to cache; the value's features are computed once.
+            let f = match self.features.get(i).copied().flatten() {
+                Some(f) => f,
+                None => {
+                    let f = crate::transform::features(raw);
+                    if let Some(slot) = self.features.get_mut(i) {
+                        *slot = Some(f);
+                    }
+                    f
+                }
+            };
+            return match crate::transform::apply_all_given(chain, raw, f) {
                 Cow::Borrowed(b) => Tv::Raw(b),
                 Cow::Owned(o) => Tv::Shared(Arc::new(o)),
             };
@@ -777,6 +790,37 @@ impl<'r> Txn<'r> {
         };
         let mut any = false;
         for t in &rule.targets {
+            // Request collections: evaluate in place, without building a value list.
+            let direct = match t.source {
+                Source::Coll(c) if c != Collection::RemoteAddr => Some(Some(c)),
+                Source::Args => Some(None),
+                _ => None,
+            };
+            if let (false, Some(coll)) = (t.count, direct) {
+                let req = self.req;
+                let name = source_name(t.source);
+                for (i, e) in req.entries().iter().enumerate() {
+                    let coll_ok = match coll {
+                        Some(c) => e.coll == c,
+                        None => matches!(e.coll, Collection::ArgsGet | Collection::ArgsPost),
+                    };
+                    if !coll_ok
+                        || !t.selector.selects(&e.key)
+                        || t.exclude.iter().any(|x| x.selects(&e.key))
+                    {
+                        continue;
+                    }
+                    let v = Val {
+                        coll: Some(e.coll),
+                        key: Cow::Borrowed(e.key.as_str()),
+                        name,
+                        bytes: Cow::Borrowed(e.value.as_slice()),
+                        entry: Some(i),
+                    };
+                    any |= self.eval_value(rule, head, op, t, &v);
+                }
+                continue;
+            }
             let vals = self.values(t);
             if t.count {
                 let n = vals.len().to_string();
@@ -794,39 +838,51 @@ impl<'r> Txn<'r> {
                 continue;
             }
             for v in vals {
-                if self.target_excluded(head.id, &head.actions.tags, t.source, v.coll, &v.key) {
-                    continue;
-                }
-                let tv = self.transformed(&v, &rule.transforms);
-                let m = op.matches(&tv, rule.actions.capture);
-                let matched = m.is_some() != rule.negate;
-                if matched {
-                    any = true;
-                    if rule.actions.capture {
-                        if let Some(OpMatch { captures, .. }) = &m {
-                            for (i, c) in captures.iter().enumerate() {
-                                self.tx
-                                    .insert(i.to_string(), String::from_utf8_lossy(c).into_owned());
-                            }
-                        }
-                    }
-                    let shown: Vec<u8> = match &m {
-                        Some(OpMatch {
-                            captures,
-                            detail: None,
-                        }) if !captures.is_empty() => captures[0].clone(),
-                        _ => tv.to_vec(),
-                    };
-                    self.matched_var = tv.to_vec();
-                    let display = v.display();
-                    self.matched_var_name = display.clone();
-                    self.matched_vars.push((display.clone(), tv.to_vec()));
-                    let detail = m.and_then(|m| m.detail);
-                    self.record(head, rule, &display, &shown, detail, &v.key);
-                }
+                any |= self.eval_value(rule, head, op, t, &v);
             }
         }
         any
+    }
+
+    /// Test one value; on a match set `MATCHED_VAR*`, captures and the pending record.
+    fn eval_value(
+        &mut self,
+        rule: &Rule,
+        head: &Rule,
+        op: &Operator,
+        t: &crate::rule::Target,
+        v: &Val<'r>,
+    ) -> bool {
+        if self.target_excluded(head.id, &head.actions.tags, t.source, v.coll, &v.key) {
+            return false;
+        }
+        let tv = self.transformed(v, &rule.transforms);
+        let m = op.matches(&tv, rule.actions.capture);
+        if m.is_some() == rule.negate {
+            return false;
+        }
+        if rule.actions.capture {
+            if let Some(OpMatch { captures, .. }) = &m {
+                for (i, c) in captures.iter().enumerate() {
+                    self.tx
+                        .insert(i.to_string(), String::from_utf8_lossy(c).into_owned());
+                }
+            }
+        }
+        let shown: Vec<u8> = match &m {
+            Some(OpMatch {
+                captures,
+                detail: None,
+            }) if !captures.is_empty() => captures[0].clone(),
+            _ => tv.to_vec(),
+        };
+        self.matched_var = tv.to_vec();
+        let display = v.display();
+        self.matched_var_name = display.clone();
+        self.matched_vars.push((display.clone(), tv.to_vec()));
+        let detail = m.and_then(|m| m.detail);
+        self.record(head, rule, &display, &shown, detail, &v.key);
+        true
     }
 
     fn record(

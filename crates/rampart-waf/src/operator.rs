@@ -32,6 +32,9 @@ pub enum OperatorError {
 pub enum Operator {
     /// `@rx`: regex in byte mode.
     Rx(Regex),
+    /// `@rx` with a required-byte prefilter: every match contains one of `need`'s bytes, so a
+    /// value without any of them is rejected without running the regex.
+    RxNeed(Regex, Arc<ByteNeed>),
     /// `@pm` / `@pmFromFile`: case-insensitive phrase set.
     Pm(Arc<AhoCorasick>),
     /// `@detectSQLi`.
@@ -71,7 +74,7 @@ pub enum Operator {
 impl fmt::Debug for Operator {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Operator::Rx(r) => write!(f, "@rx {}", r.as_str()),
+            Operator::Rx(r) | Operator::RxNeed(r, _) => write!(f, "@rx {}", r.as_str()),
             Operator::Pm(_) => f.write_str("@pm"),
             Operator::DetectSqli => f.write_str("@detectSQLi"),
             Operator::DetectXss => f.write_str("@detectXSS"),
@@ -279,7 +282,11 @@ impl Operator {
                 if arg.contains("%{") {
                     return Ok(Operator::Dynamic(lname, arg.to_string()));
                 }
-                Operator::Rx(compile_regex(arg)?)
+                let re = compile_regex(arg)?;
+                match required_bytes(re.as_str()) {
+                    Some(need) => Operator::RxNeed(re, Arc::new(need)),
+                    None => Operator::Rx(re),
+                }
             }
             "pm" => phrase_set(arg.split_ascii_whitespace())?,
             "detectsqli" => Operator::DetectSqli,
@@ -313,7 +320,7 @@ impl Operator {
     /// The operator's name, for logs.
     pub fn name(&self) -> &'static str {
         match self {
-            Operator::Rx(_) => "rx",
+            Operator::Rx(_) | Operator::RxNeed(..) => "rx",
             Operator::Pm(_) => "pm",
             Operator::DetectSqli => "detectSQLi",
             Operator::DetectXss => "detectXSS",
@@ -338,28 +345,13 @@ impl Operator {
     pub fn matches(&self, v: &[u8], want_captures: bool) -> Option<OpMatch> {
         let hit = |b: bool| b.then(OpMatch::default);
         match self {
-            Operator::Rx(re) => {
-                if want_captures {
-                    let caps = re.captures(v)?;
-                    Some(OpMatch {
-                        captures: caps
-                            .iter()
-                            .take(10)
-                            .map(|m| m.map(|m| m.as_bytes().to_vec()).unwrap_or_default())
-                            .collect(),
-                        detail: None,
-                    })
-                } else {
-                    // `is_match` can stop at the first match and skips start-finding.
-                    if !re.is_match(v) {
-                        return None;
-                    }
-                    re.find(v).map(|m| OpMatch {
-                        captures: vec![m.as_bytes().to_vec()],
-                        detail: None,
-                    })
+            Operator::RxNeed(re, need) => {
+                if !need.any_in(v) {
+                    return None;
                 }
+                rx_match(re, v, want_captures)
             }
+            Operator::Rx(re) => rx_match(re, v, want_captures),
             Operator::Pm(ac) => ac.find(v).map(|m| OpMatch {
                 captures: vec![v[m.start()..m.end()].to_vec()],
                 detail: None,
@@ -397,6 +389,133 @@ impl Operator {
             Operator::Unconditional => Some(OpMatch::default()),
             Operator::NoMatch => None,
             Operator::Dynamic(..) => None,
+        }
+    }
+}
+
+fn rx_match(re: &Regex, v: &[u8], want_captures: bool) -> Option<OpMatch> {
+    if want_captures {
+        let caps = re.captures(v)?;
+        Some(OpMatch {
+            captures: caps
+                .iter()
+                .take(10)
+                .map(|m| m.map(|m| m.as_bytes().to_vec()).unwrap_or_default())
+                .collect(),
+            detail: None,
+        })
+    } else {
+        // `is_match` can stop at the first match and skips start-finding.
+        if !re.is_match(v) {
+            return None;
+        }
+        re.find(v).map(|m| OpMatch {
+            captures: vec![m.as_bytes().to_vec()],
+            detail: None,
+        })
+    }
+}
+
+/// A set of bytes at least one of which every match of a regex contains.
+#[derive(Debug, Clone)]
+pub struct ByteNeed {
+    table: [bool; 256],
+    few: Vec<u8>,
+}
+
+impl ByteNeed {
+    /// Does `v` contain one of the bytes?
+    pub fn any_in(&self, v: &[u8]) -> bool {
+        match self.few.as_slice() {
+            [a] => memchr::memchr(*a, v).is_some(),
+            [a, b] => memchr::memchr2(*a, *b, v).is_some(),
+            [a, b, c] => memchr::memchr3(*a, *b, *c, v).is_some(),
+            _ => v.iter().any(|c| self.table[usize::from(*c)]),
+        }
+    }
+}
+
+/// Bytes of which every match of `pattern` must contain at least one (`None` when no small
+/// such set exists, e.g. for `.*` or a pattern that can match the empty string).
+pub fn required_bytes(pattern: &str) -> Option<ByteNeed> {
+    let hir = regex_syntax::ParserBuilder::new()
+        .unicode(false)
+        .utf8(false)
+        .build()
+        .parse(pattern)
+        .ok()?;
+    let set = need_of(&hir)?;
+    let n = set.iter().filter(|b| **b).count();
+    if n == 0 || n > 24 {
+        return None;
+    }
+    let few: Vec<u8> = (0..=255u8).filter(|b| set[usize::from(*b)]).collect();
+    Some(ByteNeed {
+        table: set,
+        few: if few.len() <= 3 { few } else { Vec::new() },
+    })
+}
+
+fn count(s: &[bool; 256]) -> usize {
+    s.iter().filter(|b| **b).count()
+}
+
+fn need_of(h: &regex_syntax::hir::Hir) -> Option<[bool; 256]> {
+    use regex_syntax::hir::{Class, HirKind};
+    match h.kind() {
+        HirKind::Empty | HirKind::Look(_) => None,
+        HirKind::Literal(lit) => {
+            // Any byte of the literal is required: take the rarest-looking (non-letter) one.
+            let b = lit
+                .0
+                .iter()
+                .copied()
+                .find(|c| !c.is_ascii_alphanumeric())
+                .or_else(|| lit.0.first().copied())?;
+            let mut s = [false; 256];
+            s[usize::from(b)] = true;
+            Some(s)
+        }
+        HirKind::Class(Class::Bytes(c)) => {
+            let mut s = [false; 256];
+            for r in c.ranges() {
+                for b in r.start()..=r.end() {
+                    s[usize::from(b)] = true;
+                }
+            }
+            (count(&s) <= 24).then_some(s)
+        }
+        HirKind::Class(Class::Unicode(c)) => {
+            let mut s = [false; 256];
+            for r in c.ranges() {
+                let (a, z) = (u32::from(r.start()), u32::from(r.end()));
+                if z > 0x7f || z - a > 24 {
+                    return None;
+                }
+                for b in a..=z {
+                    s[b as usize] = true;
+                }
+            }
+            Some(s)
+        }
+        HirKind::Repetition(r) => {
+            if r.min == 0 {
+                None
+            } else {
+                need_of(&r.sub)
+            }
+        }
+        HirKind::Capture(c) => need_of(&c.sub),
+        HirKind::Concat(xs) => xs.iter().filter_map(need_of).min_by_key(count),
+        HirKind::Alternation(xs) => {
+            let mut s = [false; 256];
+            for x in xs {
+                let n = need_of(x)?;
+                for (a, b) in s.iter_mut().zip(n.iter()) {
+                    *a |= *b;
+                }
+            }
+            Some(s)
         }
     }
 }
@@ -522,6 +641,31 @@ mod tests {
             caps.captures,
             vec![b"12-34".to_vec(), b"12".to_vec(), b"34".to_vec()]
         );
+    }
+
+    #[test]
+    fn required_byte_prefilter_is_sound() {
+        let need = required_bytes(r"(?i)<script[^>]*>").unwrap();
+        assert!(need.any_in(b"x<script>"));
+        assert!(!need.any_in(b"plain text"));
+        assert!(required_bytes(r"a*").is_none());
+        assert!(required_bytes(r"(?i)\b(?:union|select)\b").is_some());
+        // The filtered operator agrees with the plain regex.
+        for (pat, inputs) in [
+            (r"(?i)union\s+select", &["1 UNION SELECT", "union", "x"][..]),
+            (r"(?:\.\.[/\\])+", &["../x", "..\\x", "abc"][..]),
+            (r"[;&|]\s*id\b", &["a; id", "idea", "|id"][..]),
+        ] {
+            let op = Operator::parse("rx", pat).unwrap();
+            let re = compile_regex(pat).unwrap();
+            for i in inputs {
+                assert_eq!(
+                    op.matches(i.as_bytes(), false).is_some(),
+                    re.is_match(i.as_bytes()),
+                    "{pat} {i}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -168,6 +168,89 @@ impl Transform {
     }
 }
 
+/// Feature bits of a value (one pass), for [`Transform::is_noop_given`].
+pub fn features(v: &[u8]) -> u32 {
+    let mut f = 0u32;
+    let mut prev = 0u8;
+    for &c in v {
+        f |= match c {
+            b'%' => F_PERCENT,
+            b'+' => F_PLUS,
+            b'&' => F_AMP,
+            b'\\' => F_BACKSLASH,
+            b'A'..=b'Z' => F_UPPER,
+            b'a'..=b'z' => F_LOWER,
+            0 => F_NUL,
+            b'#' => F_HASH,
+            b'*' => F_STAR,
+            b'-' => F_DASH,
+            b'<' => F_LT,
+            b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c | 0xa0 => F_SPACE,
+            0x80..=0xff => F_NONASCII,
+            _ => 0,
+        };
+        if (c == b'x' || c == b'X') && prev == b'0' {
+            f |= F_HEX;
+        }
+        prev = c;
+    }
+    f
+}
+
+const F_PERCENT: u32 = 1;
+const F_PLUS: u32 = 1 << 1;
+const F_AMP: u32 = 1 << 2;
+const F_BACKSLASH: u32 = 1 << 3;
+const F_UPPER: u32 = 1 << 4;
+const F_LOWER: u32 = 1 << 5;
+const F_NUL: u32 = 1 << 6;
+const F_HASH: u32 = 1 << 7;
+const F_STAR: u32 = 1 << 8;
+const F_DASH: u32 = 1 << 9;
+const F_LT: u32 = 1 << 10;
+const F_SPACE: u32 = 1 << 11;
+const F_NONASCII: u32 = 1 << 12;
+const F_HEX: u32 = 1 << 13;
+
+impl Transform {
+    /// As [`Transform::is_noop_for`], from the value's [`features`].
+    pub fn is_noop_given(self, f: u32) -> bool {
+        use Transform::*;
+        match self {
+            UrlDecode | UrlDecodeUni => f & (F_PERCENT | F_PLUS) == 0,
+            HtmlEntityDecode => f & F_AMP == 0,
+            JsDecode | CssDecode | EscapeSeqDecode => f & F_BACKSLASH == 0,
+            Lowercase => f & F_UPPER == 0,
+            Uppercase => f & F_LOWER == 0,
+            RemoveNulls | ReplaceNulls => f & F_NUL == 0,
+            Utf8ToUnicode => f & F_NONASCII == 0,
+            RemoveComments | RemoveCommentsChar => f & (F_HASH | F_STAR | F_DASH | F_LT) == 0,
+            ReplaceComments => f & F_STAR == 0,
+            RemoveWhitespace | CompressWhitespace | Trim | TrimLeft | TrimRight => f & F_SPACE == 0,
+            SqlHexDecode => f & F_HEX == 0,
+            _ => false,
+        }
+    }
+}
+
+/// Apply a chain to a value whose [`features`] are known; borrows while nothing changes.
+pub fn apply_all_given<'a>(chain: &[Transform], v: &'a [u8], f: u32) -> Cow<'a, [u8]> {
+    let mut i = 0;
+    while i < chain.len() && chain[i].is_noop_given(f) {
+        i += 1;
+    }
+    if i == chain.len() {
+        return Cow::Borrowed(v);
+    }
+    let mut cur: Vec<u8> = chain[i].apply(v);
+    for t in &chain[i + 1..] {
+        if !t.is_noop_for(&cur) {
+            cur = t.apply(&cur);
+        }
+    }
+    Cow::Owned(cur)
+}
+
 /// Apply a chain of transformations. Borrows while nothing changes.
 pub fn apply_all<'a>(chain: &[Transform], v: &'a [u8]) -> Cow<'a, [u8]> {
     let mut cur: Cow<'a, [u8]> = Cow::Borrowed(v);
@@ -885,6 +968,9 @@ mod tests {
             ] {
                 if t.is_noop_for(v) {
                     assert_eq!(t.apply(v), v, "{name} {v:?}");
+                }
+                if t.is_noop_given(features(v)) {
+                    assert_eq!(t.apply(v), v, "{name} {v:?} (features)");
                 }
             }
         }
