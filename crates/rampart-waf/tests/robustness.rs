@@ -25,7 +25,7 @@ impl Rng {
         (0..len)
             .map(|_| {
                 let r = self.next();
-                if r % 3 == 0 {
+                if r.is_multiple_of(3) {
                     (r >> 8) as u8
                 } else {
                     INTERESTING[(r >> 8) as usize % INTERESTING.len()]
@@ -87,7 +87,7 @@ fn nothing_panics_on_random_input() {
         let _ = rampart_waf::sqli::detect(&v);
         let _ = rampart_waf::xss::detect(&v);
         let mut body = rng.bytes(400);
-        if round % 4 == 0 {
+        if round.is_multiple_of(4) {
             body.splice(
                 0..0,
                 b"--XyZ\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\n"
