@@ -74,7 +74,7 @@ fn nothing_panics_on_random_input() {
         b"text/xml",
         b"text/plain",
     ];
-    for round in 0..1500 {
+    for round in 0..1500usize {
         let v = rng.bytes(300);
         for name in TRANSFORMS {
             let t = Transform::from_name(name).expect("known");
