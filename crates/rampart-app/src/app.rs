@@ -259,12 +259,15 @@ pub struct RunningApp {
     admin_stop: Option<tokio::sync::oneshot::Sender<()>>,
     admin_task: Option<tokio::task::JoinHandle<()>>,
     access_task: AccessLogTask,
+    audit_task: crate::audit::AuditTask,
 }
 
 /// Start serving `config`: build, bind every listener (all-or-nothing), start the admin API.
 pub async fn start(config: Config, opts: StartOptions) -> Result<RunningApp, StartError> {
     let (access_log, access_task) = AccessLog::start(Destination::parse(&config.log.access_log))?;
-    let shared = Arc::new(Shared::new(access_log, &config.cache));
+    let (events, audit_rx) = rampart_guard::EventSink::channel(config.audit.queue.max(1));
+    let audit_task = crate::audit::start(&config.audit.path, audit_rx)?;
+    let shared = Arc::new(Shared::new(access_log, &config.cache, events));
     let current = build(&config, &shared).map_err(StartError::Config)?;
     let s = &config.server;
     let mut listeners = Vec::new();
@@ -325,6 +328,7 @@ pub async fn start(config: Config, opts: StartOptions) -> Result<RunningApp, Sta
         admin_stop: None,
         admin_task: None,
         access_task,
+        audit_task,
     };
     if config.admin.enabled {
         let (token, written) = rampart_admin::ensure_token(
@@ -442,6 +446,7 @@ impl RunningApp {
             let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
         }
         drop(self.control);
+        self.audit_task.finish().await;
         // Every access-log sender is gone once the generations are dropped.
         if tokio::time::timeout(Duration::from_secs(5), self.access_task.finish())
             .await

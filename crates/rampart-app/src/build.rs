@@ -7,6 +7,10 @@ use http::Method;
 use rampart_cache::{Cache, CacheLayer, CacheMetrics, CachePolicy, CacheSettings, QueryKey};
 use rampart_config::{CacheConfig, Config, ConfigError, ConfigErrors};
 use rampart_core::{RouteId, RoutePolicy};
+use rampart_guard::{
+    BanSettings, CorsLayer, EventSink, GuardMetrics, IpFilterLayer, RateLimitLayer,
+    SecurityHeadersLayer,
+};
 use rampart_http::tls::{CertSource, server_config};
 use rampart_telemetry::{AccessLog, Metrics};
 use rampart_upstream::{
@@ -14,6 +18,7 @@ use rampart_upstream::{
 };
 
 use crate::{
+    guard::GuardShared,
     layers::{
         client_ip::ClientIpMw, load_shed::LoadShedMw, observe::ObserveMw, route::RouteMw,
         sanitize::SanitizeMw,
@@ -32,12 +37,14 @@ pub struct Shared {
     pub access_log: AccessLog,
     /// The HTTP cache (its entries survive reloads; `[cache]` settings apply at start).
     pub cache: Option<Cache>,
+    /// Rate-limit buckets, bans, security events.
+    pub guard: GuardShared,
 }
 
 impl Shared {
     /// Fresh shared state writing access lines to `access_log`, with the cache `[cache]`
     /// asks for.
-    pub fn new(access_log: AccessLog, cache: &CacheConfig) -> Self {
+    pub fn new(access_log: AccessLog, cache: &CacheConfig, events: EventSink) -> Self {
         let metrics = Arc::new(Metrics::new(env!("CARGO_PKG_VERSION")));
         let upstream_metrics = metrics.register_with(UpstreamMetrics::register);
         let cache = cache.enabled.then(|| {
@@ -52,11 +59,15 @@ impl Shared {
             };
             Cache::new(settings, cache_metrics)
         });
+        let guard_metrics = metrics.register_with(GuardMetrics::register);
+        // Ban rules are (re)applied by every build; start empty.
+        let guard = GuardShared::new(events, guard_metrics, BanSettings::default());
         Self {
             metrics,
             upstream_metrics,
             access_log,
             cache,
+            guard,
         }
     }
 }
@@ -82,6 +93,11 @@ fn cache_policy(r: &rampart_config::RouteCacheConfig) -> Result<CachePolicy, Str
 /// An access log that writes nothing (for `check` and tests).
 pub fn access_log_off() -> AccessLog {
     AccessLog::off()
+}
+
+/// An event sink that drops everything (for `check`).
+pub fn events_off() -> EventSink {
+    EventSink::disabled()
 }
 
 /// One compiled config: the stack and what it was built from.
@@ -154,6 +170,7 @@ pub fn build(config: &Config, shared: &Shared) -> Result<Generation, ConfigError
         );
         policy.max_request_body = r.max_request_body.unwrap_or(s.max_request_body).bytes();
         policy.extensions.insert(shared.metrics.route(&r.name));
+        crate::guard::route_policies(i, r, &shared.guard, &mut policy, &mut errors);
         if shared.cache.is_some() && r.cache.enabled {
             match cache_policy(&r.cache) {
                 Ok(p) => {
@@ -203,9 +220,14 @@ pub fn build(config: &Config, shared: &Shared) -> Result<Generation, ConfigError
         _ => None,
     };
 
+    let bans = crate::guard::ban_settings(&config.bans, &mut errors);
+    let headers = crate::guard::headers_policy(&config.security_headers, &mut errors);
     if !errors.is_empty() {
         return Err(ConfigErrors(errors));
     }
+    // Only a config that builds completely changes the shared ban rules.
+    shared.guard.bans.set_settings(bans);
+    let g = &shared.guard;
     let upstreams = Upstreams::new(upstreams);
     let service = build_stack(StackParts {
         client_ip: ClientIpMw::new(config.trusted_proxies.cidrs.clone()),
@@ -218,6 +240,14 @@ pub fn build(config: &Config, shared: &Shared) -> Result<Generation, ConfigError
             s.max_header_bytes.as_usize(),
             s.max_request_body.bytes(),
         ),
+        ip_filter: IpFilterLayer::new(
+            Arc::new(crate::guard::access_list(&config.ip_lists)),
+            g.bans.clone(),
+            g.events.clone(),
+        ),
+        cors: CorsLayer::new(None, g.events.clone()),
+        rate_limit: RateLimitLayer::new(g.store.clone(), None, g.events.clone()),
+        security_headers: headers.map(SecurityHeadersLayer::new),
         cache: shared.cache.clone().map(CacheLayer::new),
         dispatch: DispatchService::new(
             upstreams.clone(),

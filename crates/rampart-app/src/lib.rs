@@ -10,8 +10,10 @@
 //! survives reloads.
 
 pub mod app;
+pub mod audit;
 pub mod build;
 pub mod demo;
+pub mod guard;
 pub mod layers;
 pub mod routes;
 pub mod stack;

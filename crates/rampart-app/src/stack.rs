@@ -5,6 +5,7 @@
 
 use rampart_cache::CacheLayer;
 use rampart_core::{BoxError, Request, Response};
+use rampart_guard::{CorsLayer, IpFilterLayer, RateLimitLayer, SecurityHeadersLayer};
 use rampart_upstream::DispatchService;
 use tower::{ServiceBuilder, util::BoxCloneSyncService};
 
@@ -28,6 +29,14 @@ pub struct StackParts {
     pub load_shed: LoadShedMw,
     /// Layer 7.
     pub sanitize: SanitizeMw,
+    /// Layer 8.
+    pub ip_filter: IpFilterLayer,
+    /// Layer 9.
+    pub cors: CorsLayer,
+    /// Layer 10.
+    pub rate_limit: RateLimitLayer,
+    /// Layer 13 (absent when `[security_headers].enabled = false`).
+    pub security_headers: Option<SecurityHeadersLayer>,
     /// Layer 14 (absent when `[cache].enabled = false`).
     pub cache: Option<CacheLayer>,
     /// Layer 15.
@@ -56,13 +65,19 @@ pub fn build_stack(p: StackParts) -> GatewayService {
         // 7. Sanitize + limits: hop-by-hop strip, framing checks, URI/header/body caps, so
         //    no feature below ever sees a malformed or oversized request.
         .layer(MwLayer(p.sanitize))
-        // 8. IP filter + bans (rampart-guard, issue 5): cheapest rejection first.
-        // 9. CORS (rampart-guard): preflights answered before auth and rate limits.
-        // 10. Rate limit (rampart-guard): before the WAF, so floods do not burn regex CPU.
-        // 11. WAF (rampart-waf, issue 6): before the cache, so a blocked request is never
-        //     served from it.
-        // 12. Auth: JWT / API key / CSRF (rampart-guard).
-        // 13. Response headers: security headers, Server-Timing, Cache-Status on the way out.
+        // 8. IP lists + bans: the cheapest rejection first; also counts statuses, WAF blocks
+        //    and rate-limit refusals for the automatic ban rules.
+        .layer(p.ip_filter)
+        // 9. CORS: preflights are answered before rate limits and auth (a preflight carries
+        //    no credentials and must not use quota).
+        .layer(p.cors)
+        // 10. Rate limit: before the WAF, so floods do not burn regex CPU.
+        .layer(p.rate_limit)
+        // 11. WAF (rampart-waf, issue 6; slot): before the cache, so a blocked request is
+        //     never served from it.
+        // 12. Auth: JWT / API key / CSRF (rampart-guard; slot, config not wired yet).
+        // 13. Response security headers: on every answer from below, hits included.
+        .option_layer(p.security_headers)
         // 14. Cache: a hit returns here, below every protection layer (a blocked request
         //     is never served from it) and above dispatch; misses are coalesced.
         .option_layer(p.cache)

@@ -1047,3 +1047,130 @@ async fn admin_purge_by_url_prefix_tag_all_and_soft() {
     assert_eq!(s, 200);
     assert!(v["purged"].as_u64().unwrap() >= 3, "{v}");
 }
+
+#[tokio::test]
+async fn pool_in_use_gauge_returns_to_zero_after_client_disconnects() {
+    let up = TestUpstream::start(|_| async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        http::Response::new(body::full("late"))
+    })
+    .await;
+    let px = proxy_for(&up, "").await;
+    for _ in 0..3 {
+        let mut s = tokio::net::TcpStream::connect(px.addr()).await.unwrap();
+        s.write_all(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        drop(s); // gone before the upstream answers
+    }
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let (_, metrics) = admin_get(&px, "/metrics").await;
+    assert!(
+        metrics.contains("rampart_upstream_pool_connections{upstream=\"app\",state=\"in_use\"} 0"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn security_headers_are_on_by_default() {
+    let up = TestUpstream::start(|_| async {
+        rampart_testkit::response(
+            200,
+            "x",
+            &[
+                ("server", "gunicorn/20"),
+                ("x-powered-by", "PHP"),
+                ("x-frame-options", "SAMEORIGIN"),
+            ],
+        )
+    })
+    .await;
+    let px = proxy_for(&up, "").await;
+    let r = client::get(px.addr(), "/").await;
+    let h = r.headers();
+    assert_eq!(h["x-content-type-options"], "nosniff");
+    assert_eq!(
+        h["x-frame-options"], "SAMEORIGIN",
+        "upstream values are kept unless override = true"
+    );
+    assert_eq!(h["referrer-policy"], "strict-origin-when-cross-origin");
+    assert!(h.contains_key("permissions-policy"));
+    assert_eq!(h["cross-origin-opener-policy"], "same-origin");
+    assert!(
+        !h.contains_key("strict-transport-security"),
+        "HSTS only on TLS listeners"
+    );
+    assert!(!h.contains_key("server") && !h.contains_key("x-powered-by"));
+}
+
+#[tokio::test]
+async fn rate_limits_ip_lists_bans_and_audit_events() {
+    let up = TestUpstream::start(|seen| async move {
+        let status = if seen.uri.path() == "/login" {
+            401
+        } else {
+            200
+        };
+        rampart_testkit::response(status, "x", &[])
+    })
+    .await;
+    let audit = std::env::temp_dir().join(format!("rampart-e2e-audit-{}.log", std::process::id()));
+    let _ = std::fs::remove_file(&audit);
+    let toml = format!(
+        "[server]\nlisten = [\"127.0.0.1:0\"]\n\n[[upstreams]]\nname = \"app\"\nendpoints = [\"{{upstream}}\"]\n\n\
+[[routes]]\nname = \"api\"\npath = \"/api\"\nupstream = \"app\"\n\
+[[routes.rate_limits]]\nname = \"per_ip\"\nrate = \"3/1m\"\n\n\
+[[routes]]\nname = \"private\"\npath = \"/private\"\nupstream = \"app\"\n[routes.ip_lists]\nallow = [\"10.0.0.0/8\"]\n\n\
+[[routes]]\nname = \"login\"\npath = \"/login\"\nupstream = \"app\"\n\n\
+[[bans.rules]]\nname = \"brute\"\ntrigger = \"status:401\"\nroute = \"login\"\nthreshold = 3\nwindow = \"1m\"\nban = \"15m\"\n\n\
+[audit]\npath = \"{}\"\n",
+        audit.display()
+    );
+    let px = TestProxy::start(&toml, &up.url()).await;
+    for _ in 0..3 {
+        assert_eq!(client::get(px.addr(), "/api/x").await.status(), 200);
+    }
+    let limited = client::get(px.addr(), "/api/x").await;
+    assert_eq!(limited.status(), 429);
+    assert!(
+        limited.headers()["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse::<u64>()
+            .unwrap()
+            >= 1
+    );
+    assert!(
+        limited.headers().contains_key("ratelimit-policy"),
+        "{:?}",
+        limited.headers()
+    );
+    // route allow list: 127.0.0.1 is not in 10/8
+    assert_eq!(client::get(px.addr(), "/private").await.status(), 403);
+    // brute force: 3 x 401 on login -> banned everywhere
+    for _ in 0..3 {
+        assert_eq!(client::get(px.addr(), "/login").await.status(), 401);
+    }
+    let before = up.count();
+    assert_eq!(client::get(px.addr(), "/login").await.status(), 403);
+    assert_eq!(
+        up.count(),
+        before,
+        "a banned client does not reach the upstream"
+    );
+    assert!(px.shutdown().await);
+    let text = std::fs::read_to_string(&audit).unwrap();
+    let kinds: Vec<String> = text
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["kind"]
+                .as_str()
+                .unwrap_or("")
+                .to_string()
+        })
+        .collect();
+    assert!(kinds.iter().any(|k| k.contains("rate")), "{kinds:?}");
+    assert!(kinds.iter().any(|k| k.contains("ban")), "{kinds:?}");
+    let _ = std::fs::remove_file(&audit);
+}

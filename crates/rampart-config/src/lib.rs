@@ -19,6 +19,7 @@
 //! secrets are wrapped in [`Secret`] so they never print.
 
 pub mod error;
+pub mod guard;
 pub mod load;
 pub mod schema;
 mod span;
@@ -26,6 +27,7 @@ pub mod types;
 pub mod validate;
 
 pub use error::{ConfigError, ConfigErrors};
+pub use guard::*;
 pub use load::{Overrides, load_file, load_str, load_str_unvalidated};
 pub use schema::*;
 pub use types::{ByteSize, Secret};

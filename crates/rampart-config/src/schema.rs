@@ -6,7 +6,12 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
-use crate::types::{ByteSize, Secret, duration};
+use crate::{
+    guard::{
+        AuditConfig, BansConfig, CorsConfig, IpListsConfig, RateLimitConfig, SecurityHeadersConfig,
+    },
+    types::{ByteSize, Secret, duration},
+};
 
 /// The whole configuration.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
@@ -26,6 +31,14 @@ pub struct Config {
     pub trusted_proxies: TrustedProxiesConfig,
     /// The HTTP cache (global settings; per-route policy in `routes[].cache`).
     pub cache: CacheConfig,
+    /// Response security headers (on by default).
+    pub security_headers: SecurityHeadersConfig,
+    /// Global client IP allow/deny lists.
+    pub ip_lists: IpListsConfig,
+    /// Automatic bans.
+    pub bans: BansConfig,
+    /// Security event log.
+    pub audit: AuditConfig,
 }
 
 /// `[cache]`: the shared RFC 9111 cache. On by default: it stores only what origins allow.
@@ -296,6 +309,12 @@ pub struct RouteConfig {
     pub max_request_body: Option<ByteSize>,
     /// Cache policy of this route.
     pub cache: RouteCacheConfig,
+    /// Route-specific client IP lists (checked after the global ones).
+    pub ip_lists: IpListsConfig,
+    /// Rate limits of this route (all must pass).
+    pub rate_limits: Vec<RateLimitConfig>,
+    /// CORS policy of this route (off when absent).
+    pub cors: Option<CorsConfig>,
 }
 
 impl Default for RouteConfig {
@@ -308,6 +327,9 @@ impl Default for RouteConfig {
             upstream: String::new(),
             max_request_body: None,
             cache: RouteCacheConfig::default(),
+            ip_lists: IpListsConfig::default(),
+            rate_limits: Vec::new(),
+            cors: None,
         }
     }
 }

@@ -34,6 +34,33 @@ fn example_config_is_valid_and_documents_every_default() {
         serde_json::to_value(&c.routes[0].cache).unwrap(),
         serde_json::to_value(rampart_config::RouteCacheConfig::default()).unwrap()
     );
+    for (name, a, b) in [
+        (
+            "security_headers",
+            serde_json::to_value(&c.security_headers).unwrap(),
+            serde_json::to_value(&defaults.security_headers).unwrap(),
+        ),
+        (
+            "ip_lists",
+            serde_json::to_value(&c.ip_lists).unwrap(),
+            serde_json::to_value(&defaults.ip_lists).unwrap(),
+        ),
+        (
+            "bans",
+            serde_json::to_value(&c.bans).unwrap(),
+            serde_json::to_value(&defaults.bans).unwrap(),
+        ),
+        (
+            "audit",
+            serde_json::to_value(&c.audit).unwrap(),
+            serde_json::to_value(&defaults.audit).unwrap(),
+        ),
+    ] {
+        assert_eq!(
+            a, b,
+            "examples/rampart.toml [{name}] differs from the defaults"
+        );
+    }
     let up = &c.upstreams[0];
     let dflt = rampart_config::UpstreamConfig::new(up.name.clone(), up.endpoints.clone());
     assert_eq!(

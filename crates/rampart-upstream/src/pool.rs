@@ -169,13 +169,14 @@ impl EndpointPool {
         let mut req = req;
         for _attempt in 0..3 {
             let (mut tx, created, reused) = self.checkout().await?;
-            self.in_use_gauge.inc();
+            // Held across the await: a client that disconnects mid-request drops this future,
+            // and the guard with it.
+            let in_use = InUse::new(self.in_use_gauge.clone());
             let sent =
                 tokio::time::timeout(self.settings.response_timeout, tx.try_send_request(req))
                     .await;
             match sent {
                 Err(elapsed) => {
-                    self.in_use_gauge.dec();
                     return Err(Error::new(ErrorKind::GatewayTimeout)
                         .with_message(format!("no response head from {} in time", self.ep.label))
                         .with_source(elapsed)
@@ -187,6 +188,7 @@ impl EndpointPool {
                         pool: self.clone(),
                         tx: (!upgrade).then_some(tx),
                         created,
+                        _in_use: in_use,
                     };
                     return Ok(resp.map(|b| {
                         body::boxed(PooledBody {
@@ -196,7 +198,7 @@ impl EndpointPool {
                     }));
                 }
                 Ok(Err(mut e)) => {
-                    self.in_use_gauge.dec();
+                    drop(in_use);
                     match e.take_message() {
                         Some(unsent) if reused => {
                             tracing::debug!(endpoint = %self.ep.label, "pooled connection closed before use; retrying on a new one");
@@ -379,17 +381,28 @@ impl Drop for EndpointPool {
     }
 }
 
+/// Counts a connection as in use for as long as it lives.
+struct InUse(Gauge);
+
+impl InUse {
+    fn new(g: Gauge) -> Self {
+        g.inc();
+        Self(g)
+    }
+}
+
+impl Drop for InUse {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
 /// A checked-out HTTP/1.1 connection; returned to the pool on a clean end of body.
 struct Checkedout {
     pool: Arc<EndpointPool>,
     tx: Option<http1::SendRequest<Body>>,
     created: Instant,
-}
-
-impl Drop for Checkedout {
-    fn drop(&mut self) {
-        self.pool.in_use_gauge.dec();
-    }
+    _in_use: InUse,
 }
 
 pin_project_lite::pin_project! {

@@ -10,6 +10,9 @@ use rampart_config::{Config, ConfigErrors, Overrides, RouteConfig, UpstreamConfi
 
 const EX_CONFIG: u8 = 64;
 
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "rampart",
@@ -285,7 +288,11 @@ fn config_failure(e: &ConfigErrors) -> ExitCode {
 fn check(path: &std::path::Path) -> ExitCode {
     let result = rampart_config::load_file(path, &Overrides::from_env()).and_then(|config| {
         // Exactly what `run` does before binding sockets.
-        let shared = rampart_app::Shared::new(rampart_app::build::access_log_off(), &config.cache);
+        let shared = rampart_app::Shared::new(
+            rampart_app::build::access_log_off(),
+            &config.cache,
+            rampart_app::build::events_off(),
+        );
         rampart_app::build(&config, &shared).map(|_| ())
     });
     match result {
