@@ -39,6 +39,8 @@ pub struct Shared {
     pub cache: Option<Cache>,
     /// Rate-limit buckets, bans, security events.
     pub guard: GuardShared,
+    /// WAF metric families.
+    pub waf_metrics: Arc<rampart_waf::WafMetrics>,
 }
 
 impl Shared {
@@ -60,6 +62,7 @@ impl Shared {
             Cache::new(settings, cache_metrics)
         });
         let guard_metrics = metrics.register_with(GuardMetrics::register);
+        let waf_metrics = metrics.register_with(rampart_waf::WafMetrics::register);
         // Ban rules are (re)applied by every build; start empty.
         let guard = GuardShared::new(events, guard_metrics, BanSettings::default());
         Self {
@@ -68,6 +71,7 @@ impl Shared {
             access_log,
             cache,
             guard,
+            waf_metrics,
         }
     }
 }
@@ -160,6 +164,9 @@ pub fn build(config: &Config, shared: &Shared) -> Result<Generation, ConfigError
         ));
     }
 
+    // The WAF engine of this generation (rules are re-read on reload).
+    let waf = crate::guard::waf_engine(&config.waf, &mut errors);
+
     // Routes.
     let mut specs = Vec::new();
     for (i, r) in config.routes.iter().enumerate() {
@@ -171,6 +178,13 @@ pub fn build(config: &Config, shared: &Shared) -> Result<Generation, ConfigError
         policy.max_request_body = r.max_request_body.unwrap_or(s.max_request_body).bytes();
         policy.extensions.insert(shared.metrics.route(&r.name));
         crate::guard::route_policies(i, r, &shared.guard, &mut policy, &mut errors);
+        if let Some(engine) = &waf
+            && r.waf.enabled
+        {
+            policy
+                .extensions
+                .insert(crate::guard::waf_policy(engine, &config.waf, &r.waf));
+        }
         if shared.cache.is_some() && r.cache.enabled {
             match cache_policy(&r.cache) {
                 Ok(p) => {
@@ -244,7 +258,18 @@ pub fn build(config: &Config, shared: &Shared) -> Result<Generation, ConfigError
             Arc::new(crate::guard::access_list(&config.ip_lists)),
             g.bans.clone(),
             g.events.clone(),
-        ),
+        )
+        .waf_classifier(Arc::new(|e| {
+            // Layers 9-12 refuse with 429/401/403; a 403 from below the ban layer is a WAF
+            // block (auth's 403s come with a role message and are not wired yet).
+            matches!(
+                rampart_core::rescue::classify(e).0,
+                rampart_core::ErrorKind::Forbidden { .. }
+            )
+        })),
+        waf: rampart_waf::WafLayer::new()
+            .with_metrics(shared.waf_metrics.clone())
+            .with_sink(Arc::new(crate::guard::WafAudit(g.events.clone()))),
         cors: CorsLayer::new(None, g.events.clone()),
         rate_limit: RateLimitLayer::new(g.store.clone(), None, g.events.clone()),
         security_headers: headers.map(SecurityHeadersLayer::new),

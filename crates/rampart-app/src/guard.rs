@@ -185,3 +185,90 @@ pub fn route_policies(
         }
     }
 }
+
+/// Sends WAF matches to the audit log as security events.
+pub struct WafAudit(pub EventSink);
+
+impl rampart_waf::WafEventSink for WafAudit {
+    fn record(&self, ev: rampart_waf::WafEvent) {
+        let kind = match ev.outcome {
+            rampart_waf::Outcome::Block => rampart_guard::SecurityEventKind::WafBlocked,
+            rampart_waf::Outcome::Detect => rampart_guard::SecurityEventKind::WafDetected,
+            rampart_waf::Outcome::Pass => return,
+        };
+        let rules: Vec<String> = ev.matches.iter().map(|m| m.rule_id.to_string()).collect();
+        let details: Vec<String> = ev
+            .matches
+            .iter()
+            .map(|m| format!("{} {} {:?}", m.rule_id, m.target, m.excerpt))
+            .collect();
+        self.0.emit(rampart_guard::SecurityEvent {
+            kind,
+            time: std::time::SystemTime::now(),
+            request_id: Some(ev.reference.clone()),
+            client_ip: ev.client,
+            route: Some(ev.route.clone()),
+            rule: Some(rules.join(",")),
+            reference: Some(ev.reference),
+            details: format!(
+                "{} {} score={} matches: {}",
+                ev.method,
+                ev.path,
+                ev.score,
+                details.join("; ")
+            ),
+        });
+    }
+}
+
+/// `[waf]` -> the rule engine of this generation (`None` when off).
+pub fn waf_engine(
+    c: &rampart_config::WafConfig,
+    errors: &mut Vec<ConfigError>,
+) -> Option<Arc<rampart_waf::Engine>> {
+    if !c.enabled {
+        return None;
+    }
+    let settings = rampart_waf::WafSettings {
+        enabled: true,
+        builtin_rules: c.builtin_rules,
+        crs_path: c.crs_path.clone(),
+        ..rampart_waf::WafSettings::default()
+    };
+    match rampart_waf::build_engine(&settings) {
+        Ok(e) => {
+            tracing::debug!(report = %e.report(), "waf rules loaded");
+            Some(Arc::new(e))
+        }
+        Err(e) => {
+            let key = if c.crs_path.is_some() {
+                "waf.crs_path"
+            } else {
+                "waf"
+            };
+            errors.push(ConfigError::new(key, e.to_string()));
+            None
+        }
+    }
+}
+
+/// The WAF policy of a route.
+pub fn waf_policy(
+    engine: &Arc<rampart_waf::Engine>,
+    g: &rampart_config::WafConfig,
+    r: &rampart_config::RouteWafConfig,
+) -> rampart_waf::WafPolicy {
+    let mode = match r.mode.as_deref().unwrap_or(&g.mode) {
+        "detect" => rampart_waf::Mode::Detect,
+        _ => rampart_waf::Mode::Block,
+    };
+    let mut p = rampart_waf::WafPolicy::new(engine.clone())
+        .with_mode(mode)
+        .with_paranoia(r.paranoia.unwrap_or(g.paranoia))
+        .with_threshold(r.threshold.unwrap_or(g.threshold));
+    p.body_limit = g.body_limit.as_usize();
+    if g.body_limit_action == "reject" {
+        p.body_limit_action = rampart_waf::BodyLimitAction::Reject;
+    }
+    p
+}

@@ -35,6 +35,8 @@ pub struct StackParts {
     pub cors: CorsLayer,
     /// Layer 10.
     pub rate_limit: RateLimitLayer,
+    /// Layer 11 (routes without a `WafPolicy` pass through).
+    pub waf: rampart_waf::WafLayer,
     /// Layer 13 (absent when `[security_headers].enabled = false`).
     pub security_headers: Option<SecurityHeadersLayer>,
     /// Layer 14 (absent when `[cache].enabled = false`).
@@ -73,8 +75,9 @@ pub fn build_stack(p: StackParts) -> GatewayService {
         .layer(p.cors)
         // 10. Rate limit: before the WAF, so floods do not burn regex CPU.
         .layer(p.rate_limit)
-        // 11. WAF (rampart-waf, issue 6; slot): before the cache, so a blocked request is
-        //     never served from it.
+        // 11. WAF: after the cheap refusals, before the cache, so a blocked request is never
+        //     served from it.
+        .layer(p.waf)
         // 12. Auth: JWT / API key / CSRF (rampart-guard; slot, config not wired yet).
         // 13. Response security headers: on every answer from below, hits included.
         .option_layer(p.security_headers)

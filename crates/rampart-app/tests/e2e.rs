@@ -1174,3 +1174,65 @@ async fn rate_limits_ip_lists_bans_and_audit_events() {
     assert!(kinds.iter().any(|k| k.contains("ban")), "{kinds:?}");
     let _ = std::fs::remove_file(&audit);
 }
+
+#[tokio::test]
+async fn waf_blocks_attacks_by_default_detect_mode_passes_and_audit_records() {
+    let up = TestUpstream::ok().await;
+    let audit = std::env::temp_dir().join(format!("rampart-e2e-waf-{}.log", std::process::id()));
+    let _ = std::fs::remove_file(&audit);
+    let toml = format!(
+        "[server]\nlisten = [\"127.0.0.1:0\"]\n\n[[upstreams]]\nname = \"app\"\nendpoints = [\"{{upstream}}\"]\n\n\
+[[routes]]\nname = \"watch\"\npath = \"/watch\"\nupstream = \"app\"\n[routes.waf]\nmode = \"detect\"\n\n\
+[[routes]]\nname = \"raw\"\npath = \"/raw\"\nupstream = \"app\"\n[routes.waf]\nenabled = false\n\n\
+[[routes]]\nname = \"all\"\nupstream = \"app\"\n\n[audit]\npath = \"{}\"\n",
+        audit.display()
+    );
+    let px = TestProxy::start(&toml, &up.url()).await;
+    let attack = "/search?q=1%27%20OR%20%271%27%3D%271%27%20--%20";
+    let blocked = client::get(px.addr(), attack).await;
+    assert_eq!(blocked.status(), 403);
+    let body: serde_json::Value = serde_json::from_slice(blocked.body()).unwrap();
+    let reference = body["reference"].as_str().unwrap().to_string();
+    assert!(!reference.is_empty());
+    assert!(
+        !String::from_utf8_lossy(blocked.body()).contains("942"),
+        "no rule details to the client"
+    );
+    assert_eq!(up.count(), 0);
+    assert_eq!(
+        client::get(px.addr(), "/search?q=red+shoes").await.status(),
+        200
+    );
+    assert_eq!(
+        client::get(px.addr(), &format!("/watch{attack}"))
+            .await
+            .status(),
+        200,
+        "detect mode passes"
+    );
+    assert_eq!(
+        client::get(px.addr(), &format!("/raw{attack}"))
+            .await
+            .status(),
+        200,
+        "waf off on this route"
+    );
+    let (_, metrics) = admin_get(&px, "/metrics").await;
+    assert!(
+        metrics.contains("rampart_waf_requests_total{route=\"all\",verdict=\"block\"} 1"),
+        "{metrics}"
+    );
+    assert!(px.shutdown().await);
+    let events: Vec<serde_json::Value> = std::fs::read_to_string(&audit)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let block = events
+        .iter()
+        .find(|e| e["kind"] == "waf_blocked")
+        .expect("waf_blocked event");
+    assert_eq!(block["reference"], reference.as_str());
+    assert!(events.iter().any(|e| e["kind"] == "waf_detected"));
+    let _ = std::fs::remove_file(&audit);
+}

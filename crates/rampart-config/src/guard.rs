@@ -194,3 +194,66 @@ impl Default for AuditConfig {
         }
     }
 }
+
+/// `[waf]`: the web application firewall (on by default: built-in rules, paranoia 1, block).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WafConfig {
+    /// Inspect requests at all. Default `true`.
+    pub enabled: bool,
+    /// `"block"` (403 at the threshold) or `"detect"` (log only). Default `"block"`.
+    pub mode: String,
+    /// Paranoia level 1-4: which rules run. Default 1.
+    pub paranoia: u8,
+    /// Inbound anomaly score that blocks. Default 5.
+    pub threshold: u32,
+    /// Load the embedded Rampart rule set. Default `true`.
+    pub builtin_rules: bool,
+    /// A directory with the OWASP Core Rule Set (`rules/*.conf`), loaded instead of the
+    /// built-in rules (e.g. `/usr/share/modsecurity-crs`). Default: none.
+    pub crs_path: Option<std::path::PathBuf>,
+    /// Request bodies are inspected up to this size. Default `"128KiB"`.
+    pub body_limit: crate::ByteSize,
+    /// Past `body_limit`: `"inspect_prefix"` or `"reject"` (413). Default `"inspect_prefix"`.
+    pub body_limit_action: String,
+}
+
+impl Default for WafConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            mode: "block".into(),
+            paranoia: 1,
+            threshold: 5,
+            builtin_rules: true,
+            crs_path: None,
+            body_limit: crate::ByteSize::kib(128),
+            body_limit_action: "inspect_prefix".into(),
+        }
+    }
+}
+
+/// `[routes.waf]`: per-route WAF overrides (unset keys take the `[waf]` values).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RouteWafConfig {
+    /// Inspect this route. Default `true`.
+    pub enabled: bool,
+    /// `"block"` or `"detect"`.
+    pub mode: Option<String>,
+    /// Paranoia level 1-4.
+    pub paranoia: Option<u8>,
+    /// Blocking score.
+    pub threshold: Option<u32>,
+}
+
+impl Default for RouteWafConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            mode: None,
+            paranoia: None,
+            threshold: None,
+        }
+    }
+}

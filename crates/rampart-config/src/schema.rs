@@ -8,7 +8,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     guard::{
-        AuditConfig, BansConfig, CorsConfig, IpListsConfig, RateLimitConfig, SecurityHeadersConfig,
+        AuditConfig, BansConfig, CorsConfig, IpListsConfig, RateLimitConfig, RouteWafConfig,
+        SecurityHeadersConfig, WafConfig,
     },
     types::{ByteSize, Secret, duration},
 };
@@ -39,6 +40,8 @@ pub struct Config {
     pub bans: BansConfig,
     /// Security event log.
     pub audit: AuditConfig,
+    /// Web application firewall.
+    pub waf: WafConfig,
 }
 
 /// `[cache]`: the shared RFC 9111 cache. On by default: it stores only what origins allow.
@@ -315,6 +318,8 @@ pub struct RouteConfig {
     pub rate_limits: Vec<RateLimitConfig>,
     /// CORS policy of this route (off when absent).
     pub cors: Option<CorsConfig>,
+    /// WAF overrides of this route.
+    pub waf: RouteWafConfig,
 }
 
 impl Default for RouteConfig {
@@ -330,6 +335,7 @@ impl Default for RouteConfig {
             ip_lists: IpListsConfig::default(),
             rate_limits: Vec::new(),
             cors: None,
+            waf: RouteWafConfig::default(),
         }
     }
 }

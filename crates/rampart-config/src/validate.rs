@@ -255,6 +255,48 @@ pub fn validate(c: &Config) -> Vec<ConfigError> {
         }
     }
 
+    // [waf]
+    if !matches!(c.waf.mode.as_str(), "block" | "detect") {
+        err(
+            "waf.mode".into(),
+            format!("{:?} is not \"block\" or \"detect\"", c.waf.mode),
+        );
+    }
+    if !(1..=4).contains(&c.waf.paranoia) {
+        err("waf.paranoia".into(), "must be 1, 2, 3 or 4".into());
+    }
+    if c.waf.threshold == 0 {
+        err("waf.threshold".into(), "must be at least 1".into());
+    }
+    if !matches!(
+        c.waf.body_limit_action.as_str(),
+        "inspect_prefix" | "reject"
+    ) {
+        err(
+            "waf.body_limit_action".into(),
+            format!(
+                "{:?} is not \"inspect_prefix\" or \"reject\"",
+                c.waf.body_limit_action
+            ),
+        );
+    }
+    for (i, r) in c.routes.iter().enumerate() {
+        if let Some(m) = &r.waf.mode
+            && !matches!(m.as_str(), "block" | "detect")
+        {
+            err(
+                format!("routes[{i}].waf.mode"),
+                format!("{m:?} is not \"block\" or \"detect\""),
+            );
+        }
+        if r.waf.paranoia.is_some_and(|p| !(1..=4).contains(&p)) {
+            err(
+                format!("routes[{i}].waf.paranoia"),
+                "must be 1, 2, 3 or 4".into(),
+            );
+        }
+    }
+
     // [log]
     if c.log.access_log.is_empty() {
         err(

@@ -44,6 +44,10 @@ pub enum SecurityEventKind {
     CorsRejected,
     /// Refused by request hygiene rules (method, query, headers).
     RequestRejected,
+    /// Refused by the WAF (403).
+    WafBlocked,
+    /// The WAF would have refused the request; it passed (detect mode).
+    WafDetected,
 }
 
 /// One audit record. Serialises to a flat JSON object:
