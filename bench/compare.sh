@@ -156,17 +156,16 @@ fi
 
 # ---------------------------------------------------------------- origin content
 mkdir -p "$WORK/www/nocache" "$WORK/origin-tmp" "$WORK/nginx-tmp" "$WORK/nginx-cache" "$WORK/varnish"
-make_json() { # bytes -> a JSON document of about that size (compressible, like real JSON)
-    local size=$1 i=0
-    {
-        printf '{"items":['
-        while :; do
-            printf '{"id":%d,"name":"item-%d","tags":["alpha","beta"],"price":%d.99},' "$i" "$i" "$((i % 97))"
-            i=$((i + 1))
-            [[ $((i * 64)) -ge $((size - 64)) ]] && break
-        done
-        printf '{"id":-1}]}'
-    } | head -c "$size"
+make_json() { # bytes -> a valid JSON document of exactly that size (compressible, like real JSON)
+    local size=$1 i=0 doc='{"items":[' item
+    while :; do
+        item=$(printf '{"id":%d,"name":"item-%d","tags":["alpha","beta"],"price":%d.99},' "$i" "$i" "$((i % 97))")
+        [[ $((${#doc} + ${#item} + 12)) -gt $size ]] && break
+        doc+=$item
+        i=$((i + 1))
+    done
+    doc+='{"id":-1}]}'
+    printf '%s%*s' "$doc" $((size - ${#doc})) '' # trailing spaces: still valid JSON
 }
 make_json 1024 >"$WORK/www/1k.json"
 make_json 65536 >"$WORK/www/64k.json"
