@@ -9,6 +9,7 @@
 //! | `GET /stats` | none | JSON summary: requests, status classes, latency percentiles per route |
 //! | `POST /reload` | bearer token | re-read the config file and swap it in |
 //! | `POST /cache/purge` | bearer token | purge by urls / prefix / tags / all, optionally soft |
+//! | `GET /bans`, `POST /bans`, `DELETE /bans/{ip}` | bearer token | list, add, lift bans |
 //!
 //! Mutating endpoints require `Authorization: Bearer <admin.token>`; later features add
 //! theirs with [`protected`]. The app implements [`AdminApi`]; this crate knows nothing else
@@ -83,6 +84,12 @@ pub trait AdminApi: Send + Sync + 'static {
     /// Purge the cache (`POST /cache/purge` body: `{"urls":[..]}`, `{"prefix":".."}`,
     /// `{"tags":[..]}` or `{"all":true}`, with optional `"soft":true`).
     fn purge(&self, request: serde_json::Value) -> AdminFuture;
+    /// Active bans.
+    fn bans(&self) -> serde_json::Value;
+    /// Ban manually: `{"ip": "..", "duration": "1h", "reason": ".."}`.
+    fn ban(&self, request: serde_json::Value) -> Result<serde_json::Value, (u16, String)>;
+    /// Lift a ban.
+    fn unban(&self, ip: &str) -> Result<serde_json::Value, (u16, String)>;
 }
 
 /// Shared state of the admin router.
@@ -105,7 +112,9 @@ pub fn router(state: AdminState) -> Router {
     let mutating = protected(
         Router::new()
             .route("/reload", post(reload))
-            .route("/cache/purge", post(purge)),
+            .route("/cache/purge", post(purge))
+            .route("/bans", get(bans_list).post(bans_add))
+            .route("/bans/{ip}", axum::routing::delete(bans_remove)),
         state.token.clone(),
     );
     open.merge(mutating).with_state(state)
@@ -186,6 +195,35 @@ async fn reload(State(s): State<AdminState>) -> Response {
         )
             .into_response(),
     }
+}
+
+fn answer(r: Result<serde_json::Value, (u16, String)>) -> Response {
+    match r {
+        Ok(v) => Json(v).into_response(),
+        Err((code, msg)) => (
+            StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_REQUEST),
+            Json(serde_json::json!({"error": msg})),
+        )
+            .into_response(),
+    }
+}
+
+async fn bans_list(State(s): State<AdminState>) -> Response {
+    Json(s.api.bans()).into_response()
+}
+
+async fn bans_add(State(s): State<AdminState>, body: axum::body::Bytes) -> Response {
+    match serde_json::from_slice::<serde_json::Value>(&body) {
+        Ok(v) => answer(s.api.ban(v)),
+        Err(e) => answer(Err((400, format!("invalid json: {e}")))),
+    }
+}
+
+async fn bans_remove(
+    State(s): State<AdminState>,
+    axum::extract::Path(ip): axum::extract::Path<String>,
+) -> Response {
+    answer(s.api.unban(&ip))
 }
 
 async fn purge(State(s): State<AdminState>, body: axum::body::Bytes) -> Response {
@@ -299,6 +337,15 @@ mod tests {
         }
         fn reload(&self) -> Result<serde_json::Value, Vec<String>> {
             Ok(serde_json::json!({"reloaded": true}))
+        }
+        fn bans(&self) -> serde_json::Value {
+            serde_json::json!([])
+        }
+        fn ban(&self, _: serde_json::Value) -> Result<serde_json::Value, (u16, String)> {
+            Err((400, "no".into()))
+        }
+        fn unban(&self, _: &str) -> Result<serde_json::Value, (u16, String)> {
+            Err((404, "no".into()))
         }
         fn purge(&self, request: serde_json::Value) -> AdminFuture {
             Box::pin(async move {

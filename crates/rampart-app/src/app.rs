@@ -192,6 +192,46 @@ impl AdminApi for Control {
         })
     }
 
+    fn bans(&self) -> serde_json::Value {
+        serde_json::to_value(self.shared.guard.bans.list()).unwrap_or_default()
+    }
+
+    fn ban(&self, request: serde_json::Value) -> Result<serde_json::Value, (u16, String)> {
+        #[derive(serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct BanRequest {
+            ip: std::net::IpAddr,
+            duration: String,
+            #[serde(default)]
+            reason: Option<String>,
+        }
+        let req: BanRequest = serde_json::from_value(request)
+            .map_err(|e| (400, format!("invalid ban request: {e}")))?;
+        let d = rampart_config::types::duration::parse(&req.duration).map_err(|e| (400, e))?;
+        if d.is_zero() {
+            return Err((400, "duration must be greater than 0".into()));
+        }
+        let info =
+            self.shared
+                .guard
+                .bans
+                .ban(req.ip, d, req.reason.as_deref().unwrap_or("admin api"));
+        tracing::info!(ip = %req.ip, duration = ?d, "manual ban via admin api");
+        serde_json::to_value(info).map_err(|e| (500, e.to_string()))
+    }
+
+    fn unban(&self, ip: &str) -> Result<serde_json::Value, (u16, String)> {
+        let ip: std::net::IpAddr = ip
+            .parse()
+            .map_err(|_| (400, format!("{ip:?} is not an IP address")))?;
+        if self.shared.guard.bans.unban(ip) {
+            tracing::info!(%ip, "ban lifted via admin api");
+            Ok(serde_json::json!({"unbanned": ip.to_string()}))
+        } else {
+            Err((404, format!("{ip} is not banned")))
+        }
+    }
+
     fn reload(&self) -> Result<serde_json::Value, Vec<String>> {
         self.reload()
             .map(|g| serde_json::json!({"reloaded": true, "generation": g}))

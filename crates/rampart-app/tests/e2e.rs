@@ -1236,3 +1236,146 @@ async fn waf_blocks_attacks_by_default_detect_mode_passes_and_audit_records() {
     assert!(events.iter().any(|e| e["kind"] == "waf_detected"));
     let _ = std::fs::remove_file(&audit);
 }
+
+/// An origin speaking TLS (certificate for `localhost`), answering 200 "secure".
+async fn tls_origin(dir: &std::path::Path) -> (SocketAddr, std::path::PathBuf) {
+    let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let ca = dir.join("origin-ca.pem");
+    std::fs::write(&ca, ck.cert.pem()).unwrap();
+    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(ck.key_pair.serialize_der().into());
+    let cfg = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(vec![ck.cert.der().clone()], key)
+    .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(cfg));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((tcp, _)) = listener.accept().await else {
+                return;
+            };
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let svc = hyper::service::service_fn(|_req| async {
+                    Ok::<_, std::convert::Infallible>(http::Response::new(Full::new(
+                        Bytes::from_static(b"secure"),
+                    )))
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(tls), svc)
+                    .await;
+            });
+        }
+    });
+    (addr, ca)
+}
+
+#[tokio::test]
+async fn https_upstreams_with_a_custom_ca_and_verification() {
+    let dir = std::env::temp_dir().join(format!("rampart-e2e-https-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (addr, ca) = tls_origin(&dir).await;
+    let url = format!("https://localhost:{}", addr.port());
+    // trusted through ca_file: proxied over TLS
+    let px = TestProxy::start(&cfg("", &format!("ca_file = \"{}\"", ca.display())), &url).await;
+    let r = client::get(px.addr(), "/").await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.body(), "secure");
+    // system roots do not trust the self-signed origin: refused, 502, nothing leaks
+    let px = TestProxy::start(&cfg("", ""), &url).await;
+    let r = client::get(px.addr(), "/").await;
+    assert_eq!(r.status(), 502);
+    // wrong verification name: refused as well
+    let px = TestProxy::start(
+        &cfg(
+            "",
+            &format!(
+                "ca_file = \"{}\"\ntls_server_name = \"other.example\"",
+                ca.display()
+            ),
+        ),
+        &url,
+    )
+    .await;
+    assert_eq!(client::get(px.addr(), "/").await.status(), 502);
+}
+
+#[tokio::test]
+async fn admin_bans_list_add_and_lift() {
+    let up = TestUpstream::ok().await;
+    let px = proxy_for(&up, "").await;
+    let auth = ("authorization", "Bearer test-admin-token-0123456789");
+    assert_eq!(
+        send(px.admin(), request("GET", "/bans", &[], ""))
+            .await
+            .status(),
+        401
+    );
+    assert_eq!(client::get(px.addr(), "/").await.status(), 200);
+    let r = send(
+        px.admin(),
+        request(
+            "POST",
+            "/bans",
+            &[auth],
+            "{\"ip\":\"127.0.0.1\",\"duration\":\"10m\",\"reason\":\"testing\"}",
+        ),
+    )
+    .await;
+    assert_eq!(r.status(), 200, "{:?}", r.body());
+    assert_eq!(
+        client::get(px.addr(), "/").await.status(),
+        403,
+        "banned client refused"
+    );
+    let list: serde_json::Value = serde_json::from_slice(
+        send(px.admin(), request("GET", "/bans", &[auth], ""))
+            .await
+            .body(),
+    )
+    .unwrap();
+    assert_eq!(list[0]["ip"], "127.0.0.1");
+    assert_eq!(list[0]["reason"], "manual: testing");
+    let bad = send(
+        px.admin(),
+        request(
+            "POST",
+            "/bans",
+            &[auth],
+            "{\"ip\":\"nope\",\"duration\":\"10m\"}",
+        ),
+    )
+    .await;
+    assert_eq!(bad.status(), 400);
+    assert_eq!(
+        send(
+            px.admin(),
+            request("DELETE", "/bans/127.0.0.1", &[auth], "")
+        )
+        .await
+        .status(),
+        200
+    );
+    assert_eq!(
+        send(
+            px.admin(),
+            request("DELETE", "/bans/127.0.0.1", &[auth], "")
+        )
+        .await
+        .status(),
+        404
+    );
+    assert_eq!(
+        client::get(px.addr(), "/").await.status(),
+        200,
+        "ban lifted"
+    );
+}

@@ -74,6 +74,9 @@ enum Command {
     },
     /// Load generator (closed and open model, HDR latency, JSON/HTML reports, baselines).
     Bench(rampart_bench::BenchArgs),
+    /// WAF tools.
+    #[command(subcommand)]
+    Waf(WafCommand),
     /// Purge cached objects through the admin API.
     #[command(after_help = "Examples:
   rampart purge --url https://example.com/products/1
@@ -81,6 +84,26 @@ enum Command {
   rampart purge --tag product-1 --tag catalog
   rampart purge --all --admin http://10.0.0.5:9901 --token \"$TOKEN\"")]
     Purge(PurgeArgs),
+}
+
+#[derive(Subcommand)]
+enum WafCommand {
+    /// Run requests (JSON lines, the WAF test-corpus format) through the WAF of a config and
+    /// print one verdict per line: `<key> <pass|block|detect> <score> <rule ids>`.
+    #[command(after_help = "Examples:
+  rampart waf test --config rampart.toml --input requests.jsonl
+  echo '{\"value\":\"1 OR 1=1\"}' | rampart waf test --config rampart.toml")]
+    Test {
+        /// The config whose `[waf]` (and route's `[routes.waf]`) settings apply.
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Requests as JSON lines; default: standard input.
+        #[arg(long)]
+        input: Option<PathBuf>,
+        /// Apply this route's WAF overrides. Default: the global `[waf]` settings.
+        #[arg(long)]
+        route: Option<String>,
+    },
 }
 
 #[derive(clap::Args)]
@@ -174,6 +197,65 @@ async fn async_main(cli: Cli) -> ExitCode {
         } => demo(&cli, listen, admin, backend, backend_only).await,
         Command::Bench(_) => ExitCode::SUCCESS,
         Command::Purge(args) => purge(args).await,
+        Command::Waf(WafCommand::Test {
+            config,
+            input,
+            route,
+        }) => waf_test(&config, input.as_deref(), route.as_deref()),
+    }
+}
+
+fn waf_test(
+    path: &std::path::Path,
+    input: Option<&std::path::Path>,
+    route: Option<&str>,
+) -> ExitCode {
+    let config = match rampart_config::load_file(path, &Overrides::from_env()) {
+        Ok(c) => c,
+        Err(e) => return config_failure(&e),
+    };
+    let mut errors = Vec::new();
+    let mut waf = config.waf.clone();
+    waf.enabled = true;
+    let Some(engine) = rampart_app::guard::waf_engine(&waf, &mut errors) else {
+        return config_failure(&ConfigErrors(errors));
+    };
+    let route_cfg = match route {
+        None => rampart_config::RouteWafConfig::default(),
+        Some(name) => match config.routes.iter().find(|r| r.name == name) {
+            Some(r) => r.waf.clone(),
+            None => {
+                eprintln!("error: no route named {name:?} in {}", path.display());
+                return ExitCode::from(EX_CONFIG);
+            }
+        },
+    };
+    let policy = rampart_app::guard::waf_policy(&engine, &config.waf, &route_cfg);
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let result = match input {
+        Some(p) => match std::fs::File::open(p) {
+            Ok(f) => rampart_waf::cli::waf_test(&policy, std::io::BufReader::new(f), &mut out),
+            Err(e) => {
+                eprintln!("error: cannot read {}: {e}", p.display());
+                return ExitCode::from(EX_CONFIG);
+            }
+        },
+        None => rampart_waf::cli::waf_test(&policy, std::io::stdin().lock(), &mut out),
+    };
+    drop(out);
+    match result {
+        Ok(sum) => {
+            eprintln!(
+                "{} requests: {} pass, {} block, {} detect, {} invalid",
+                sum.total, sum.pass, sum.block, sum.detect, sum.invalid
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 

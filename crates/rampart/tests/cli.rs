@@ -135,3 +135,45 @@ async fn purge_command_talks_to_the_admin_api() {
         "one of --url/--prefix/--tag/--all is required"
     );
 }
+
+#[test]
+fn waf_test_prints_a_verdict_per_request() {
+    use std::io::Write;
+    let mut child = rampart()
+        .args(["waf", "test", "--config"])
+        .arg(root().join("examples/rampart.toml"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"{\"key\":\"a\",\"value\":\"1' OR '1'='1' --\"}\n{\"key\":\"b\",\"value\":\"red shoes\"}\nnot json\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 3, "{text}");
+    assert!(lines[0].contains("\tblock\t"), "{text}");
+    assert!(lines[1].contains("\tpass\t"), "{text}");
+    assert!(lines[2].contains("invalid"), "{text}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("3 requests: 1 pass, 1 block, 0 detect, 1 invalid")
+    );
+    let bad = rampart()
+        .args(["waf", "test", "--config"])
+        .arg(root().join("examples/rampart.toml"))
+        .args(["--route", "nope"])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(64));
+}
