@@ -19,6 +19,32 @@ use rampart_testkit::{
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+/// Poll `cond` every 10 ms for up to 5 s (a bounded wait for something another task does).
+async fn wait_until(cond: impl Fn() -> bool) {
+    for _ in 0..500 {
+        if cond() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("condition not reached within 5 s");
+}
+
+/// An HTTP/1.1 client connection whose driver runs in its own task.
+async fn h1_client<B>(addr: SocketAddr) -> hyper::client::conn::http1::SendRequest<B>
+where
+    B: http_body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (tx, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    tx
+}
+
 fn cfg(server_extra: &str, rest: &str) -> String {
     format!(
         "[server]\nlisten = [\"127.0.0.1:0\"]\n{server_extra}\n\n[[upstreams]]\nname = \"app\"\nendpoints = [\"{{upstream}}\"]\n{rest}\n\n[[routes]]\nname = \"all\"\nupstream = \"app\"\n"
@@ -260,12 +286,7 @@ where
     B: http_body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let (mut tx, conn) =
-        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-            .await
-            .unwrap();
-    tokio::spawn(conn);
+    let mut tx = h1_client(addr).await;
     let resp = tokio::time::timeout(client::LIMIT, tx.send_request(req))
         .await
         .unwrap()
@@ -332,12 +353,7 @@ async fn overload_is_answered_503_at_once() {
     let addr = px.addr();
     let first = tokio::spawn(async move { client::get(addr, "/slow").await.status() });
     // wait until the first request reached the upstream
-    for _ in 0..200 {
-        if up.count() == 1 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    wait_until(|| up.count() == 1).await;
     let second = client::get(addr, "/").await;
     assert_eq!(second.status(), 503);
     assert_eq!(second.headers()["retry-after"], "1");
@@ -424,12 +440,7 @@ async fn graceful_shutdown_drains_in_flight_requests() {
     let px = proxy_for(&up, "drain_timeout = \"10s\"").await;
     let addr = px.addr();
     let inflight = tokio::spawn(async move { client::get(addr, "/").await });
-    for _ in 0..200 {
-        if up.count() == 1 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    wait_until(|| up.count() == 1).await;
     let drained = px.shutdown().await;
     let resp = inflight.await.unwrap();
     assert_eq!(resp.status(), 200);
@@ -456,12 +467,7 @@ async fn drain_timeout_cuts_off_stragglers() {
         )
         .await
     });
-    for _ in 0..200 {
-        if up.count() == 1 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    wait_until(|| up.count() == 1).await;
     let start = std::time::Instant::now();
     assert!(!px.shutdown().await, "drain should report the timeout");
     assert!(start.elapsed() < Duration::from_secs(5));
@@ -517,12 +523,7 @@ async fn large_bodies_stream_in_bounded_memory() {
         .header("host", "x")
         .body(StreamBody::new(s))
         .unwrap();
-    let stream = tokio::net::TcpStream::connect(px.addr()).await.unwrap();
-    let (mut tx, conn) =
-        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-            .await
-            .unwrap();
-    tokio::spawn(conn);
+    let mut tx = h1_client(px.addr()).await;
     let resp = tokio::time::timeout(Duration::from_secs(120), tx.send_request(req))
         .await
         .unwrap()
@@ -530,12 +531,7 @@ async fn large_bodies_stream_in_bounded_memory() {
     let got = resp.into_body().collect().await.unwrap().to_bytes();
     assert_eq!(got, TOTAL.to_string());
     // download
-    let stream = tokio::net::TcpStream::connect(px.addr()).await.unwrap();
-    let (mut tx, conn) =
-        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-            .await
-            .unwrap();
-    tokio::spawn(conn);
+    let mut tx = h1_client(px.addr()).await;
     let get = http::Request::get("/download")
         .header("host", "x")
         .body(Full::new(Bytes::new()))
