@@ -20,8 +20,8 @@ use rampart_upstream::{
 use crate::{
     guard::GuardShared,
     layers::{
-        client_ip::ClientIpMw, load_shed::LoadShedMw, observe::ObserveMw, route::RouteMw,
-        sanitize::SanitizeMw,
+        client_ip::ClientIpMw, load_shed::LoadShedMw, observe::ObserveMw, rescue::RescueMw,
+        route::RouteMw, sanitize::SanitizeMw,
     },
     routes::{RouteSpec, RouteTable},
     stack::{GatewayService, StackParts, build_stack},
@@ -247,6 +247,7 @@ pub fn build(config: &Config, shared: &Shared) -> Result<Generation, ConfigError
         client_ip: ClientIpMw::new(config.trusted_proxies.cidrs.clone()),
         route: RouteMw::new(Arc::new(RouteTable::new(specs))),
         observe: ObserveMw::new(&shared.metrics, shared.access_log.clone()),
+        rescue: RescueMw::new(headers.clone()),
         load_shed: LoadShedMw::new(s.max_concurrent_requests, s.request_timeout),
         sanitize: SanitizeMw::new(
             s.max_uri_length.as_usize(),

@@ -25,6 +25,8 @@ pub struct StackParts {
     pub route: RouteMw,
     /// Layer 4.
     pub observe: ObserveMw,
+    /// Layer 5.
+    pub rescue: RescueMw,
     /// Layer 6.
     pub load_shed: LoadShedMw,
     /// Layer 7.
@@ -60,7 +62,7 @@ pub fn build_stack(p: StackParts) -> GatewayService {
         //    including errors turned into responses below.
         .layer(MwLayer(p.observe))
         // 5. Rescue: the one place typed errors become HTTP responses; above it nothing fails.
-        .layer(MwLayer(RescueMw))
+        .layer(MwLayer(p.rescue))
         // 6. Load shed + request deadline: overload is answered 503 at once, before any
         //    per-request work; the deadline covers everything below.
         .layer(MwLayer(p.load_shed))

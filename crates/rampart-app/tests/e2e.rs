@@ -1098,6 +1098,11 @@ async fn security_headers_are_on_by_default() {
         "HSTS only on TLS listeners"
     );
     assert!(!h.contains_key("server") && !h.contains_key("x-powered-by"));
+    // error responses built by the rescue carry them too
+    let r = client::get(px.addr(), &format!("/{}", "x".repeat(20000))).await;
+    assert_eq!(r.status(), 414);
+    assert_eq!(r.headers()["x-content-type-options"], "nosniff");
+    assert_eq!(r.headers()["x-frame-options"], "DENY");
 }
 
 #[tokio::test]

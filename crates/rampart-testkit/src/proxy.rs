@@ -35,6 +35,9 @@ impl TestProxy {
                 "\n[admin]\nlisten = \"127.0.0.1:0\"\ntoken = \"test-admin-token-0123456789\"\n",
             );
         }
+        if !text.contains("[audit]") {
+            text.push_str("\n[audit]\npath = \"off\"\n");
+        }
         if !text.contains("[log]") {
             text.push_str("\n[log]\naccess_log = \"off\"\n");
         }

@@ -1,6 +1,11 @@
 //! Layer 5: rescue, the one place errors become responses (`rampart_core::rescue`).
+//! Responses it builds get the security headers too (layer 13 only sees answers from below
+//! it, and a refusal from layers 6-12 never passes through 13).
 
-use rampart_core::{Request, RequestId, rescue};
+use std::sync::Arc;
+
+use rampart_core::{ConnInfo, Request, RequestId, rescue};
+use rampart_guard::SecurityHeadersPolicy;
 
 use super::{BoxFuture, Middleware};
 use rampart_core::{BoxError, Response};
@@ -8,7 +13,16 @@ use tower::Service;
 
 /// See the module docs.
 #[derive(Clone, Default)]
-pub struct RescueMw;
+pub struct RescueMw {
+    headers: Option<Arc<SecurityHeadersPolicy>>,
+}
+
+impl RescueMw {
+    /// Add these security headers to error responses (`None`: none).
+    pub fn new(headers: Option<Arc<SecurityHeadersPolicy>>) -> Self {
+        Self { headers }
+    }
+}
 
 impl Middleware for RescueMw {
     fn call<S>(&self, req: Request, mut next: S) -> BoxFuture
@@ -17,11 +31,19 @@ impl Middleware for RescueMw {
         S::Future: Send + 'static,
     {
         let id = req.extensions().get::<RequestId>().cloned();
+        let tls = req.extensions().get::<ConnInfo>().is_some_and(|c| c.tls);
+        let headers = self.headers.clone();
         let fut: BoxFuture = Box::pin(next.call(req));
         Box::pin(async move {
             match fut.await {
                 Ok(r) => Ok(r),
-                Err(e) => Ok(rescue::error_response(&e, id.as_ref())),
+                Err(e) => {
+                    let mut resp = rescue::error_response(&e, id.as_ref());
+                    if let Some(h) = headers {
+                        h.apply(resp.headers_mut(), tls);
+                    }
+                    Ok(resp)
+                }
             }
         })
     }
