@@ -29,6 +29,9 @@ pub struct DispatchService {
 struct Inner {
     upstreams: Upstreams,
     via: String,
+    /// `Via` values for HTTP/1.1 and HTTP/2, built once instead of per request.
+    via_11: Option<HeaderValue>,
+    via_2: Option<HeaderValue>,
     trusted: Vec<IpNet>,
 }
 
@@ -38,6 +41,8 @@ impl DispatchService {
         Self {
             inner: Arc::new(Inner {
                 upstreams,
+                via_11: HeaderValue::from_str(&format!("1.1 {via}")).ok(),
+                via_2: HeaderValue::from_str(&format!("2 {via}")).ok(),
                 via,
                 trusted,
             }),
@@ -61,6 +66,20 @@ impl tower::Service<Request> for DispatchService {
 }
 
 impl Inner {
+    fn append_via(&self, headers: &mut http::HeaderMap, version: http::Version) {
+        let pre = match version {
+            http::Version::HTTP_11 => self.via_11.as_ref(),
+            http::Version::HTTP_2 => self.via_2.as_ref(),
+            _ => None,
+        };
+        match pre {
+            Some(v) => {
+                headers.append(header::VIA, v.clone());
+            }
+            None => forward::append_via(headers, version, &self.via),
+        }
+    }
+
     async fn dispatch(&self, mut req: Request) -> Result<Response, BoxError> {
         let Some(policy) = req.extensions().get::<Arc<RoutePolicy>>() else {
             return Err(Error::new(ErrorKind::NoRoute).into());
@@ -102,12 +121,12 @@ impl Inner {
                 req.headers_mut().insert(header::HOST, h);
             }
         }
-        forward::append_via(req.headers_mut(), version, &self.via);
+        self.append_via(req.headers_mut(), version);
         let (mut resp, endpoint) = upstream.send(req).await?;
         let upgraded = resp.status() == http::StatusCode::SWITCHING_PROTOCOLS;
         forward::strip_hop_by_hop(resp.headers_mut(), upgraded);
         let resp_version = resp.version();
-        forward::append_via(resp.headers_mut(), resp_version, &self.via);
+        self.append_via(resp.headers_mut(), resp_version);
         if upgraded {
             match client_upgrade {
                 Some(client) => {

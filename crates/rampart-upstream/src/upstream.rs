@@ -11,6 +11,8 @@ use std::{
 
 use rampart_core::{Body, BoxError, Error, ErrorKind};
 
+use prometheus_client::metrics::{counter::Counter, histogram::Histogram};
+
 use crate::{
     metrics::{PoolLabels, RequestLabels, UpstreamLabel, UpstreamMetrics},
     pool::{EndpointPool, PoolSettings, TlsSettings},
@@ -67,12 +69,24 @@ impl Endpoint {
     }
 }
 
+/// `outcome` label values of `rampart_upstream_requests_total`.
+const OUTCOMES: [&str; 5] = [
+    "ok",
+    "http_5xx",
+    "connect_error",
+    "timeout",
+    "protocol_error",
+];
+
 /// A named upstream: its endpoints and their pools.
 pub struct Upstream {
     name: Arc<str>,
     pools: Vec<Arc<EndpointPool>>,
     next: AtomicUsize,
-    metrics: UpstreamMetrics,
+    /// Per endpoint (same order as `pools`), one counter per outcome in `OUTCOMES` order:
+    /// resolved once here so the request path does no label lookup or allocation.
+    outcomes: Vec<[Counter; 5]>,
+    duration: Histogram,
     http2: bool,
     failures: std::sync::atomic::AtomicU32,
 }
@@ -122,12 +136,33 @@ impl Upstream {
                     gauge("in_use"),
                 ))
             })
+            .collect::<Vec<Arc<EndpointPool>>>();
+        let outcomes = pools
+            .iter()
+            .map(|p| {
+                OUTCOMES.map(|outcome| {
+                    metrics
+                        .requests
+                        .get_or_create(&RequestLabels {
+                            upstream: name.to_string(),
+                            endpoint: p.ep.label.to_string(),
+                            outcome,
+                        })
+                        .clone()
+                })
+            })
             .collect();
         Self {
             name: name.into(),
             pools,
             next: AtomicUsize::new(0),
-            metrics: metrics.clone(),
+            outcomes,
+            duration: metrics
+                .duration
+                .get_or_create(&UpstreamLabel {
+                    upstream: name.to_string(),
+                })
+                .clone(),
             http2,
             failures: std::sync::atomic::AtomicU32::new(0),
         }
@@ -185,35 +220,24 @@ impl Upstream {
             .map_err(|e| Error::new(ErrorKind::Internal).with_source(e))?;
         let start = tokio::time::Instant::now();
         let result = pool.send(req).await;
+        // Index into OUTCOMES.
         let outcome = match &result {
-            Ok(r) if r.status().is_server_error() => "http_5xx",
-            Ok(_) => "ok",
+            Ok(r) if r.status().is_server_error() => 1,
+            Ok(_) => 0,
             Err(e) => match rampart_core::rescue::classify(e.as_ref()).0 {
-                ErrorKind::UpstreamConnect => "connect_error",
-                ErrorKind::GatewayTimeout => "timeout",
-                _ => "protocol_error",
+                ErrorKind::UpstreamConnect => 2,
+                ErrorKind::GatewayTimeout => 3,
+                _ => 4,
             },
         };
-        if matches!(outcome, "connect_error" | "timeout") {
+        if matches!(outcome, 2 | 3) {
             self.failures.fetch_add(1, Ordering::Relaxed);
         } else {
             self.failures.store(0, Ordering::Relaxed);
         }
-        self.metrics
-            .requests
-            .get_or_create(&RequestLabels {
-                upstream: self.name.to_string(),
-                endpoint: pool.ep.label.to_string(),
-                outcome,
-            })
-            .inc();
+        self.outcomes[i][outcome].inc();
         if result.is_ok() {
-            self.metrics
-                .duration
-                .get_or_create(&UpstreamLabel {
-                    upstream: self.name.to_string(),
-                })
-                .observe(start.elapsed().as_secs_f64());
+            self.duration.observe(start.elapsed().as_secs_f64());
         }
         result.map(|r| (r, pool.ep.label.clone()))
     }
