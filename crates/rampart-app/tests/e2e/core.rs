@@ -1,5 +1,4 @@
-//! End-to-end tests of the gateway core: real sockets on 127.0.0.1, a real upstream.
-#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+//! The gateway core: forwarding, limits, smuggling, TLS, admin, reload, layer order.
 
 use std::{
     net::SocketAddr,
@@ -19,41 +18,7 @@ use rampart_testkit::{
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-/// Poll `cond` every 10 ms for up to 5 s (a bounded wait for something another task does).
-async fn wait_until(cond: impl Fn() -> bool) {
-    for _ in 0..500 {
-        if cond() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("condition not reached within 5 s");
-}
-
-/// An HTTP/1.1 client connection whose driver runs in its own task.
-async fn h1_client<B>(addr: SocketAddr) -> hyper::client::conn::http1::SendRequest<B>
-where
-    B: http_body::Body + Send + 'static,
-    B::Data: Send,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-{
-    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let (tx, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-        .await
-        .unwrap();
-    tokio::spawn(conn);
-    tx
-}
-
-fn cfg(server_extra: &str, rest: &str) -> String {
-    format!(
-        "[server]\nlisten = [\"127.0.0.1:0\"]\n{server_extra}\n\n[[upstreams]]\nname = \"app\"\nendpoints = [\"{{upstream}}\"]\n{rest}\n\n[[routes]]\nname = \"all\"\nupstream = \"app\"\n"
-    )
-}
-
-async fn proxy_for(up: &TestUpstream, server_extra: &str) -> TestProxy {
-    TestProxy::start(&cfg(server_extra, ""), &up.url()).await
-}
+use crate::{admin_get, cfg, h1_client, proxy_for, wait_until};
 
 #[tokio::test]
 async fn proxies_and_sets_forwarding_headers() {
@@ -708,14 +673,6 @@ async fn tls_with_sni_selects_the_certificate_and_negotiates_h2() {
         assert_eq!(resp.status(), 200);
     }
     assert_eq!(up.last().headers["x-forwarded-proto"], "https");
-}
-
-async fn admin_get(px: &TestProxy, path: &str) -> (u16, String) {
-    let r = send(px.admin(), request("GET", path, &[], "")).await;
-    (
-        r.status().as_u16(),
-        String::from_utf8_lossy(r.body()).into_owned(),
-    )
 }
 
 #[tokio::test]
