@@ -24,6 +24,7 @@ pub mod load;
 pub mod schema;
 mod span;
 pub mod types;
+pub mod upstream;
 pub mod validate;
 
 pub use error::{ConfigError, ConfigErrors};
@@ -31,3 +32,4 @@ pub use guard::*;
 pub use load::{Overrides, load_file, load_str, load_str_unvalidated};
 pub use schema::*;
 pub use types::{ByteSize, Secret};
+pub use upstream::*;
