@@ -519,9 +519,10 @@ impl Upstream {
             let Some(st) = ep.state.lock() else { continue };
             let ramp = self.ramp(st.up_since, st.outlier.until(), now);
             let inflight = ep.state.inflight.load(Ordering::Relaxed) as f64;
+            // P2C cost before weighting: latency × load for EWMA, in-flight + 1 otherwise.
             let load = match self.settings.strategy {
                 Strategy::Ewma => st.ewma.get(now) * (inflight + 1.0),
-                _ => inflight,
+                _ => inflight + 1.0,
             };
             cands.push((i, f64::from(ep.weight) * ramp, load));
         }
@@ -558,8 +559,7 @@ impl Upstream {
                 balance::smooth_wrr(&mut cur, &w)
             }
             Strategy::LeastRequests | Strategy::Ewma => {
-                let costs: Vec<(usize, f64)> =
-                    cands.iter().map(|c| (c.0, (c.2 + 1.0) / c.1)).collect();
+                let costs: Vec<(usize, f64)> = cands.iter().map(|c| (c.0, c.2 / c.1)).collect();
                 balance::p2c(&costs, rand::random(), rand::random())
             }
             Strategy::Random => {
