@@ -14,8 +14,8 @@ use rampart_guard::{
 use rampart_http::tls::{CertSource, server_config};
 use rampart_telemetry::{AccessLog, Metrics};
 use rampart_upstream::{
-    DispatchService, Endpoint, EndpointRegistry, PoolSettings, ReadUpstream, TlsSettings,
-    Upstream, UpstreamMetrics, Upstreams,
+    DispatchService, Endpoint, EndpointRegistry, PoolSettings, ReadUpstream, TlsSettings, Upstream,
+    UpstreamMetrics, Upstreams,
 };
 
 use crate::{
@@ -186,9 +186,7 @@ pub fn build(config: &Config, shared: &Shared) -> Result<Generation, ConfigError
         );
         policy.max_request_body = r.max_request_body.unwrap_or(s.max_request_body).bytes();
         if let Some(read) = &r.read_upstream {
-            policy
-                .extensions
-                .insert(ReadUpstream(read.as_str().into()));
+            policy.extensions.insert(ReadUpstream(read.as_str().into()));
         }
         policy.extensions.insert(shared.metrics.route(&r.name));
         crate::guard::route_policies(i, r, &shared.guard, &mut policy, &mut errors);

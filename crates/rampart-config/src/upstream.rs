@@ -258,10 +258,16 @@ pub fn validate_upstream(
         err("health_check.timeout", "must be greater than 0".into());
     }
     if h.healthy_threshold == 0 {
-        err("health_check.healthy_threshold", "must be at least 1".into());
+        err(
+            "health_check.healthy_threshold",
+            "must be at least 1".into(),
+        );
     }
     if h.unhealthy_threshold == 0 {
-        err("health_check.unhealthy_threshold", "must be at least 1".into());
+        err(
+            "health_check.unhealthy_threshold",
+            "must be at least 1".into(),
+        );
     }
     let o = &u.outlier;
     if o.max_ejection_percent > 100 {
@@ -271,7 +277,10 @@ pub fn validate_upstream(
         );
     }
     if o.consecutive_failures > 0 && o.base_ejection_time.is_zero() {
-        err("outlier.base_ejection_time", "must be greater than 0".into());
+        err(
+            "outlier.base_ejection_time",
+            "must be greater than 0".into(),
+        );
     }
     if o.max_ejection_time < o.base_ejection_time {
         err(

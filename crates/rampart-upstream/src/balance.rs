@@ -151,7 +151,9 @@ mod tests {
         let mut cur = vec![0; 3];
         // Endpoint 0 is out: only 1 and 2 take turns.
         let cands = [(1, 1), (2, 1)];
-        let picks: Vec<_> = (0..4).map(|_| smooth_wrr(&mut cur, &cands).unwrap()).collect();
+        let picks: Vec<_> = (0..4)
+            .map(|_| smooth_wrr(&mut cur, &cands).unwrap())
+            .collect();
         assert_eq!(picks, [1, 2, 1, 2]);
     }
 
@@ -181,7 +183,11 @@ mod tests {
     #[test]
     fn rendezvous_moves_only_the_removed_endpoints_keys() {
         let ids = ["a:1", "b:1", "c:1", "d:1"];
-        let all: Vec<_> = ids.iter().enumerate().map(|(i, id)| (i, *id, 1.0)).collect();
+        let all: Vec<_> = ids
+            .iter()
+            .enumerate()
+            .map(|(i, id)| (i, *id, 1.0))
+            .collect();
         let without_c: Vec<_> = all.iter().copied().filter(|c| c.0 != 2).collect();
         let (mut moved, mut on_c) = (0, 0);
         let mut per = [0; 4];

@@ -100,7 +100,9 @@ impl Breaker {
             BreakerState::Closed => true,
             BreakerState::Open => false,
             BreakerState::HalfOpen => {
-                self.state == BreakerState::Open || self.probes_sent < s.probes || self.stale(s, now)
+                self.state == BreakerState::Open
+                    || self.probes_sent < s.probes
+                    || self.stale(s, now)
             }
         }
     }
@@ -214,17 +216,17 @@ mod tests {
         let mut b = Breaker::new(&s, t0);
         use BreakerState::*;
         let steps: &[(u64, char, BreakerState)] = &[
-            (0, 'f', Closed),    // 1 failure, below min_requests
-            (10, 'o', Closed),   // 1/2
-            (20, 'f', Closed),   // 2/3, still below min 4
-            (30, 'o', Closed),   // 2/4 but the last was ok: judged on failures only
-            (40, 'f', Open),     // 3/5 >= 50% -> open
-            (1_000, 'r', Open),  // refused during the cool-down
+            (0, 'f', Closed),       // 1 failure, below min_requests
+            (10, 'o', Closed),      // 1/2
+            (20, 'f', Closed),      // 2/3, still below min 4
+            (30, 'o', Closed),      // 2/4 but the last was ok: judged on failures only
+            (40, 'f', Open),        // 3/5 >= 50% -> open
+            (1_000, 'r', Open),     // refused during the cool-down
             (5_040, 'a', HalfOpen), // cool-down over: probe 1
             (5_041, 'a', HalfOpen), // probe 2
             (5_042, 'r', HalfOpen), // no third probe
             (5_050, 'o', HalfOpen),
-            (5_060, 'f', Open),  // a probe failed: open again
+            (5_060, 'f', Open), // a probe failed: open again
             (6_000, 'r', Open),
             (10_060, 'a', HalfOpen),
             (10_061, 'a', HalfOpen),

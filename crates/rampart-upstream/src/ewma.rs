@@ -58,8 +58,8 @@ mod tests {
         let mut e = PeakEwma::new(0.001, t0);
         // (ms offset, sample s, expected range after)
         let table: [(u64, f64, (f64, f64)); 4] = [
-            (0, 0.100, (0.100, 0.100)), // a peak replaces the estimate
-            (0, 0.010, (0.100, 0.100)), // dt = 0: no weight for the lower sample
+            (0, 0.100, (0.100, 0.100)),     // a peak replaces the estimate
+            (0, 0.010, (0.100, 0.100)),     // dt = 0: no weight for the lower sample
             (10_000, 0.010, (0.04, 0.045)), // one tau: 0.1/e + 0.01(1 - 1/e)
             (10_000, 0.200, (0.200, 0.200)),
         ];

@@ -17,11 +17,7 @@ use http_body_util::BodyExt;
 use rampart_core::body;
 use tokio::time::Instant;
 
-use crate::{
-    pool::EndpointPool,
-    state::EndpointState,
-    upstream::Upstream,
-};
+use crate::{pool::EndpointPool, state::EndpointState, upstream::Upstream};
 
 /// Active check settings (from `[upstreams.health_check]`).
 #[derive(Debug, Clone, PartialEq)]

@@ -112,10 +112,10 @@ mod tests {
             (0, false, true, None, false), // reset the streak
             (1, true, true, None, false),
             (1, true, true, None, false),
-            (1, true, false, None, false), // the pool is at its cap
+            (1, true, false, None, false),   // the pool is at its cap
             (1, true, true, Some(10), true), // 4th in a row, cap free: 10 s
-            (5, true, true, None, true),   // ignored while ejected
-            (11, true, true, None, false), // back; streak starts over
+            (5, true, true, None, true),     // ignored while ejected
+            (11, true, true, None, false),   // back; streak starts over
             (11, true, true, None, false),
             (11, true, true, Some(20), true), // second ejection: 2 × base
             (31, true, true, None, false),

@@ -149,12 +149,24 @@ mod tests {
     #[test]
     fn reasons() {
         let s = RetrySettings::default();
-        assert_eq!(status_reason(&s, StatusCode::BAD_GATEWAY), Some(Reason::Status));
+        assert_eq!(
+            status_reason(&s, StatusCode::BAD_GATEWAY),
+            Some(Reason::Status)
+        );
         assert_eq!(status_reason(&s, StatusCode::INTERNAL_SERVER_ERROR), None);
         assert_eq!(status_reason(&s, StatusCode::OK), None);
-        assert_eq!(error_reason(&ErrorKind::UpstreamConnect), Some(Reason::Connect));
-        assert_eq!(error_reason(&ErrorKind::UpstreamProtocol), Some(Reason::Reset));
-        assert_eq!(error_reason(&ErrorKind::GatewayTimeout), Some(Reason::Timeout));
+        assert_eq!(
+            error_reason(&ErrorKind::UpstreamConnect),
+            Some(Reason::Connect)
+        );
+        assert_eq!(
+            error_reason(&ErrorKind::UpstreamProtocol),
+            Some(Reason::Reset)
+        );
+        assert_eq!(
+            error_reason(&ErrorKind::GatewayTimeout),
+            Some(Reason::Timeout)
+        );
         assert_eq!(error_reason(&ErrorKind::Overloaded), None);
         assert_eq!(error_reason(&ErrorKind::PayloadTooLarge), None);
     }

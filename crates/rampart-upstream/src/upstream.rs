@@ -206,7 +206,11 @@ impl std::fmt::Debug for Upstream {
             .field("name", &self.name)
             .field(
                 "endpoints",
-                &self.eps.iter().map(|e| &e.pool.ep.label).collect::<Vec<_>>(),
+                &self
+                    .eps
+                    .iter()
+                    .map(|e| &e.pool.ep.label)
+                    .collect::<Vec<_>>(),
             )
             .finish()
     }
@@ -232,7 +236,9 @@ impl Drop for Held<'_> {
 fn unavailable(name: &str, all_open: bool) -> BoxError {
     if all_open {
         Error::new(ErrorKind::CircuitOpen)
-            .with_message(format!("every endpoint of upstream {name} has its breaker open"))
+            .with_message(format!(
+                "every endpoint of upstream {name} has its breaker open"
+            ))
             .into()
     } else {
         Error::new(ErrorKind::NoHealthyEndpoints)
@@ -606,7 +612,10 @@ impl Upstream {
         if max > 0 && self.inflight.load(Ordering::Relaxed) >= max {
             self.overloaded.inc();
             return Err(Error::new(ErrorKind::Overloaded)
-                .with_message(format!("upstream {} is at its concurrency limit", self.name))
+                .with_message(format!(
+                    "upstream {} is at its concurrency limit",
+                    self.name
+                ))
                 .into());
         }
         let _held = Held::new(&self.inflight);
@@ -752,7 +761,12 @@ impl Upstream {
         };
         let counted = result.is_ok() || failure;
         if counted {
-            self.record(i, failure, now, (result.is_ok() || outcome == 3).then(|| now - start));
+            self.record(
+                i,
+                failure,
+                now,
+                (result.is_ok() || outcome == 3).then(|| now - start),
+            );
         }
         if result.is_ok() {
             self.duration.observe((now - start).as_secs_f64());
@@ -772,7 +786,9 @@ impl Upstream {
             ejected < o.max_ejected(self.eps.len())
         };
         let ep = &self.eps[i];
-        let Some(mut st) = ep.state.lock() else { return };
+        let Some(mut st) = ep.state.lock() else {
+            return;
+        };
         if let Some(l) = latency {
             st.ewma.observe(l.as_secs_f64(), now);
         }

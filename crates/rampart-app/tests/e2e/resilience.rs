@@ -85,7 +85,8 @@ async fn wait_stats(
     panic!("stats condition not reached within 5 s");
 }
 
-const NO_EJECT: &str = "[upstreams.outlier]\nconsecutive_failures = 0\n[upstreams.breaker]\nenabled = false\n";
+const NO_EJECT: &str =
+    "[upstreams.outlier]\nconsecutive_failures = 0\n[upstreams.breaker]\nenabled = false\n";
 
 #[tokio::test]
 async fn endpoint_killed_mid_run_gives_no_client_errors() {
@@ -102,7 +103,14 @@ async fn endpoint_killed_mid_run_gives_no_client_errors() {
         assert_ne!(r.body(), "b");
     }
     // b failed (connect errors), then was ejected; the failures were retried elsewhere.
-    assert!(metric(&px, "rampart_upstream_retries_total{upstream=\"app\",reason=\"connect_error\"}").await >= 1.0);
+    assert!(
+        metric(
+            &px,
+            "rampart_upstream_retries_total{upstream=\"app\",reason=\"connect_error\"}"
+        )
+        .await
+            >= 1.0
+    );
     ups[1].restart().await;
     assert!(px.shutdown().await);
 }
@@ -121,7 +129,10 @@ async fn post_is_never_retried_get_is_on_another_endpoint() {
     let r = get(px.addr(), "/g").await;
     assert_eq!(r.status(), 503, "the last answer is passed on");
     assert_eq!(ups[0].count() + ups[1].count(), 4, "GET tried 3 times");
-    assert!(ups[0].count() >= 2 && ups[1].count() >= 2, "tries alternate endpoints");
+    assert!(
+        ups[0].count() >= 2 && ups[1].count() >= 2,
+        "tries alternate endpoints"
+    );
     // A reset (connection closed without an answer) is retried for GET too.
     ups[0].set(Fault::Reset);
     ups[1].set(Fault::Ok);
@@ -150,7 +161,12 @@ async fn idempotency_key_makes_post_retryable_when_allowed() {
     // Without the key a POST to a is not retried.
     let mut statuses = Vec::new();
     for _ in 0..4 {
-        statuses.push(send(px.addr(), request("POST", "/p", &[], "body")).await.status().as_u16());
+        statuses.push(
+            send(px.addr(), request("POST", "/p", &[], "body"))
+                .await
+                .status()
+                .as_u16(),
+        );
     }
     assert!(statuses.contains(&502), "{statuses:?}");
     assert!(px.shutdown().await);
@@ -174,11 +190,19 @@ async fn retry_budget_caps_retries() {
     let sent = ups[0].count() + ups[1].count();
     assert_eq!(sent, 40, "30 requests + 10 budgeted retries");
     assert_eq!(
-        metric(&px, "rampart_upstream_retries_total{upstream=\"app\",reason=\"status\"}").await,
+        metric(
+            &px,
+            "rampart_upstream_retries_total{upstream=\"app\",reason=\"status\"}"
+        )
+        .await,
         10.0
     );
     assert_eq!(
-        metric(&px, "rampart_upstream_retries_total{upstream=\"app\",reason=\"budget_exhausted\"}").await,
+        metric(
+            &px,
+            "rampart_upstream_retries_total{upstream=\"app\",reason=\"budget_exhausted\"}"
+        )
+        .await,
         20.0
     );
     assert!(px.shutdown().await);
@@ -199,7 +223,10 @@ async fn breaker_opens_and_recovers_through_half_open() {
     assert_eq!(r.status(), 503);
     assert_eq!(a.count(), 4);
     assert_eq!(admin_get(&px, "/readyz").await.0, 503);
-    let open = format!("rampart_upstream_breaker_state{{upstream=\"app\",endpoint=\"{}\",state=\"open\"}}", label(a));
+    let open = format!(
+        "rampart_upstream_breaker_state{{upstream=\"app\",endpoint=\"{}\",state=\"open\"}}",
+        label(a)
+    );
     assert_eq!(metric(&px, &open).await, 1.0);
     // Half-open after the cool-down; a failing probe opens it again.
     wait_stats(&px, "app", |s| s[&label(a)]["breaker"] == "half_open").await;
@@ -230,7 +257,10 @@ async fn outlier_is_ejected_then_returns() {
             fails += 1;
         }
     }
-    assert_eq!(fails, 3, "round robin: a failed 3 times in a row, then was ejected");
+    assert_eq!(
+        fails, 3,
+        "round robin: a failed 3 times in a row, then was ejected"
+    );
     let a_seen = ups[0].count();
     for _ in 0..6 {
         let r = get(px.addr(), "/x").await;
@@ -238,11 +268,17 @@ async fn outlier_is_ejected_then_returns() {
         assert_eq!(r.body(), "b");
     }
     assert_eq!(ups[0].count(), a_seen, "no traffic while ejected");
-    let ej = format!("rampart_upstream_ejections_total{{upstream=\"app\",endpoint=\"{}\"}}", label(&ups[0]));
+    let ej = format!(
+        "rampart_upstream_ejections_total{{upstream=\"app\",endpoint=\"{}\"}}",
+        label(&ups[0])
+    );
     assert_eq!(metric(&px, &ej).await, 1.0);
     let (code, body) = admin_get(&px, "/readyz").await;
     assert_eq!(code, 200, "one of two still up");
-    assert!(body.contains("degraded") && body.contains("ejected"), "{body}");
+    assert!(
+        body.contains("degraded") && body.contains("ejected"),
+        "{body}"
+    );
     // It comes back after the ejection time.
     ups[0].set(Fault::Ok);
     wait_stats(&px, "app", |s| s[&label(&ups[0])]["available"] == true).await;
@@ -262,8 +298,14 @@ async fn health_checks_flip_endpoint_state() {
     let px = start(&config(&refs, extra, "", "")).await;
     wait_until(|| ups[0].paths().iter().filter(|p| *p == "/healthz").count() >= 2).await;
     ups[0].set(Fault::Status(503));
-    wait_stats(&px, "app", |s| s[&label(&ups[0])]["health_check_ok"] == false).await;
-    let healthy = format!("rampart_upstream_endpoint_healthy{{upstream=\"app\",endpoint=\"{}\"}}", label(&ups[0]));
+    wait_stats(&px, "app", |s| {
+        s[&label(&ups[0])]["health_check_ok"] == false
+    })
+    .await;
+    let healthy = format!(
+        "rampart_upstream_endpoint_healthy{{upstream=\"app\",endpoint=\"{}\"}}",
+        label(&ups[0])
+    );
     assert_eq!(metric(&px, &healthy).await, 0.0);
     let (_, body) = admin_get(&px, "/readyz").await;
     assert!(body.contains("failing health checks"), "{body}");
@@ -273,9 +315,16 @@ async fn health_checks_flip_endpoint_state() {
         let r = get(px.addr(), "/x").await;
         assert_eq!(r.status(), 200);
     }
-    assert_eq!(served(&ups[0]), before, "no traffic to an unhealthy endpoint");
+    assert_eq!(
+        served(&ups[0]),
+        before,
+        "no traffic to an unhealthy endpoint"
+    );
     ups[0].set(Fault::Ok);
-    wait_stats(&px, "app", |s| s[&label(&ups[0])]["health_check_ok"] == true).await;
+    wait_stats(&px, "app", |s| {
+        s[&label(&ups[0])]["health_check_ok"] == true
+    })
+    .await;
     assert_eq!(metric(&px, &healthy).await, 1.0);
     for _ in 0..4 {
         get(px.addr(), "/x").await;
@@ -308,7 +357,11 @@ async fn hash_affinity_survives_an_endpoint_removal() {
     let mut moved = 0;
     for u in &users {
         let r = send(px.addr(), request("GET", "/x", &[("x-user", u)], "")).await;
-        assert_eq!(r.status(), 200, "retried to the next endpoint in hash order");
+        assert_eq!(
+            r.status(),
+            200,
+            "retried to the next endpoint in hash order"
+        );
         if r.body() != &before[u] {
             moved += 1;
             assert_eq!(before[u], "d", "only d's keys move");
@@ -328,7 +381,10 @@ async fn ewma_steers_traffic_away_from_a_slow_endpoint() {
         assert_eq!(get(px.addr(), "/x").await.status(), 200);
     }
     let slow = ups[2].count();
-    assert!(slow <= 6, "the slow endpoint got {slow} of 60 (round robin would give 20)");
+    assert!(
+        slow <= 6,
+        "the slow endpoint got {slow} of 60 (round robin would give 20)"
+    );
     assert!(px.shutdown().await);
 }
 
@@ -357,7 +413,12 @@ async fn every_endpoint_down_serves_stale_from_the_cache() {
     let toml = "[server]\nlisten = [\"127.0.0.1:0\"]\n[cache]\nenabled = true\n[[upstreams]]\nname = \"app\"\nendpoints = [\"{upstream}\"]\n[upstreams.outlier]\nconsecutive_failures = 1\n[upstreams.retry]\nmax_attempts = 1\n[[routes]]\nname = \"all\"\nupstream = \"app\"\n[routes.cache]\nenabled = true\n";
     let px = TestProxy::start(toml, &up.url()).await;
     let first = get(px.addr(), "/page").await;
-    assert!(first.headers()["cache-status"].to_str().unwrap().contains("stored"));
+    assert!(
+        first.headers()["cache-status"]
+            .to_str()
+            .unwrap()
+            .contains("stored")
+    );
     assert_eq!(first.into_body(), "fresh");
     // The only endpoint fails once on another path and is ejected.
     down.store(true, Ordering::SeqCst);
@@ -384,7 +445,10 @@ async fn concurrency_limit_answers_503_at_once() {
     let r = get(px.addr(), "/x").await;
     assert_eq!(r.status(), 503);
     assert_eq!(ups[0].count(), 1);
-    assert_eq!(metric(&px, "rampart_upstream_overloaded_total{upstream=\"app\"}").await, 1.0);
+    assert_eq!(
+        metric(&px, "rampart_upstream_overloaded_total{upstream=\"app\"}").await,
+        1.0
+    );
     hung.abort();
     assert!(px.shutdown().await);
 }
@@ -415,7 +479,11 @@ async fn backup_pool_takes_over_when_the_primary_is_down() {
     );
     let extra = "backup = \"spare\"\n[upstreams.outlier]\nconsecutive_failures = 1\nbase_ejection_time = \"300ms\"\n[upstreams.retry]\nmax_attempts = 1\n";
     let px = start(&config(&[&ups[0]], extra, "", &more)).await;
-    assert_eq!(get(px.addr(), "/x").await.status(), 502, "primary unreachable, ejected");
+    assert_eq!(
+        get(px.addr(), "/x").await.status(),
+        502,
+        "primary unreachable, ejected"
+    );
     for _ in 0..3 {
         let r = get(px.addr(), "/x").await;
         assert_eq!(r.status(), 200);
@@ -435,15 +503,35 @@ async fn read_write_split_with_fallback_to_primary() {
         "[[upstreams]]\nname = \"replicas\"\nendpoints = [\"{}\"]\n[upstreams.outlier]\nconsecutive_failures = 1\nbase_ejection_time = \"1m\"\n[upstreams.retry]\nmax_attempts = 1\n",
         ups[1].url()
     );
-    let px = start(&config(&[&ups[0]], "", "read_upstream = \"replicas\"", &more)).await;
+    let px = start(&config(
+        &[&ups[0]],
+        "",
+        "read_upstream = \"replicas\"",
+        &more,
+    ))
+    .await;
     assert_eq!(get(px.addr(), "/r").await.into_body(), "replica");
     let r = send(px.addr(), request("HEAD", "/r", &[], "")).await;
     assert_eq!(r.headers()["x-upstream"], "replica");
-    assert_eq!(send(px.addr(), request("POST", "/w", &[], "x")).await.into_body(), "primary");
-    assert_eq!(send(px.addr(), request("DELETE", "/w", &[], "")).await.into_body(), "primary");
+    assert_eq!(
+        send(px.addr(), request("POST", "/w", &[], "x"))
+            .await
+            .into_body(),
+        "primary"
+    );
+    assert_eq!(
+        send(px.addr(), request("DELETE", "/w", &[], ""))
+            .await
+            .into_body(),
+        "primary"
+    );
     // No healthy replica: reads go to the primary.
     ups[1].stop();
-    assert_eq!(get(px.addr(), "/r").await.status(), 502, "replica fails and is ejected");
+    assert_eq!(
+        get(px.addr(), "/r").await.status(),
+        502,
+        "replica fails and is ejected"
+    );
     assert_eq!(get(px.addr(), "/r").await.into_body(), "primary");
     assert!(px.shutdown().await);
 }
@@ -454,13 +542,23 @@ async fn pool_keeps_min_idle_connections_warm() {
     let extra = "min_idle_per_endpoint = 3\nidle_timeout = \"2s\"\n";
     let px = start(&config(&[&ups[0]], extra, "", "")).await;
     for _ in 0..500 {
-        if metric(&px, "rampart_upstream_pool_connections{upstream=\"app\",state=\"idle\"}").await >= 3.0 {
+        if metric(
+            &px,
+            "rampart_upstream_pool_connections{upstream=\"app\",state=\"idle\"}",
+        )
+        .await
+            >= 3.0
+        {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
     assert_eq!(
-        metric(&px, "rampart_upstream_pool_connections{upstream=\"app\",state=\"idle\"}").await,
+        metric(
+            &px,
+            "rampart_upstream_pool_connections{upstream=\"app\",state=\"idle\"}"
+        )
+        .await,
         3.0,
         "three connections opened before any request"
     );
