@@ -566,3 +566,59 @@ async fn pool_keeps_min_idle_connections_warm() {
     assert_eq!(get(px.addr(), "/x").await.status(), 200);
     assert!(px.shutdown().await);
 }
+
+#[tokio::test]
+async fn endpoint_state_survives_a_reload() {
+    let ups = upstreams(&["a", "b"]).await;
+    ups[0].set(Fault::Status(500));
+    let refs: Vec<_> = ups.iter().collect();
+    let dir = std::env::temp_dir().join(format!("rampart-e2e-resil-reload-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("rampart.toml");
+    let write = |extra: &str| {
+        let up = format!(
+            "[upstreams.outlier]\nconsecutive_failures = 1\nbase_ejection_time = \"1m\"\n{extra}"
+        );
+        let text = TestProxy::config_text(&config(&refs, &up, "", ""), "");
+        std::fs::write(&path, text).unwrap();
+    };
+    write("");
+    let config = rampart_config::load_file(&path, &rampart_config::Overrides::default()).unwrap();
+    let app = rampart_app::start(
+        config,
+        rampart_app::StartOptions {
+            config_path: Some(path.clone()),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let addr = app.listen_addrs()[0];
+    let mut saw_500 = false;
+    for _ in 0..2 {
+        saw_500 |= get(addr, "/x").await.status() == 500;
+    }
+    assert!(saw_500, "a failed once and was ejected");
+    // A reload that keeps the endpoints (and changes another key) keeps the ejection.
+    write("[upstreams.retry]\nmax_attempts = 2\n");
+    let token = app.admin_token().unwrap().to_string();
+    let r = send(
+        app.admin_addr().unwrap(),
+        request(
+            "POST",
+            "/reload",
+            &[("authorization", &format!("Bearer {token}"))],
+            "",
+        ),
+    )
+    .await;
+    assert_eq!(r.status(), 200, "{:?}", r.body());
+    let seen = ups[0].count();
+    for _ in 0..6 {
+        let r = get(addr, "/x").await;
+        assert_eq!(r.body(), "b");
+    }
+    assert_eq!(ups[0].count(), seen, "still ejected after the reload");
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(app.shutdown().await);
+}
