@@ -66,6 +66,10 @@ impl StoredVariants for StoredHandle {
         self.entry.claim(coding)
     }
 
+    fn release(&self, coding: &'static str) {
+        self.entry.release(coding);
+    }
+
     fn add_variant(&self, coding: &'static str, body: Bytes) {
         let new = Arc::new(self.entry.with_encoded(coding, body));
         let fut = self

@@ -31,6 +31,8 @@ pub trait StoredVariants: Send + Sync + fmt::Debug {
     /// Claim the making of `coding`: `true` for exactly one caller per entry and coding, so a
     /// variant is made once however many hits ask for it at the same time.
     fn claim(&self, coding: &'static str) -> bool;
+    /// Give up a claim without adding a variant (making it failed or was not worth it).
+    fn release(&self, coding: &'static str);
     /// Store a made variant beside the entry (dropped if the entry was replaced meanwhile).
     fn add_variant(&self, coding: &'static str, body: Bytes);
 }
