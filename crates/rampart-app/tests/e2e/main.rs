@@ -10,6 +10,7 @@ use rampart_testkit::{
     client::{request, send},
 };
 
+mod compress;
 mod core;
 
 /// Poll `cond` every 10 ms for up to 5 s (a bounded wait for something another task does).
