@@ -298,7 +298,11 @@ impl Entry {
             + self.secondary.len()
             + self.vary.len() * 16
             + self.tags.iter().map(|t| t.len() + 16).sum::<usize>()
-            + self.encoded.iter().map(|(_, b)| b.len() + 32).sum::<usize>()
+            + self
+                .encoded
+                .iter()
+                .map(|(_, b)| b.len() + 32)
+                .sum::<usize>()
             + ENTRY_OVERHEAD
     }
 }

@@ -26,8 +26,7 @@ use futures_util::future::BoxFuture;
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, header, request::Parts};
 use http_body_util::BodyExt;
 use rampart_core::{
-    Body, BoxError, ClientIp, ConnInfo, Error, ErrorKind, RoutePolicy,
-    body as core_body,
+    Body, BoxError, ClientIp, ConnInfo, Error, ErrorKind, RoutePolicy, body as core_body,
     stored::{RepresentationsAbove, StoredBody},
 };
 use tokio::time::Instant;
@@ -608,7 +607,7 @@ where
             ..CacheStatus::default()
         };
         Done {
-            resp: self.respond(&ctx, entry, now),
+            resp: self.respond(ctx, entry, now),
             outcome: CacheOutcome::Stale,
             status,
         }
@@ -622,7 +621,8 @@ where
         let above = ctx.parts.extensions.get::<RepresentationsAbove>().is_some();
         let mut resp = respond_from_entry(entry, now, &ctx.parts, above);
         if above {
-            let handle = StoredHandle::new(entry.clone(), self.cache.store().clone(), ctx.key.clone());
+            let handle =
+                StoredHandle::new(entry.clone(), self.cache.store().clone(), ctx.key.clone());
             resp.extensions_mut().insert(StoredBody(Arc::new(handle)));
         }
         resp

@@ -43,7 +43,12 @@ impl std::fmt::Debug for StoredHandle {
             .field("coding", &self.coding)
             .field(
                 "encoded",
-                &self.entry.encoded.iter().map(|(c, _)| *c).collect::<Vec<_>>(),
+                &self
+                    .entry
+                    .encoded
+                    .iter()
+                    .map(|(c, _)| *c)
+                    .collect::<Vec<_>>(),
             )
             .finish()
     }

@@ -16,7 +16,7 @@ fn json_64k() -> Vec<u8> {
         s.push_str(&format!(
             "{{\"id\":{i},\"name\":\"user {i}\",\"email\":\"user{i}@example.com\",\"score\":{},\"active\":{}}},",
             (i * 7919) % 1000,
-            i % 3 == 0
+            i.is_multiple_of(3)
         ));
         i += 1;
     }

@@ -20,6 +20,8 @@ use crate::{
     metrics::{CompressMetrics, Mode},
 };
 
+type Polled = Poll<Option<Result<Frame<Bytes>, BoxError>>>;
+
 /// A body compressed on the fly.
 pub struct CompressBody {
     inner: Body,
@@ -49,7 +51,7 @@ impl CompressBody {
         }
     }
 
-    fn emit(&mut self, out: Bytes) -> Option<Poll<Option<Result<Frame<Bytes>, BoxError>>>> {
+    fn emit(&mut self, out: Bytes) -> Option<Polled> {
         if out.is_empty() {
             return None;
         }
@@ -160,7 +162,11 @@ mod tests {
     #[tokio::test]
     async fn streams_and_round_trips() {
         let chunks: Vec<Result<Frame<Bytes>, BoxError>> = (0..50)
-            .map(|i| Ok(Frame::data(Bytes::from(format!("line {i} of a long text\n").repeat(50)))))
+            .map(|i| {
+                Ok(Frame::data(Bytes::from(
+                    format!("line {i} of a long text\n").repeat(50),
+                )))
+            })
             .collect();
         let total: usize = chunks
             .iter()

@@ -150,10 +150,9 @@ impl StreamEncoder {
                 level.clamp(0, 11) as u32,
                 BR_LGWIN,
             ))),
-            Coding::Zstd => StreamEncoder::Zstd(zstd::stream::write::Encoder::new(
-                out,
-                level.clamp(1, 22),
-            )?),
+            Coding::Zstd => {
+                StreamEncoder::Zstd(zstd::stream::write::Encoder::new(out, level.clamp(1, 22))?)
+            }
             Coding::Gzip => StreamEncoder::Gzip(flate2::write::GzEncoder::new(
                 out,
                 flate2::Compression::new(level.clamp(0, 9) as u32),
@@ -315,7 +314,10 @@ mod tests {
                 decode(c, &small, 1000),
                 Err(DecodeError::TooLarge { max: 1000 })
             ));
-            assert!(decode(c, b"definitely not compressed data", 1 << 20).is_err(), "{c}");
+            assert!(
+                decode(c, b"definitely not compressed data", 1 << 20).is_err(),
+                "{c}"
+            );
         }
     }
 

@@ -135,7 +135,15 @@ mod tests {
         ] {
             assert!(t.matches(yes), "{yes}");
         }
-        for no in ["image/png", "font/woff2", "application/zip", "application/octet-stream", "video/mp4", "", "json"] {
+        for no in [
+            "image/png",
+            "font/woff2",
+            "application/zip",
+            "application/octet-stream",
+            "video/mp4",
+            "",
+            "json",
+        ] {
             assert!(!t.matches(no), "{no}");
         }
         assert!(ContentTypes::valid_pattern("text/*"));

@@ -115,10 +115,21 @@ impl CompressMetrics {
         let op = |l: OpLabels| -> Counter { ops.get_or_create(&l).clone() };
         let per = Coding::ALL.map(|c| {
             let encoding = c.as_str();
-            let bytes_in = counter(BytesLabels { encoding, direction: "in" });
-            let bytes_out = counter(BytesLabels { encoding, direction: "out" });
+            let bytes_in = counter(BytesLabels {
+                encoding,
+                direction: "in",
+            });
+            let bytes_out = counter(BytesLabels {
+                encoding,
+                direction: "out",
+            });
             let hist = ratio.get_or_create(&EncodingLabel { encoding }).clone();
-            let ops = Mode::ALL.map(|m| op(OpLabels { encoding, mode: m.as_str() }));
+            let ops = Mode::ALL.map(|m| {
+                op(OpLabels {
+                    encoding,
+                    mode: m.as_str(),
+                })
+            });
             PerCoding {
                 bytes_in,
                 bytes_out,

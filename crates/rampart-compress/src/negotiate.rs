@@ -145,7 +145,10 @@ mod tests {
 
     fn acc(v: &str) -> Accepted {
         let mut h = HeaderMap::new();
-        h.insert(header::ACCEPT_ENCODING, HeaderValue::from_str(v).unwrap_or_else(|_| HeaderValue::from_static("")));
+        h.insert(
+            header::ACCEPT_ENCODING,
+            HeaderValue::from_str(v).unwrap_or_else(|_| HeaderValue::from_static("")),
+        );
         Accepted::from_headers(&h)
     }
 
@@ -177,13 +180,19 @@ mod tests {
             ("identity;q=0, gzip", Choice::Coding(Coding::Gzip)),
             ("GZIP;Q=0.8, x-gzip;q=0.1", Choice::Coding(Coding::Gzip)),
             ("gzip;q=2, deflate", Choice::Coding(Coding::Deflate)),
-            ("gzip;q=0.1234, deflate;q=0.001", Choice::Coding(Coding::Deflate)),
+            (
+                "gzip;q=0.1234, deflate;q=0.001",
+                Choice::Coding(Coding::Deflate),
+            ),
         ];
         for (v, want) in cases {
             assert_eq!(acc(v).choose(&pref, all(), true), *want, "{v:?}");
         }
         // No field at all: identity.
-        assert_eq!(Accepted::from_headers(&HeaderMap::new()).choose(&pref, all(), true), Choice::Identity);
+        assert_eq!(
+            Accepted::from_headers(&HeaderMap::new()).choose(&pref, all(), true),
+            Choice::Identity
+        );
         // Server preference order decides ties.
         assert_eq!(
             acc("gzip, br").choose(&[Coding::Gzip, Coding::Br], all(), true),
@@ -192,9 +201,15 @@ mod tests {
         // Only what is available counts.
         let gz = CodingSet::EMPTY.with(Coding::Gzip);
         assert_eq!(acc("br").choose(&pref, gz, true), Choice::Identity);
-        assert_eq!(acc("br, identity;q=0").choose(&pref, gz, true), Choice::NotAcceptable);
+        assert_eq!(
+            acc("br, identity;q=0").choose(&pref, gz, true),
+            Choice::NotAcceptable
+        );
         // Identity unavailable (stored encoded, not decodable): the coding goes out.
-        assert_eq!(acc("gzip;q=0.5, identity").choose(&pref, gz, false), Choice::Coding(Coding::Gzip));
+        assert_eq!(
+            acc("gzip;q=0.5, identity").choose(&pref, gz, false),
+            Choice::Coding(Coding::Gzip)
+        );
     }
 
     #[test]

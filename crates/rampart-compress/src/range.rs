@@ -137,7 +137,8 @@ pub fn content_range(r: &RangeInclusive<u64>, len: u64) -> HeaderValue {
 
 /// `bytes */len` (416).
 pub fn unsatisfied_range(len: u64) -> HeaderValue {
-    HeaderValue::from_str(&format!("bytes */{len}")).unwrap_or_else(|_| HeaderValue::from_static("bytes */0"))
+    HeaderValue::from_str(&format!("bytes */{len}"))
+        .unwrap_or_else(|_| HeaderValue::from_static("bytes */0"))
 }
 
 /// A `multipart/byteranges` body (§14.6) and its `Content-Type`; each part carries the
@@ -176,7 +177,11 @@ pub fn multipart(
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::single_range_in_vec_init)]
+    #![allow(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::single_range_in_vec_init
+    )]
     use super::*;
     use RangeOutcome::*;
 
@@ -201,7 +206,10 @@ mod tests {
             ("bytes=1-2-3", Full),
             ("items=0-1", Full),
             ("bytes=", Full),
-            ("bytes=0-1,2-3,4-5,6-7,8-9,10-11,12-13,14-15,16-17,18-19,20-21,22-23,24-25,26-27,28-29,30-31,32-33", Full),
+            (
+                "bytes=0-1,2-3,4-5,6-7,8-9,10-11,12-13,14-15,16-17,18-19,20-21,22-23,24-25,26-27,28-29,30-31,32-33",
+                Full,
+            ),
         ];
         for (v, want) in cases {
             assert_eq!(parse(v, 100), *want, "{v}");
@@ -212,7 +220,10 @@ mod tests {
     #[test]
     fn if_range() {
         let lm = httpdate::parse_http_date("Sun, 01 Nov 2026 00:00:00 GMT").ok();
-        let v = Validators { etag: Some(b"\"v1\""), last_modified: lm };
+        let v = Validators {
+            etag: Some(b"\"v1\""),
+            last_modified: lm,
+        };
         let mut h = HeaderMap::new();
         h.insert(header::RANGE, HeaderValue::from_static("bytes=0-1"));
         assert_eq!(evaluate(&h, 10, v), Partial(vec![0..=1]));
@@ -222,12 +233,21 @@ mod tests {
         assert_eq!(evaluate(&h, 10, v), Full);
         h.insert(header::IF_RANGE, HeaderValue::from_static("W/\"v1\""));
         assert_eq!(evaluate(&h, 10, v), Full);
-        h.insert(header::IF_RANGE, HeaderValue::from_static("Sun, 01 Nov 2026 00:00:00 GMT"));
+        h.insert(
+            header::IF_RANGE,
+            HeaderValue::from_static("Sun, 01 Nov 2026 00:00:00 GMT"),
+        );
         assert_eq!(evaluate(&h, 10, v), Partial(vec![0..=1]));
-        h.insert(header::IF_RANGE, HeaderValue::from_static("Mon, 02 Nov 2026 00:00:00 GMT"));
+        h.insert(
+            header::IF_RANGE,
+            HeaderValue::from_static("Mon, 02 Nov 2026 00:00:00 GMT"),
+        );
         assert_eq!(evaluate(&h, 10, v), Full);
         // A weak ETag on the representation never matches If-Range.
-        let weak = Validators { etag: Some(b"W/\"v1\""), last_modified: None };
+        let weak = Validators {
+            etag: Some(b"W/\"v1\""),
+            last_modified: None,
+        };
         h.insert(header::IF_RANGE, HeaderValue::from_static("\"v1\""));
         assert_eq!(evaluate(&h, 10, weak), Full);
     }

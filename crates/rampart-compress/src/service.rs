@@ -269,7 +269,7 @@ fn weaken_etag(h: &mut HeaderMap) {
 impl CompressLayer {
     fn shape(&self, mut resp: Response<Body>, asked: &Asked) -> Result<Response<Body>, BoxError> {
         match resp.extensions_mut().remove::<StoredBody>() {
-            Some(StoredBody(stored)) => self.from_stored(resp, stored, asked),
+            Some(StoredBody(stored)) => self.serve_stored(resp, stored, asked),
             None => self.streamed(resp, asked),
         }
     }
@@ -318,9 +318,10 @@ impl CompressLayer {
         let enc = StreamEncoder::new(coding, p.levels.get(coding))?;
         parts.headers.remove(header::CONTENT_LENGTH);
         parts.headers.remove(header::ACCEPT_RANGES);
-        parts
-            .headers
-            .insert(header::CONTENT_ENCODING, HeaderValue::from_static(coding.as_str()));
+        parts.headers.insert(
+            header::CONTENT_ENCODING,
+            HeaderValue::from_static(coding.as_str()),
+        );
         weaken_etag(&mut parts.headers);
         let body = core_body::boxed(CompressBody::new(body, enc, coding, self.metrics.clone()));
         Ok(Response::from_parts(parts, body))
@@ -355,7 +356,7 @@ impl CompressLayer {
     }
 
     /// A response built from a stored entry.
-    fn from_stored(
+    fn serve_stored(
         &self,
         resp: Response<Body>,
         stored: Arc<dyn StoredVariants>,
@@ -458,7 +459,10 @@ impl CompressLayer {
             weaken_etag(h);
             match coding {
                 Some(c) => {
-                    h.insert(header::CONTENT_ENCODING, HeaderValue::from_static(c.as_str()));
+                    h.insert(
+                        header::CONTENT_ENCODING,
+                        HeaderValue::from_static(c.as_str()),
+                    );
                 }
                 None => {
                     h.remove(header::CONTENT_ENCODING);
@@ -495,7 +499,9 @@ impl CompressLayer {
         asked: &Asked,
     ) -> Result<Response<Body>, BoxError> {
         let len = bytes.len() as u64;
-        parts.headers.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+        parts
+            .headers
+            .insert(header::CONTENT_LENGTH, HeaderValue::from(len));
         parts
             .headers
             .insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
@@ -515,10 +521,16 @@ impl CompressLayer {
             }
             Precondition::Failed => {
                 parts.status = StatusCode::PRECONDITION_FAILED;
-                for name in [header::CONTENT_ENCODING, header::CONTENT_TYPE, header::ACCEPT_RANGES] {
+                for name in [
+                    header::CONTENT_ENCODING,
+                    header::CONTENT_TYPE,
+                    header::ACCEPT_RANGES,
+                ] {
                     parts.headers.remove(name);
                 }
-                parts.headers.insert(header::CONTENT_LENGTH, HeaderValue::from(0));
+                parts
+                    .headers
+                    .insert(header::CONTENT_LENGTH, HeaderValue::from(0));
                 return Ok(Response::from_parts(parts, core_body::empty()));
             }
         }
@@ -535,13 +547,17 @@ impl CompressLayer {
                 parts
                     .headers
                     .insert(header::CONTENT_RANGE, range::unsatisfied_range(len));
-                parts.headers.insert(header::CONTENT_LENGTH, HeaderValue::from(0));
+                parts
+                    .headers
+                    .insert(header::CONTENT_LENGTH, HeaderValue::from(0));
                 Ok(Response::from_parts(parts, core_body::empty()))
             }
             RangeOutcome::Partial(ranges) => {
                 parts.status = StatusCode::PARTIAL_CONTENT;
                 let body = if let [r] = ranges.as_slice() {
-                    parts.headers.insert(header::CONTENT_RANGE, range::content_range(r, len));
+                    parts
+                        .headers
+                        .insert(header::CONTENT_RANGE, range::content_range(r, len));
                     bytes.slice(*r.start() as usize..=*r.end() as usize)
                 } else {
                     let boundary = boundary();

@@ -38,7 +38,12 @@ pub fn strong_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 /// Whether any member of the field's list (or `*`) matches `etag` under `eq`.
-fn list_matches(req: &HeaderMap, name: &header::HeaderName, etag: Option<&[u8]>, eq: fn(&[u8], &[u8]) -> bool) -> bool {
+fn list_matches(
+    req: &HeaderMap,
+    name: &header::HeaderName,
+    etag: Option<&[u8]>,
+    eq: fn(&[u8], &[u8]) -> bool,
+) -> bool {
     req.get_all(name)
         .iter()
         .filter_map(|v| v.to_str().ok())
@@ -137,7 +142,7 @@ pub fn generate(body: &[u8]) -> HeaderValue {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::type_complexity)]
     use super::*;
 
     const LM: &str = "Sun, 01 Nov 2026 00:00:00 GMT";
@@ -171,30 +176,59 @@ mod tests {
     fn precedence_table() {
         use Precondition::*;
         let lm = httpdate::parse_http_date(LM).ok();
-        let strong = Validators { etag: Some(b"\"v1\""), last_modified: lm };
-        let weak = Validators { etag: Some(b"W/\"v1\""), last_modified: lm };
-        let none = Validators { etag: None, last_modified: None };
+        let strong = Validators {
+            etag: Some(b"\"v1\""),
+            last_modified: lm,
+        };
+        let weak = Validators {
+            etag: Some(b"W/\"v1\""),
+            last_modified: lm,
+        };
+        let none = Validators {
+            etag: None,
+            last_modified: None,
+        };
         let get = Method::GET;
         let cases: &[(&[(&str, &str)], Validators<'_>, &Method, Precondition)] = &[
             (&[], strong, &get, Proceed),
             (&[("if-none-match", "\"v1\"")], strong, &get, NotModified),
             (&[("if-none-match", "W/\"v1\"")], strong, &get, NotModified),
             (&[("if-none-match", "\"v1\"")], weak, &get, NotModified),
-            (&[("if-none-match", "\"x\", \"v1\"")], strong, &get, NotModified),
+            (
+                &[("if-none-match", "\"x\", \"v1\"")],
+                strong,
+                &get,
+                NotModified,
+            ),
             (&[("if-none-match", "*")], strong, &get, NotModified),
             (&[("if-none-match", "\"x\"")], strong, &get, Proceed),
-            (&[("if-none-match", "\"v1\"")], strong, &Method::POST, Failed),
+            (
+                &[("if-none-match", "\"v1\"")],
+                strong,
+                &Method::POST,
+                Failed,
+            ),
             (&[("if-match", "\"v1\"")], strong, &get, Proceed),
             (&[("if-match", "\"v1\"")], weak, &get, Failed),
             (&[("if-match", "*")], strong, &get, Proceed),
             (&[("if-match", "*")], none, &get, Failed),
             (&[("if-match", "\"x\"")], strong, &get, Failed),
             // If-Match fails first even when If-None-Match would give 304.
-            (&[("if-match", "\"x\""), ("if-none-match", "\"v1\"")], strong, &get, Failed),
+            (
+                &[("if-match", "\"x\""), ("if-none-match", "\"v1\"")],
+                strong,
+                &get,
+                Failed,
+            ),
             (&[("if-unmodified-since", BEFORE)], strong, &get, Failed),
             (&[("if-unmodified-since", AFTER)], strong, &get, Proceed),
             // If-Unmodified-Since is ignored when If-Match is present.
-            (&[("if-match", "\"v1\""), ("if-unmodified-since", BEFORE)], strong, &get, Proceed),
+            (
+                &[("if-match", "\"v1\""), ("if-unmodified-since", BEFORE)],
+                strong,
+                &get,
+                Proceed,
+            ),
             (&[("if-unmodified-since", "garbage")], strong, &get, Proceed),
             (&[("if-modified-since", LM)], strong, &get, NotModified),
             (&[("if-modified-since", AFTER)], strong, &get, NotModified),
@@ -202,7 +236,12 @@ mod tests {
             (&[("if-modified-since", LM)], none, &get, Proceed),
             (&[("if-modified-since", LM)], strong, &Method::POST, Proceed),
             // If-Modified-Since is ignored when If-None-Match is present.
-            (&[("if-none-match", "\"x\""), ("if-modified-since", AFTER)], strong, &get, Proceed),
+            (
+                &[("if-none-match", "\"x\""), ("if-modified-since", AFTER)],
+                strong,
+                &get,
+                Proceed,
+            ),
         ];
         for (fields, v, m, want) in cases {
             assert_eq!(evaluate(m, &req(fields), *v), *want, "{fields:?}");

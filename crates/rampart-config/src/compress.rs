@@ -42,7 +42,10 @@ impl Default for CompressionConfig {
             enabled: true,
             algorithms: ["br", "zstd", "gzip", "deflate"].map(String::from).to_vec(),
             min_size: ByteSize::kib(1),
-            content_types: DEFAULT_CONTENT_TYPES.iter().map(|s| (*s).to_owned()).collect(),
+            content_types: DEFAULT_CONTENT_TYPES
+                .iter()
+                .map(|s| (*s).to_owned())
+                .collect(),
             levels: LevelsConfig::default(),
             stored_levels: LevelsConfig::stored(),
             generate_etag: true,

@@ -15,7 +15,9 @@ fn json(n: usize) -> String {
     let mut s = String::from("[");
     let mut i = 0;
     while s.len() < n {
-        s.push_str(&format!("{{\"id\":{i},\"name\":\"item number {i}\",\"ok\":true}},"));
+        s.push_str(&format!(
+            "{{\"id\":{i},\"name\":\"item number {i}\",\"ok\":true}},"
+        ));
         i += 1;
     }
     s.push_str("{}]");
@@ -57,7 +59,11 @@ fn ops(encoding: &str, mode: &str) -> String {
 }
 
 /// An upstream answering JSON of `n` bytes with `cache-control: cc` (and any extra headers).
-async fn json_upstream(n: usize, cc: &'static str, extra: &'static [(&'static str, &'static str)]) -> TestUpstream {
+async fn json_upstream(
+    n: usize,
+    cc: &'static str,
+    extra: &'static [(&'static str, &'static str)],
+) -> TestUpstream {
     let body = json(n);
     TestUpstream::start(move |_| {
         let body = body.clone();
@@ -154,7 +160,11 @@ async fn cached_hits_weaken_etags_and_compare_if_none_match_weakly() {
     let br = [("accept-encoding", "br")];
     let miss = get(&px, "/e", &br).await;
     assert_eq!(coding(&miss), Some("br"));
-    assert_eq!(header(&miss, "etag"), Some("W/\"v1\""), "streamed + transformed: weak");
+    assert_eq!(
+        header(&miss, "etag"),
+        Some("W/\"v1\""),
+        "streamed + transformed: weak"
+    );
     // Identity from the cache keeps the origin's strong tag.
     let plain = get(&px, "/e", &[]).await;
     assert_eq!(coding(&plain), None);
@@ -167,7 +177,12 @@ async fn cached_hits_weaken_etags_and_compare_if_none_match_weakly() {
     assert_eq!(header(&hit, "etag"), Some("W/\"v1\""));
     for inm in ["W/\"v1\"", "\"v1\"", "\"x\", W/\"v1\"", "*"] {
         for ae in ["br", "identity"] {
-            let r = get(&px, "/e", &[("accept-encoding", ae), ("if-none-match", inm)]).await;
+            let r = get(
+                &px,
+                "/e",
+                &[("accept-encoding", ae), ("if-none-match", inm)],
+            )
+            .await;
             assert_eq!(r.status(), 304, "{inm} / {ae}");
             assert!(r.body().is_empty());
             assert!(header(&r, "etag").is_some());
@@ -211,7 +226,10 @@ async fn preconditions_follow_rfc9110_precedence_on_hits() {
         (&[("if-match", "\"v1\"")], 200),
         (&[("if-match", "\"nope\"")], 412),
         // If-Match is evaluated before If-None-Match.
-        (&[("if-match", "\"nope\""), ("if-none-match", "\"v1\"")], 412),
+        (
+            &[("if-match", "\"nope\""), ("if-none-match", "\"v1\"")],
+            412,
+        ),
         (&[("if-match", "\"v1\""), ("if-none-match", "\"v1\"")], 304),
         (&[("if-unmodified-since", before)], 412),
         (&[("if-unmodified-since", after)], 200),
@@ -220,7 +238,10 @@ async fn preconditions_follow_rfc9110_precedence_on_hits() {
         (&[("if-modified-since", LM)], 304),
         (&[("if-modified-since", before)], 200),
         // If-None-Match wins over If-Modified-Since.
-        (&[("if-none-match", "\"x\""), ("if-modified-since", after)], 200),
+        (
+            &[("if-none-match", "\"x\""), ("if-modified-since", after)],
+            200,
+        ),
         // A failing If-Match beats a Range.
         (&[("if-match", "\"nope\""), ("range", "bytes=0-1")], 412),
     ];
@@ -230,7 +251,12 @@ async fn preconditions_follow_rfc9110_precedence_on_hits() {
     }
     // If-Match compares strongly: the weak tag of a br variant never matches.
     wait_until_coding(&px, "/p", "br").await;
-    let r = get(&px, "/p", &[("accept-encoding", "br"), ("if-match", "\"v1\"")]).await;
+    let r = get(
+        &px,
+        "/p",
+        &[("accept-encoding", "br"), ("if-match", "\"v1\"")],
+    )
+    .await;
     assert_eq!(r.status(), 412);
     assert_eq!(up.count(), 1);
     let _ = px.shutdown().await;
@@ -238,7 +264,9 @@ async fn preconditions_follow_rfc9110_precedence_on_hits() {
 
 #[tokio::test]
 async fn every_range_form_is_served_from_the_cache() {
-    let body: String = (0..10_000u32).map(|i| char::from(b'a' + (i % 26) as u8)).collect();
+    let body: String = (0..10_000u32)
+        .map(|i| char::from(b'a' + (i % 26) as u8))
+        .collect();
     let b2 = body.clone();
     let up = TestUpstream::start(move |_| {
         let b = b2.clone();
@@ -265,7 +293,10 @@ async fn every_range_form_is_served_from_the_cache() {
     assert_eq!(header(&r, "content-range"), Some("bytes 0-9/10000"));
     assert_eq!(header(&r, "content-length"), Some("10"));
     let r = get(&px, "/r", &range("bytes=9990-")).await;
-    assert_eq!((r.status().as_u16(), r.body().as_ref()), (206, body[9990..].as_bytes()));
+    assert_eq!(
+        (r.status().as_u16(), r.body().as_ref()),
+        (206, &body.as_bytes()[9990..])
+    );
     let r = get(&px, "/r", &range("bytes=-5")).await;
     assert_eq!(r.body(), &body[9995..]);
     assert_eq!(header(&r, "content-range"), Some("bytes 9995-9999/10000"));
@@ -277,7 +308,10 @@ async fn every_range_form_is_served_from_the_cache() {
     let text = String::from_utf8(r.body().to_vec()).unwrap();
     assert_eq!(text.matches(&format!("--{boundary}\r\n")).count(), 2);
     assert!(text.contains("content-range: bytes 0-1/10000\r\n\r\nab\r\n"));
-    assert!(text.contains(&format!("content-range: bytes 100-102/10000\r\n\r\n{}\r\n", &body[100..103])));
+    assert!(text.contains(&format!(
+        "content-range: bytes 100-102/10000\r\n\r\n{}\r\n",
+        &body[100..103]
+    )));
     assert!(text.ends_with(&format!("--{boundary}--\r\n")));
     let r = get(&px, "/r", &range("bytes=20000-")).await;
     assert_eq!(r.status(), 416);
@@ -297,7 +331,11 @@ async fn every_range_form_is_served_from_the_cache() {
     let r = get(&px, "/r", &range("bytes=9-1")).await;
     assert_eq!((r.status().as_u16(), r.body().len()), (200, 10_000));
     // HEAD ignores Range.
-    let r = send(px.addr(), request("HEAD", "/r", &[("range", "bytes=0-9")], "")).await;
+    let r = send(
+        px.addr(),
+        request("HEAD", "/r", &[("range", "bytes=0-9")], ""),
+    )
+    .await;
     assert_eq!(r.status(), 200);
     assert_eq!(up.count(), 1, "every answer came from the cache");
     let _ = px.shutdown().await;
@@ -312,10 +350,18 @@ async fn ranges_apply_to_the_selected_encoding() {
     let full = get(&px, "/j", &[("accept-encoding", "gzip")]).await;
     let n = full.body().len();
     assert!(n < 20_000);
-    let r = get(&px, "/j", &[("accept-encoding", "gzip"), ("range", "bytes=0-99")]).await;
+    let r = get(
+        &px,
+        "/j",
+        &[("accept-encoding", "gzip"), ("range", "bytes=0-99")],
+    )
+    .await;
     assert_eq!(r.status(), 206);
     assert_eq!(coding(&r), Some("gzip"));
-    assert_eq!(header(&r, "content-range").unwrap(), format!("bytes 0-99/{n}"));
+    assert_eq!(
+        header(&r, "content-range").unwrap(),
+        format!("bytes 0-99/{n}")
+    );
     assert_eq!(r.body(), &full.body()[..100]);
     let _ = px.shutdown().await;
 }
@@ -329,12 +375,19 @@ async fn a_hit_never_compresses() {
     assert_eq!(coding(&miss), Some("br"), "the miss streams br");
     assert_eq!(metric(&px, &ops("br", "stream")).await, 1);
     let stats = |s: String| -> serde_json::Value { serde_json::from_str(&s).unwrap() };
-    let bytes_before = stats(admin_get(&px, "/stats").await.1)["cache"]["bytes"].as_u64().unwrap();
+    let bytes_before = stats(admin_get(&px, "/stats").await.1)["cache"]["bytes"]
+        .as_u64()
+        .unwrap();
     // The first hit asks for br: it is made once in the background.
     wait_until_coding(&px, "/big", "br").await;
     assert_eq!(metric(&px, &ops("br", "stored")).await, 1);
-    let bytes_after = stats(admin_get(&px, "/stats").await.1)["cache"]["bytes"].as_u64().unwrap();
-    assert!(bytes_after > bytes_before, "the variant is charged to the cache: {bytes_before} -> {bytes_after}");
+    let bytes_after = stats(admin_get(&px, "/stats").await.1)["cache"]["bytes"]
+        .as_u64()
+        .unwrap();
+    assert!(
+        bytes_after > bytes_before,
+        "the variant is charged to the cache: {bytes_before} -> {bytes_after}"
+    );
     for _ in 0..20 {
         let r = get(&px, "/big", &ae).await;
         assert_eq!(coding(&r), Some("br"));
@@ -350,7 +403,10 @@ async fn a_hit_never_compresses() {
         assert_eq!(metric(&px, &ops(c, "inline")).await, 0, "{c}");
     }
     let st = stats(admin_get(&px, "/stats").await.1);
-    assert!(st["compression"]["saved_bytes"].as_u64().unwrap() > 20 * 40_000, "{st}");
+    assert!(
+        st["compression"]["saved_bytes"].as_u64().unwrap() > 20 * 40_000,
+        "{st}"
+    );
     assert_eq!(up.count(), 1);
     let _ = px.shutdown().await;
 }
@@ -400,7 +456,11 @@ async fn identity_refused_gets_a_coding_or_406() {
         } else {
             "public, max-age=600"
         };
-        response(200, json(3000), &[("content-type", "application/json"), ("cache-control", cc)])
+        response(
+            200,
+            json(3000),
+            &[("content-type", "application/json"), ("cache-control", cc)],
+        )
     })
     .await;
     let px = TestProxy::start(&cfg("", ""), &up.url()).await;
@@ -418,7 +478,14 @@ async fn identity_refused_gets_a_coding_or_406() {
 #[tokio::test]
 async fn generated_etags_for_stored_responses_unless_opted_out() {
     let up = TestUpstream::start(|_| async {
-        response(200, "hello world", &[("content-type", "text/plain"), ("cache-control", "public, max-age=600")])
+        response(
+            200,
+            "hello world",
+            &[
+                ("content-type", "text/plain"),
+                ("cache-control", "public, max-age=600"),
+            ],
+        )
     })
     .await;
     let px = TestProxy::start(&cfg("", ""), &up.url()).await;
@@ -428,7 +495,10 @@ async fn generated_etags_for_stored_responses_unless_opted_out() {
     assert!(etag.starts_with('"') && etag.len() == 18, "{etag}");
     let r = get(&px, "/g", &[("if-none-match", &etag)]).await;
     assert_eq!(r.status(), 304);
-    let toml = format!("{}\n[routes.compression]\ngenerate_etag = false\n", cfg("", ""));
+    let toml = format!(
+        "{}\n[routes.compression]\ngenerate_etag = false\n",
+        cfg("", "")
+    );
     let px2 = TestProxy::start(&toml, &up.url()).await;
     get(&px2, "/g", &[]).await;
     let hit = get(&px2, "/g", &[]).await;
@@ -473,12 +543,18 @@ async fn request_bodies_are_decoded_with_a_bomb_cap() {
 async fn large_streamed_responses_compress_chunk_by_chunk() {
     let up = TestUpstream::start(|_| async {
         let chunks = (0..256).map(|i| {
-            Ok::<_, rampart_core::BoxError>(http_body::Frame::data(Bytes::from(json(8192).replace("item", &format!("i{i}")))))
+            Ok::<_, rampart_core::BoxError>(http_body::Frame::data(Bytes::from(
+                json(8192).replace("item", &format!("i{i}")),
+            )))
         });
-        let body = rampart_core::body::boxed(http_body_util::StreamBody::new(futures_util::stream::iter(chunks)));
+        let body = rampart_core::body::boxed(http_body_util::StreamBody::new(
+            futures_util::stream::iter(chunks),
+        ));
         let mut r = http::Response::new(body);
-        r.headers_mut().insert("content-type", "application/json".parse().unwrap());
-        r.headers_mut().insert("cache-control", "no-store".parse().unwrap());
+        r.headers_mut()
+            .insert("content-type", "application/json".parse().unwrap());
+        r.headers_mut()
+            .insert("cache-control", "no-store".parse().unwrap());
         r
     })
     .await;
@@ -486,7 +562,9 @@ async fn large_streamed_responses_compress_chunk_by_chunk() {
     let r = get(&px, "/stream", &[("accept-encoding", "zstd")]).await;
     assert_eq!(coding(&r), Some("zstd"));
     let d = decoded(&r);
-    let want: String = (0..256).map(|i| json(8192).replace("item", &format!("i{i}"))).collect();
+    let want: String = (0..256)
+        .map(|i| json(8192).replace("item", &format!("i{i}")))
+        .collect();
     assert_eq!(d, want.as_bytes());
     assert!(r.body().len() < d.len() / 4);
     let _ = px.shutdown().await;
