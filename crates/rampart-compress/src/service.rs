@@ -421,7 +421,7 @@ impl CompressLayer {
             Choice::Coding(c) if Some(c) == stored_coding => (Some(c), stored.body()),
             Choice::Coding(c) => match stored.variant(c.as_str()) {
                 Some(b) => (Some(c), b),
-                None => (None, stored.body()),
+                None => (stored_coding, stored.body()),
             },
             Choice::Identity => match stored_coding {
                 None => (None, stored.body()),
