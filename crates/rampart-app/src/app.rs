@@ -132,6 +132,7 @@ impl AdminApi for Control {
         let routes = self.shared.metrics.route_stats();
         let total: u64 = routes.iter().map(|(_, s)| s.requests).sum();
         let s = &self.stats;
+        let (identity, sent) = self.shared.compress_metrics.totals();
         serde_json::json!({
             "uptime_seconds": self.started.elapsed().as_secs(),
             "config_generation": self.generation.load(Ordering::Relaxed),
@@ -154,6 +155,11 @@ impl AdminApi for Control {
                     "bytes": st.bytes,
                 })
             }),
+            "compression": {
+                "identity_bytes": identity,
+                "sent_bytes": sent,
+                "saved_bytes": identity.saturating_sub(sent),
+            },
             "routes": routes
                 .into_iter()
                 .map(|(k, v)| (k, serde_json::to_value(v).unwrap_or_default()))

@@ -44,6 +44,8 @@ pub struct Shared {
     pub guard: GuardShared,
     /// WAF metric families.
     pub waf_metrics: Arc<rampart_waf::WafMetrics>,
+    /// Compression metric families (saved bytes in `/stats`).
+    pub compress_metrics: rampart_compress::CompressMetrics,
 }
 
 impl Shared {
@@ -66,6 +68,7 @@ impl Shared {
         });
         let guard_metrics = metrics.register_with(GuardMetrics::register);
         let waf_metrics = metrics.register_with(rampart_waf::WafMetrics::register);
+        let compress_metrics = metrics.register_with(rampart_compress::CompressMetrics::register);
         // Ban rules are (re)applied by every build; start empty.
         let guard = GuardShared::new(events, guard_metrics, BanSettings::default());
         Self {
@@ -76,6 +79,7 @@ impl Shared {
             cache,
             guard,
             waf_metrics,
+            compress_metrics,
         }
     }
 }
@@ -197,9 +201,13 @@ pub fn build(config: &Config, shared: &Shared) -> Result<Generation, ConfigError
                 .extensions
                 .insert(crate::guard::waf_policy(engine, &config.waf, &r.waf));
         }
+        policy
+            .extensions
+            .insert(crate::compress::route_policy(&config.compression, r));
         if shared.cache.is_some() && r.cache.enabled {
             match cache_policy(&r.cache) {
-                Ok(p) => {
+                Ok(mut p) => {
+                    p.generate_etag = crate::compress::generate_etag(&config.compression, r);
                     policy.extensions.insert(p);
                 }
                 Err(m) => errors.push(ConfigError::new(format!("routes[{i}].cache"), m)),
@@ -286,6 +294,7 @@ pub fn build(config: &Config, shared: &Shared) -> Result<Generation, ConfigError
         cors: CorsLayer::new(None, g.events.clone()),
         rate_limit: RateLimitLayer::new(g.store.clone(), None, g.events.clone()),
         security_headers: headers.map(SecurityHeadersLayer::new),
+        compress: rampart_compress::CompressLayer::new(shared.compress_metrics.clone()),
         cache: shared.cache.clone().map(CacheLayer::new),
         dispatch: DispatchService::new(
             upstreams.clone(),

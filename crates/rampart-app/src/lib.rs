@@ -12,6 +12,7 @@
 pub mod app;
 pub mod audit;
 pub mod build;
+pub mod compress;
 pub mod demo;
 pub mod guard;
 pub mod layers;

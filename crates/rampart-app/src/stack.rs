@@ -41,6 +41,9 @@ pub struct StackParts {
     pub waf: rampart_waf::WafLayer,
     /// Layer 13 (absent when `[security_headers].enabled = false`).
     pub security_headers: Option<SecurityHeadersLayer>,
+    /// Layer 13b (routes whose policy disables compression still get preconditions and
+    /// ranges on cached answers).
+    pub compress: rampart_compress::CompressLayer,
     /// Layer 14 (absent when `[cache].enabled = false`).
     pub cache: Option<CacheLayer>,
     /// Layer 15.
@@ -83,6 +86,13 @@ pub fn build_stack(p: StackParts) -> GatewayService {
         // 12. Auth: JWT / API key / CSRF (rampart-guard; slot, config not wired yet).
         // 13. Response security headers: on every answer from below, hits included.
         .option_layer(p.security_headers)
+        // 13b. Representation: encoding negotiation, ETag weakening, preconditions (304/412)
+        //      and Range (206/416) on cached answers, streaming compression of the others.
+        //      Directly above the cache so a hit is served from the variants stored with the
+        //      entry (made once, off the request path: a hit never compresses) and so that
+        //      ranges and validators apply to the encoding actually sent; below the security
+        //      headers so its 304/206/412 answers still get them.
+        .layer(p.compress)
         // 14. Cache: a hit returns here, below every protection layer (a blocked request
         //     is never served from it) and above dispatch; misses are coalesced.
         .option_layer(p.cache)

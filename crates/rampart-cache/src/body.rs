@@ -34,6 +34,9 @@ pub(crate) struct EntryTemplate {
     pub(crate) secondary: String,
     pub(crate) tags: Vec<Arc<str>>,
     pub(crate) url: Arc<str>,
+    /// Add a strong `ETag` (hash of the body) when the response has none, keeping it this
+    /// long past freshness for revalidation (`Some(keep_for_revalidation)`).
+    pub(crate) generate_etag: Option<std::time::Duration>,
 }
 
 pub(crate) struct Collect {
@@ -74,7 +77,21 @@ impl TeeBody {
         if c.expected_len.is_some_and(|n| n != c.size) {
             return; // incomplete: never stored
         }
-        let t = c.template;
+        let mut t = c.template;
+        if let Some(keep) = t.generate_etag
+            && !t.headers.contains_key(http::header::ETAG)
+        {
+            let mut h = xxhash_rust::xxh3::Xxh3::new();
+            for chunk in &c.chunks {
+                h.update(chunk);
+            }
+            let tag = format!("\"{:016x}\"", h.digest());
+            if let Ok(v) = http::HeaderValue::from_str(&tag) {
+                t.headers.insert(http::header::ETAG, v);
+                t.meta.has_validator = true;
+                t.meta.compute_expiry(keep);
+            }
+        }
         let Some(entry) = Entry::new(
             t.status,
             &t.headers,

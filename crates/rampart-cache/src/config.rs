@@ -117,6 +117,11 @@ pub struct CachePolicy {
     /// Store a response under a path with a known extension only if its `Content-Type`
     /// matches that extension (web cache deception guard). Default off.
     pub deception_guard: bool,
+    /// Give a stored response without an `ETag` a strong one (a 64-bit xxh3 hash of the
+    /// body, computed once when it is stored), so hits can answer `If-None-Match`,
+    /// `If-Match` and `If-Range`. Default off here; on by default in the config
+    /// (`[compression].generate_etag`).
+    pub generate_etag: bool,
 }
 
 impl Default for CachePolicy {
@@ -131,6 +136,7 @@ impl Default for CachePolicy {
             set_cookie: SetCookiePolicy::Pass,
             overrides: Overrides::default(),
             deception_guard: false,
+            generate_etag: false,
         }
     }
 }

@@ -7,7 +7,10 @@
 //! per-object overhead small and, importantly, does not pin the upstream's read buffer
 //! (hyper's parsed header values are slices of it).
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
@@ -117,6 +120,11 @@ pub struct Entry {
     pub tags: Box<[Arc<str>]>,
     /// Canonical URL of the request that stored it (purge / invalidation index).
     pub url: Arc<str>,
+    /// Other codings of the same body, made once (by the layer above) and stored beside it:
+    /// `("br", bytes)`, or `("identity", bytes)` for a body stored encoded.
+    pub encoded: Box<[(&'static str, Bytes)]>,
+    /// Codings being made right now (shared by the entry's copies, so each is made once).
+    making: Arc<Mutex<Vec<&'static str>>>,
 }
 
 /// Fixed bytes charged per variant on top of its buffers: the `Entry` struct in its `Arc`,
@@ -173,13 +181,16 @@ impl Entry {
             secondary: secondary.into_boxed_str(),
             tags: tags.into_boxed_slice(),
             url,
+            encoded: Box::new([]),
+            making: Arc::default(),
         })
     }
 
-    /// Same body, new headers and facts (304 / HEAD update, soft purge).
+    /// Same body, new headers and facts (304 / HEAD update, soft purge). The encoded
+    /// variants of the body carry over.
     pub fn with_headers(&self, headers: &HeaderMap, meta: EntryMeta) -> Option<Self> {
         let body = self.body();
-        Self::new(
+        let mut e = Self::new(
             self.status,
             headers,
             std::slice::from_ref(&body),
@@ -188,7 +199,53 @@ impl Entry {
             self.secondary.to_string(),
             self.tags.to_vec(),
             self.url.clone(),
-        )
+        )?;
+        e.encoded = self.encoded.clone();
+        e.making = self.making.clone();
+        Some(e)
+    }
+
+    /// This entry plus one more coding of its body (replacing an earlier one of that coding).
+    pub fn with_encoded(&self, coding: &'static str, body: Bytes) -> Self {
+        let mut e = self.clone();
+        let mut list: Vec<_> = self
+            .encoded
+            .iter()
+            .filter(|(c, _)| *c != coding)
+            .cloned()
+            .collect();
+        list.push((coding, body));
+        e.encoded = list.into_boxed_slice();
+        e
+    }
+
+    /// The stored variant of `coding`, if made.
+    pub fn encoded(&self, coding: &str) -> Option<Bytes> {
+        self.encoded
+            .iter()
+            .find(|(c, _)| *c == coding)
+            .map(|(_, b)| b.clone())
+    }
+
+    /// Claim the making of `coding` (true once per coding, until [`Self::release`]).
+    pub fn claim(&self, coding: &'static str) -> bool {
+        let mut m = self
+            .making
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if m.contains(&coding) || self.encoded(coding).is_some() {
+            return false;
+        }
+        m.push(coding);
+        true
+    }
+
+    /// Forget a claim (the variant was stored, or could not be made).
+    pub fn release(&self, coding: &'static str) {
+        self.making
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .retain(|c| *c != coding);
     }
 
     fn fields(&self) -> impl Iterator<Item = (&[u8], std::ops::Range<usize>)> + '_ {
@@ -241,6 +298,11 @@ impl Entry {
             + self.secondary.len()
             + self.vary.len() * 16
             + self.tags.iter().map(|t| t.len() + 16).sum::<usize>()
+            + self
+                .encoded
+                .iter()
+                .map(|(_, b)| b.len() + 32)
+                .sum::<usize>()
             + ENTRY_OVERHEAD
     }
 }

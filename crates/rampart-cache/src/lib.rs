@@ -43,6 +43,7 @@ pub mod metrics;
 pub mod service;
 pub mod storable;
 pub mod store;
+pub mod variants;
 
 pub use cache::{Cache, Clock, PurgeOutcome, PurgeRequest};
 pub use config::{
@@ -54,3 +55,4 @@ pub use memory::MemoryStore;
 pub use metrics::{CacheMetrics, CacheOutcome, CacheStats};
 pub use service::{CacheLayer, CacheService};
 pub use store::{PurgeSelector, SoftPurge, Store, StoreStats};
+pub use variants::StoredHandle;

@@ -310,6 +310,44 @@ impl MemoryStore {
         }
     }
 
+    fn replace_sync(&self, key: Arc<str>, old: &Arc<Entry>, new: &Arc<Entry>) -> bool {
+        let mut added: Option<Arc<Record>> = None;
+        self.cache.entry(key.clone()).and_compute_with(|cur| {
+            let Some(cur) = cur else { return Op::Nop };
+            let cur = cur.into_value();
+            if !cur.variants.iter().any(|v| Arc::ptr_eq(v, old)) {
+                return Op::Nop;
+            }
+            let variants = cur
+                .variants
+                .iter()
+                .map(|v| {
+                    if Arc::ptr_eq(v, old) {
+                        new.clone()
+                    } else {
+                        v.clone()
+                    }
+                })
+                .collect();
+            // Same generation, URL and tags: the purge indexes stay as they are.
+            let rec = Arc::new(Record {
+                variants,
+                pass_until: cur.pass_until,
+                generation: cur.generation,
+            });
+            added = Some(rec.clone());
+            Op::Put(rec)
+        });
+        match added {
+            Some(rec) => {
+                // The listener took the old record's weight off (cause `Replaced`).
+                self.acct.add(key.len(), &rec, 1);
+                true
+            }
+            None => false,
+        }
+    }
+
     fn pass_sync(&self, key: Arc<str>, until: Instant) {
         let generation = self.next_generation();
         let mut old: Option<Arc<Record>> = None;
@@ -430,6 +468,15 @@ impl Store for MemoryStore {
     fn put_variant(&self, key: Arc<str>, entry: Arc<Entry>) -> StoreFuture<'static, ()> {
         self.put_sync(key, entry);
         ready(())
+    }
+
+    fn replace_variant(
+        &self,
+        key: Arc<str>,
+        old: Arc<Entry>,
+        new: Arc<Entry>,
+    ) -> StoreFuture<'static, bool> {
+        ready(self.replace_sync(key, &old, &new))
     }
 
     fn mark_pass(&self, key: Arc<str>, until: Instant) -> StoreFuture<'static, ()> {

@@ -27,6 +27,7 @@ use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, header
 use http_body_util::BodyExt;
 use rampart_core::{
     Body, BoxError, ClientIp, ConnInfo, Error, ErrorKind, RoutePolicy, body as core_body,
+    stored::{RepresentationsAbove, StoredBody},
 };
 use tokio::time::Instant;
 use tower::{Layer, Service, ServiceExt};
@@ -43,6 +44,7 @@ use crate::{
     metrics::CacheOutcome,
     storable::{NotStorable, StoreInput, has_validator, storable},
     store::PurgeSelector,
+    variants::StoredHandle,
 };
 
 /// Name used for this cache in `Cache-Status`.
@@ -389,7 +391,7 @@ where
                             ..CacheStatus::default()
                         };
                         return Ok(Done {
-                            resp: respond_from_entry(entry, now, &ctx.parts),
+                            resp: self.respond(&ctx, entry, now),
                             outcome: CacheOutcome::Hit,
                             status,
                         });
@@ -406,7 +408,7 @@ where
                             ..CacheStatus::default()
                         };
                         return Ok(Done {
-                            resp: respond_from_entry(entry, now, &ctx.parts),
+                            resp: self.respond(&ctx, entry, now),
                             outcome: CacheOutcome::Stale,
                             status,
                         });
@@ -557,7 +559,7 @@ where
                     ..CacheStatus::default()
                 };
                 return Ok(Done {
-                    resp: respond_from_entry(&updated, now, &ctx.parts),
+                    resp: self.respond(&ctx, &updated, now),
                     outcome: CacheOutcome::Revalidated,
                     status,
                 });
@@ -591,7 +593,7 @@ where
     fn serve_stale_on_error(
         &self,
         ctx: &Ctx,
-        entry: &Entry,
+        entry: &Arc<Entry>,
         fwd: Fwd,
         fwd_status: Option<u16>,
         now: Instant,
@@ -605,10 +607,25 @@ where
             ..CacheStatus::default()
         };
         Done {
-            resp: respond_from_entry(entry, now, &ctx.parts),
+            resp: self.respond(ctx, entry, now),
             outcome: CacheOutcome::Stale,
             status,
         }
+    }
+
+    /// Answer from a stored entry. With a representation layer above (it marked the
+    /// request), the full stored response goes up with a [`StoredBody`] handle and that layer
+    /// answers preconditions, `Range` and the encoding; otherwise the cache answers
+    /// `If-None-Match` / `If-Modified-Since` itself.
+    fn respond(&self, ctx: &Ctx, entry: &Arc<Entry>, now: Instant) -> Response<Body> {
+        let above = ctx.parts.extensions.get::<RepresentationsAbove>().is_some();
+        let mut resp = respond_from_entry(entry, now, &ctx.parts, above);
+        if above {
+            let handle =
+                StoredHandle::new(entry.clone(), self.cache.store().clone(), ctx.key.clone());
+            resp.extensions_mut().insert(StoredBody(Arc::new(handle)));
+        }
+        resp
     }
 
     /// A 304 (or matching HEAD 200) refreshes the stored headers and freshness (§3.2, §4.3.4).
@@ -758,6 +775,9 @@ where
                     secondary,
                     tags: extract_tags(&parts.headers, settings),
                     url: ctx.url.clone(),
+                    generate_etag: policy
+                        .generate_etag
+                        .then_some(settings.keep_for_revalidation),
                 };
                 let collect = Collect {
                     chunks: Vec::new(),
@@ -982,13 +1002,13 @@ fn extract_tags(headers: &HeaderMap, settings: &crate::config::CacheSettings) ->
 
 /// Build a response from a stored entry: `Bytes` clones only, `Age` set, client
 /// conditionals (`If-None-Match`, `If-Modified-Since`) answered with 304.
-fn respond_from_entry(entry: &Entry, now: Instant, req: &Parts) -> Response<Body> {
+fn respond_from_entry(entry: &Entry, now: Instant, req: &Parts, above: bool) -> Response<Body> {
     let mut headers = entry.headers();
     headers.insert(
         header::AGE,
         HeaderValue::from(freshness::age_header_secs(entry.meta.age(now))),
     );
-    if entry.status == StatusCode::OK && not_modified(entry, &req.headers) {
+    if !above && entry.status == StatusCode::OK && not_modified(entry, &req.headers) {
         let mut resp = Response::new(core_body::empty());
         *resp.status_mut() = StatusCode::NOT_MODIFIED;
         let h = resp.headers_mut();

@@ -51,6 +51,16 @@ pub trait Store: Send + Sync + 'static {
     /// at once.
     fn put_variant(&self, key: Arc<str>, entry: Arc<Entry>) -> StoreFuture<'static, ()>;
 
+    /// Replace the variant `old` of `key` by `new` (the same response with one more encoded
+    /// variant), re-weighing the record. Does nothing if `old` is no longer stored (replaced
+    /// or evicted meanwhile); returns whether it replaced it.
+    fn replace_variant(
+        &self,
+        key: Arc<str>,
+        old: Arc<Entry>,
+        new: Arc<Entry>,
+    ) -> StoreFuture<'static, bool>;
+
     /// Remember that `key` is uncacheable until `until` (hit-for-pass). Drops its variants.
     fn mark_pass(&self, key: Arc<str>, until: Instant) -> StoreFuture<'static, ()>;
 

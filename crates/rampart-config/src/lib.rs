@@ -18,6 +18,7 @@
 //! durations and sizes are parsed into [`std::time::Duration`] and [`ByteSize`] here, and
 //! secrets are wrapped in [`Secret`] so they never print.
 
+pub mod compress;
 pub mod error;
 pub mod guard;
 pub mod load;
@@ -27,6 +28,7 @@ pub mod types;
 pub mod upstream;
 pub mod validate;
 
+pub use compress::{CompressionConfig, LevelsConfig, RouteCompressionConfig};
 pub use error::{ConfigError, ConfigErrors};
 pub use guard::*;
 pub use load::{Overrides, load_file, load_str, load_str_unvalidated};

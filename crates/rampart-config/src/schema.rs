@@ -7,6 +7,7 @@ use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
 use crate::{
+    compress::{CompressionConfig, RouteCompressionConfig},
     guard::{
         AuditConfig, BansConfig, CorsConfig, IpListsConfig, RateLimitConfig, RouteWafConfig,
         SecurityHeadersConfig, WafConfig,
@@ -43,6 +44,8 @@ pub struct Config {
     pub audit: AuditConfig,
     /// Web application firewall.
     pub waf: WafConfig,
+    /// Response compression, generated ETags, request-body decoding.
+    pub compression: CompressionConfig,
 }
 
 /// `[cache]`: the shared RFC 9111 cache. On by default: it stores only what origins allow.
@@ -375,6 +378,8 @@ pub struct RouteConfig {
     pub cors: Option<CorsConfig>,
     /// WAF overrides of this route.
     pub waf: RouteWafConfig,
+    /// Compression overrides of this route.
+    pub compression: RouteCompressionConfig,
 }
 
 impl Default for RouteConfig {
@@ -392,6 +397,7 @@ impl Default for RouteConfig {
             rate_limits: Vec::new(),
             cors: None,
             waf: RouteWafConfig::default(),
+            compression: RouteCompressionConfig::default(),
         }
     }
 }

@@ -315,6 +315,9 @@ pub fn validate(c: &Config) -> Vec<ConfigError> {
             "must be \"stdout\", \"off\" or a file path".into(),
         );
     }
+
+    // [compression], routes[].compression
+    crate::compress::validate(c, &mut err);
     errs
 }
 

@@ -8,6 +8,7 @@
 //!   HTTP response.
 //! * Request extensions set by the outer layers and read by the inner ones:
 //!   [`RequestId`], [`ConnInfo`], [`ClientIp`], [`RoutePolicy`].
+//! * [`stored`]: how the cache hands stored representations to the compression layer above it.
 //!
 //! This crate depends on no other Rampart crate, and no feature crate depends on another one:
 //! they meet here.
@@ -16,6 +17,7 @@ pub mod body;
 pub mod error;
 pub mod ext;
 pub mod rescue;
+pub mod stored;
 
 pub use body::Body;
 pub use error::{BoxError, Error, ErrorKind};

@@ -10,6 +10,7 @@ use rampart_testkit::{
     client::{request, send},
 };
 
+mod compress;
 mod core;
 mod resilience;
 
