@@ -126,9 +126,13 @@ pub async fn serve(site: &StaticSettings, req: Request<Body>) -> Result<Response
         ) as BoxError
     })?;
     let decoded = resolve::decode(rest).map_err(|why| {
-        Box::new(
-            Error::new(ErrorKind::BadRequest).with_message(format!("static: path refused: {why}")),
-        ) as BoxError
+        // A hidden file is "not there"; anything else is a malformed (hostile) path.
+        let kind = if why == resolve::Refused::Hidden {
+            ErrorKind::NotFound
+        } else {
+            ErrorKind::BadRequest
+        };
+        Box::new(Error::new(kind).with_message(format!("static: path refused: {why}"))) as BoxError
     })?;
     let resolved = resolve::resolve(
         &site.root,

@@ -125,6 +125,12 @@ async fn transform(
     policy: &MinifyPolicy,
     metrics: &MinifyMetrics,
 ) -> Response<Body> {
+    if resp.status() == StatusCode::NOT_MODIFIED {
+        // A revalidation of a stored minified entry: keep its validator weak, as stored.
+        let (mut parts, b) = resp.into_parts();
+        weaken_etag(&mut parts.headers);
+        return Response::from_parts(parts, b);
+    }
     let Some(kind) = eligible(&resp, policy) else {
         return resp;
     };
@@ -190,20 +196,25 @@ async fn transform(
             parts
                 .headers
                 .insert(header::CONTENT_LENGTH, HeaderValue::from(out.len()));
-            if let Some(tag) = parts.headers.get(header::ETAG)
-                && !tag.as_bytes().starts_with(b"W/")
-            {
-                let mut weak = b"W/".to_vec();
-                weak.extend_from_slice(tag.as_bytes());
-                if let Ok(v) = HeaderValue::from_bytes(&weak) {
-                    parts.headers.insert(header::ETAG, v);
-                }
-            }
+            weaken_etag(&mut parts.headers);
             Response::from_parts(parts, body::full(out))
         }
         None => {
             metrics.result(&policy.route, kind, "passthrough");
             Response::from_parts(parts, body::full(input))
+        }
+    }
+}
+
+/// `"x"` -> `W/"x"` (same content, different bytes).
+fn weaken_etag(h: &mut http::HeaderMap) {
+    if let Some(tag) = h.get(header::ETAG)
+        && !tag.as_bytes().starts_with(b"W/")
+    {
+        let mut weak = b"W/".to_vec();
+        weak.extend_from_slice(tag.as_bytes());
+        if let Ok(v) = HeaderValue::from_bytes(&weak) {
+            h.insert(header::ETAG, v);
         }
     }
 }
