@@ -23,6 +23,7 @@ pub mod guard;
 pub mod load;
 pub mod schema;
 mod span;
+pub mod statics;
 pub mod types;
 pub mod validate;
 
@@ -30,4 +31,5 @@ pub use error::{ConfigError, ConfigErrors};
 pub use guard::*;
 pub use load::{Overrides, load_file, load_str, load_str_unvalidated};
 pub use schema::*;
+pub use statics::*;
 pub use types::{ByteSize, Secret};
