@@ -167,6 +167,7 @@ impl AdminApi for Control {
                     "bytes": st.bytes,
                 })
             }),
+            "minify": crate::statics::stats_json(&self.shared.minify_metrics),
             "routes": routes
                 .into_iter()
                 .map(|(k, v)| (k, serde_json::to_value(v).unwrap_or_default()))

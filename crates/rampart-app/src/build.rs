@@ -41,6 +41,8 @@ pub struct Shared {
     pub guard: GuardShared,
     /// WAF metric families.
     pub waf_metrics: Arc<rampart_waf::WafMetrics>,
+    /// Minification metric families and totals.
+    pub minify_metrics: rampart_static::MinifyMetrics,
 }
 
 impl Shared {
@@ -63,6 +65,7 @@ impl Shared {
         });
         let guard_metrics = metrics.register_with(GuardMetrics::register);
         let waf_metrics = metrics.register_with(rampart_waf::WafMetrics::register);
+        let minify_metrics = metrics.register_with(rampart_static::MinifyMetrics::register);
         // Ban rules are (re)applied by every build; start empty.
         let guard = GuardShared::new(events, guard_metrics, BanSettings::default());
         Self {
@@ -72,6 +75,7 @@ impl Shared {
             cache,
             guard,
             waf_metrics,
+            minify_metrics,
         }
     }
 }
@@ -170,14 +174,13 @@ pub fn build(config: &Config, shared: &Shared) -> Result<Generation, ConfigError
     // Routes.
     let mut specs = Vec::new();
     for (i, r) in config.routes.iter().enumerate() {
-        let mut policy = RoutePolicy::new(
-            RouteId(i as u32),
-            r.name.as_str(),
-            Some(r.upstream.as_str().into()),
-        );
+        // A static route has no upstream (validation refuses both).
+        let upstream = r.static_dir.is_none().then(|| r.upstream.as_str().into());
+        let mut policy = RoutePolicy::new(RouteId(i as u32), r.name.as_str(), upstream);
         policy.max_request_body = r.max_request_body.unwrap_or(s.max_request_body).bytes();
         policy.extensions.insert(shared.metrics.route(&r.name));
         crate::guard::route_policies(i, r, &shared.guard, &mut policy, &mut errors);
+        crate::statics::route_policies(i, r, config, &mut policy, &mut errors);
         if let Some(engine) = &waf
             && r.waf.enabled
         {
@@ -243,6 +246,7 @@ pub fn build(config: &Config, shared: &Shared) -> Result<Generation, ConfigError
     shared.guard.bans.set_settings(bans);
     let g = &shared.guard;
     let upstreams = Upstreams::new(upstreams);
+    let needs = crate::statics::Needs::of(config);
     let service = build_stack(StackParts {
         client_ip: ClientIpMw::new(config.trusted_proxies.cidrs.clone()),
         route: RouteMw::new(Arc::new(RouteTable::new(specs))),
@@ -275,6 +279,11 @@ pub fn build(config: &Config, shared: &Shared) -> Result<Generation, ConfigError
         rate_limit: RateLimitLayer::new(g.store.clone(), None, g.events.clone()),
         security_headers: headers.map(SecurityHeadersLayer::new),
         cache: shared.cache.clone().map(CacheLayer::new),
+        server_timing: needs.server_timing,
+        minify: needs
+            .minify
+            .then(|| rampart_static::MinifyLayer::new(shared.minify_metrics.clone())),
+        static_files: needs.static_files.then(rampart_static::StaticLayer::new),
         dispatch: DispatchService::new(
             upstreams.clone(),
             s.via.clone(),

@@ -17,6 +17,7 @@ pub mod guard;
 pub mod layers;
 pub mod routes;
 pub mod stack;
+pub mod statics;
 
 pub use app::{RunningApp, StartError, StartOptions, start};
 pub use build::{Generation, Shared, build};
