@@ -50,7 +50,7 @@ fn enabled(req: &Request) -> Option<Arc<RoutePolicy>> {
 pub struct OriginTimingMw;
 
 impl Middleware for OriginTimingMw {
-    fn call<S>(&self, req: Request, mut next: S) -> BoxFuture
+    fn call<S>(&self, req: Request, next: &mut S) -> BoxFuture
     where
         S: Service<Request, Response = Response, Error = BoxError> + Clone + Send + 'static,
         S::Future: Send + 'static,
@@ -81,7 +81,7 @@ impl Middleware for OriginTimingMw {
 pub struct ServerTimingMw;
 
 impl Middleware for ServerTimingMw {
-    fn call<S>(&self, req: Request, mut next: S) -> BoxFuture
+    fn call<S>(&self, req: Request, next: &mut S) -> BoxFuture
     where
         S: Service<Request, Response = Response, Error = BoxError> + Clone + Send + 'static,
         S::Future: Send + 'static,
