@@ -11,8 +11,14 @@ use rampart_upstream::DispatchService;
 use tower::{ServiceBuilder, util::BoxCloneSyncService};
 
 use crate::layers::{
-    MwLayer, client_ip::ClientIpMw, load_shed::LoadShedMw, observe::ObserveMw,
-    request_id::RequestIdMw, rescue::RescueMw, route::RouteMw, sanitize::SanitizeMw,
+    MwLayer,
+    client_ip::ClientIpMw,
+    load_shed::LoadShedMw,
+    observe::ObserveMw,
+    request_id::RequestIdMw,
+    rescue::RescueMw,
+    route::RouteMw,
+    sanitize::SanitizeMw,
     server_timing::{OriginTimingMw, ServerTimingMw},
 };
 

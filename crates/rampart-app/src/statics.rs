@@ -67,7 +67,11 @@ pub fn route_policies(
         }
     }
     if !r.minify.is_empty() {
-        let kinds: Vec<MinifyKind> = r.minify.iter().filter_map(|k| MinifyKind::parse(k)).collect();
+        let kinds: Vec<MinifyKind> = r
+            .minify
+            .iter()
+            .filter_map(|k| MinifyKind::parse(k))
+            .collect();
         policy.extensions.insert(Arc::new(MinifyPolicy {
             kinds,
             max_size: config.cache.max_object_size.bytes(),

@@ -62,7 +62,10 @@ fn example_config_is_valid_and_documents_every_default() {
         );
     }
     let r0 = &c.routes[0];
-    assert_eq!(r0.static_options, rampart_config::StaticOptionsConfig::default());
+    assert_eq!(
+        r0.static_options,
+        rampart_config::StaticOptionsConfig::default()
+    );
     assert_eq!(r0.static_dir, None);
     assert!(r0.minify.is_empty() && !r0.server_timing);
     let up = &c.upstreams[0];

@@ -291,13 +291,19 @@ mod tests {
             (vec![], Proceed),
             (vec![("if-none-match", TAG.into())], NotModified),
             (vec![("if-none-match", format!("W/{TAG}"))], NotModified),
-            (vec![("if-none-match", "\"x\", \"1f-abc\"".into())], NotModified),
+            (
+                vec![("if-none-match", "\"x\", \"1f-abc\"".into())],
+                NotModified,
+            ),
             (vec![("if-none-match", "*".into())], NotModified),
             (vec![("if-none-match", "\"x\"".into())], Proceed),
             (vec![("if-match", TAG.into())], Proceed),
             (vec![("if-match", "\"x\"".into())], Failed),
             (vec![("if-match", format!("W/{TAG}"))], Failed),
-            (vec![("if-modified-since", date(1_700_000_000))], NotModified),
+            (
+                vec![("if-modified-since", date(1_700_000_000))],
+                NotModified,
+            ),
             (vec![("if-modified-since", date(1_699_999_999))], Proceed),
             (vec![("if-unmodified-since", date(1_699_999_999))], Failed),
             (vec![("if-unmodified-since", date(1_700_000_000))], Proceed),
@@ -311,10 +317,7 @@ mod tests {
             ),
             // If-Match wins over If-Unmodified-Since.
             (
-                vec![
-                    ("if-match", TAG.into()),
-                    ("if-unmodified-since", date(1),),
-                ],
+                vec![("if-match", TAG.into()), ("if-unmodified-since", date(1))],
                 Proceed,
             ),
             // A failed If-Match wins over a matching If-None-Match.

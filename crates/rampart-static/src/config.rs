@@ -83,7 +83,12 @@ impl MinifyKind {
 
     /// The kind of a `Content-Type` value, if minifiable.
     pub fn of_content_type(ct: &str) -> Option<Self> {
-        let essence = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+        let essence = ct
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
         match essence.as_str() {
             "text/html" => Some(MinifyKind::Html),
             "text/css" => Some(MinifyKind::Css),

@@ -267,7 +267,10 @@ mod tests {
         }
         assert!(matches!(r("/empty/", false).await, Err(NotServed::NoIndex)));
         assert!(matches!(r("/nope", false).await, Err(NotServed::NotFound)));
-        assert!(matches!(r("/a.txt/", false).await, Err(NotServed::NotFound)));
+        assert!(matches!(
+            r("/a.txt/", false).await,
+            Err(NotServed::NotFound)
+        ));
         #[cfg(unix)]
         {
             assert!(matches!(r("/out", false).await, Err(NotServed::Escapes)));

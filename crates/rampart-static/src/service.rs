@@ -134,14 +134,9 @@ pub async fn serve(site: &StaticSettings, req: Request<Body>) -> Result<Response
         };
         Box::new(Error::new(kind).with_message(format!("static: path refused: {why}"))) as BoxError
     })?;
-    let resolved = resolve::resolve(
-        &site.root,
-        &decoded,
-        &site.index,
-        site.follow_symlinks,
-    )
-    .await
-    .map_err(|why| not_found(format!("static: {why}")))?;
+    let resolved = resolve::resolve(&site.root, &decoded, &site.index, site.follow_symlinks)
+        .await
+        .map_err(|why| not_found(format!("static: {why}")))?;
     let (path, meta) = match resolved {
         Resolved::File(p, m) => (p, m),
         Resolved::AddSlash => return Ok(add_slash(site, &decoded.segments, req.uri().query())),
@@ -177,7 +172,11 @@ pub async fn serve(site: &StaticSettings, req: Request<Body>) -> Result<Response
     let mut headers = HeaderMap::new();
     put(&mut headers, header::ETAG, &etag);
     if let Some(lm) = last_modified {
-        put(&mut headers, header::LAST_MODIFIED, &httpdate::fmt_http_date(lm));
+        put(
+            &mut headers,
+            header::LAST_MODIFIED,
+            &httpdate::fmt_http_date(lm),
+        );
     }
     if let Some(cc) = cache_control(site, &rel) {
         put(&mut headers, header::CACHE_CONTROL, &cc);
@@ -188,7 +187,9 @@ pub async fn serve(site: &StaticSettings, req: Request<Body>) -> Result<Response
 
     match conditional::evaluate(&method, req.headers(), &etag, last_modified) {
         Precondition::Proceed => {}
-        Precondition::NotModified => return Ok(respond(StatusCode::NOT_MODIFIED, headers, body::empty())),
+        Precondition::NotModified => {
+            return Ok(respond(StatusCode::NOT_MODIFIED, headers, body::empty()));
+        }
         Precondition::Failed => {
             let mut h = HeaderMap::new();
             h.insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
@@ -199,7 +200,10 @@ pub async fn serve(site: &StaticSettings, req: Request<Body>) -> Result<Response
     put(&mut headers, header::CONTENT_TYPE, &content_type(&name));
     headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     if let Some(s) = enc {
-        headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static(s.token()));
+        headers.insert(
+            header::CONTENT_ENCODING,
+            HeaderValue::from_static(s.token()),
+        );
     }
 
     let (status, start, count) =
@@ -232,7 +236,11 @@ pub async fn serve(site: &StaticSettings, req: Request<Body>) -> Result<Response
             .await
             .map_err(|e| Box::new(e) as BoxError)?;
     }
-    Ok(respond(status, headers, body::boxed(FileBody::new(file, count))))
+    Ok(respond(
+        status,
+        headers,
+        body::boxed(FileBody::new(file, count)),
+    ))
 }
 
 fn respond(status: StatusCode, headers: HeaderMap, b: Body) -> Response<Body> {

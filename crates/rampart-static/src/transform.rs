@@ -22,7 +22,7 @@ use std::{
 
 use bytes::{Bytes, BytesMut};
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
-use http_body::{Body as _, Frame, SizeHint};
+use http_body::{Frame, SizeHint};
 use http_body_util::BodyExt;
 use rampart_core::{Body, BoxError, RoutePolicy, body};
 use tower::{Layer, Service};
@@ -90,7 +90,9 @@ where
         };
         req.headers_mut().remove(header::RANGE);
         req.headers_mut().remove(header::IF_RANGE);
-        let fut = self.inner.call(req);
+        // Boxed here, where its type is concrete (rustc's "`Send` is not general enough"
+        // on async blocks holding an associated-type future).
+        let fut: BoxFut = Box::pin(self.inner.call(req));
         let metrics = self.metrics.clone();
         Box::pin(async move {
             let resp = fut.await?;
@@ -252,7 +254,10 @@ impl http_body::Body for Replay {
             .iter()
             .filter_map(|f| f.data_ref().map(|d| d.len() as u64))
             .sum();
-        let mut h = self.rest.as_ref().map_or(SizeHint::with_exact(0), |r| r.size_hint());
+        let mut h = self
+            .rest
+            .as_ref()
+            .map_or(SizeHint::with_exact(0), |r| r.size_hint());
         h.set_lower(h.lower() + buffered);
         if let Some(u) = h.upper() {
             h.set_upper(u + buffered);
@@ -379,7 +384,8 @@ mod tests {
                 8,
             ),
         ] {
-            let headers: &'static [(&'static str, &'static str)] = Box::leak(headers.to_vec().into_boxed_slice());
+            let headers: &'static [(&'static str, &'static str)] =
+                Box::leak(headers.to_vec().into_boxed_slice());
             let (r, m) = run(route(kinds, max), headers, status, JSON).await;
             assert_eq!(r.body().as_ref(), JSON.as_bytes(), "{headers:?}");
             assert_eq!(m.stats().minified, 0);

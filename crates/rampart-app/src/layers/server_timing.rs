@@ -64,7 +64,7 @@ impl Middleware for OriginTimingMw {
             "static"
         };
         let start = Instant::now();
-        let fut = next.call(req);
+        let fut: BoxFuture = Box::pin(next.call(req));
         Box::pin(async move {
             let mut resp = fut.await?;
             resp.extensions_mut().insert(OriginElapsed {
@@ -90,7 +90,7 @@ impl Middleware for ServerTimingMw {
             return Box::pin(next.call(req));
         }
         let waf = req.extensions().get::<WafElapsed>().map(|w| w.0);
-        let fut = next.call(req);
+        let fut: BoxFuture = Box::pin(next.call(req));
         Box::pin(async move {
             let mut resp = fut.await?;
             let value = header_value(

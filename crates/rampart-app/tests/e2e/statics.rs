@@ -63,7 +63,16 @@ async fn static_traversal_attempts_are_refused() {
         static_cfg(&root, ""),
         root.display()
     );
-    let px = TestProxy::start(&toml, "").await;
+    // With the WAF off the file service alone must refuse (400/404); with it on (the
+    // default) the WAF may refuse first (403).
+    for waf in [false, true] {
+        let toml = format!("{toml}\n[waf]\nenabled = {waf}\n");
+        traversal_round(&toml, waf).await;
+    }
+}
+
+async fn traversal_round(toml: &str, waf: bool) {
+    let px = TestProxy::start(toml, "").await;
     // The positive control: the same client, the same route, a legitimate name.
     let (st, body) = raw_get(px.addr(), "/index.html").await;
     assert_eq!(st, 200, "{body}");
@@ -97,11 +106,14 @@ async fn static_traversal_attempts_are_refused() {
     ] {
         let (st, reply) = raw_get(px.addr(), target).await;
         assert!(
-            matches!(st, 400 | 404),
-            "{target}: status {st}\n{reply}"
+            matches!(st, 400 | 404) || (waf && st == 403),
+            "{target} (waf {waf}): status {st}\n{reply}"
         );
         assert!(!reply.contains(SECRET), "{target} leaked the secret");
-        assert!(!reply.contains("hidden\r\n") && !reply.ends_with("hidden"), "{target}");
+        assert!(
+            !reply.contains("hidden\r\n") && !reply.ends_with("hidden"),
+            "{target}"
+        );
     }
     assert!(px.shutdown().await);
 }
@@ -139,7 +151,11 @@ async fn static_index_types_cache_control_and_methods() {
             "text/javascript; charset=utf-8",
             "public, max-age=31536000, immutable",
         ),
-        ("/style.css", "text/css; charset=utf-8", "public, max-age=3600"),
+        (
+            "/style.css",
+            "text/css; charset=utf-8",
+            "public, max-age=3600",
+        ),
         ("/data.json", "application/json", "public, max-age=3600"),
         ("/img.png", "image/png", "public, max-age=3600"),
     ] {
@@ -172,12 +188,18 @@ fn check_variant(r: &rampart_testkit::client::Buffered, body: &str, ce: Option<&
     assert_eq!(r.status(), 200, "{what}");
     assert_eq!(r.body(), body, "{what}");
     assert_eq!(
-        r.headers().get("content-encoding").map(|v| v.to_str().unwrap()),
+        r.headers()
+            .get("content-encoding")
+            .map(|v| v.to_str().unwrap()),
         ce,
         "{what}"
     );
     assert_eq!(r.headers()["vary"], "accept-encoding", "{what}");
-    assert_eq!(r.headers()["content-type"], "text/javascript; charset=utf-8", "{what}");
+    assert_eq!(
+        r.headers()["content-type"],
+        "text/javascript; charset=utf-8",
+        "{what}"
+    );
 }
 
 #[tokio::test]
@@ -198,7 +220,11 @@ async fn static_sidecars_follow_accept_encoding_q_values() {
         check_variant(&ae_get(px.addr(), ae).await, body, ce, &format!("{ae:?}"));
     }
     // A file without sidecars does not vary.
-    let r = send(px.addr(), request("GET", "/style.css", &[("accept-encoding", "br")], "")).await;
+    let r = send(
+        px.addr(),
+        request("GET", "/style.css", &[("accept-encoding", "br")], ""),
+    )
+    .await;
     assert!(r.headers().get("vary").is_none());
     assert!(r.headers().get("content-encoding").is_none());
     assert!(px.shutdown().await);
@@ -251,12 +277,17 @@ async fn static_validators_conditionals_and_ranges() {
     assert_eq!(r.status(), 304);
     let r = ask(vec![("if-match", "\"other\"".into())]).await;
     assert_eq!(r.status(), 412);
-    let r = ask(vec![
-        ("if-unmodified-since", "Mon, 01 Jan 2001 00:00:00 GMT".into()),
-    ])
+    let r = ask(vec![(
+        "if-unmodified-since",
+        "Mon, 01 Jan 2001 00:00:00 GMT".into(),
+    )])
     .await;
     assert_eq!(r.status(), 412);
-    let r = ask(vec![("if-match", etag.clone()), ("if-none-match", "\"x\"".into())]).await;
+    let r = ask(vec![
+        ("if-match", etag.clone()),
+        ("if-none-match", "\"x\"".into()),
+    ])
+    .await;
     assert_eq!(r.status(), 200);
 
     let r = ask(vec![("range", "bytes=2-5".into())]).await;
@@ -271,10 +302,18 @@ async fn static_validators_conditionals_and_ranges() {
     let r = ask(vec![("range", "bytes=20-".into())]).await;
     assert_eq!(r.status(), 416);
     assert_eq!(r.headers()["content-range"], "bytes */20");
-    let r = ask(vec![("range", "bytes=0-0".into()), ("if-range", etag.clone())]).await;
+    let r = ask(vec![
+        ("range", "bytes=0-0".into()),
+        ("if-range", etag.clone()),
+    ])
+    .await;
     assert_eq!(r.status(), 206);
     assert_eq!(r.body(), "0");
-    let r = ask(vec![("range", "bytes=0-0".into()), ("if-range", "\"old\"".into())]).await;
+    let r = ask(vec![
+        ("range", "bytes=0-0".into()),
+        ("if-range", "\"old\"".into()),
+    ])
+    .await;
     assert_eq!(r.status(), 200);
     assert_eq!(r.body().len(), 20);
     assert!(px.shutdown().await);
@@ -289,13 +328,17 @@ async fn static_route_without_upstream_is_a_clear_config_error() {
     let err = rampart_config::load_str(&text, &rampart_config::Overrides::default())
         .unwrap_err()
         .to_string();
-    assert!(err.contains("routes[0].upstream: is required (or set `static"), "{err}");
+    assert!(
+        err.contains("routes[0].upstream: is required (or set `static"),
+        "{err}"
+    );
 }
 
 const PAGE: &str = "<!doctype html>\n<html>\n  <head>\n    <title> Hi </title>\n    <style> p { color : red ; } </style>\n  </head>\n  <body>\n    <!-- a comment -->\n    <p>  hello   world  </p>\n    <script> var  answer = 40 + 2 ; </script>\n  </body>\n</html>\n";
 const BROKEN_HTML: &str = "<html>\n  <body>\n    <p>  unclosed   <!-- comment\n";
 const BROKEN_JS: &str = "function broken( {\n  return 1 +;\n";
-const GOOD_JS: &str = "function add(first, second) {\n  return first + second;\n}\nconsole.log(add(1, 2));\n";
+const GOOD_JS: &str =
+    "function add(first, second) {\n  return first + second;\n}\nconsole.log(add(1, 2));\n";
 const JSON: &str = "{\n  \"a\" : [ 1 , 2 ],\n  \"b\" : \"x  y\"\n}\n";
 
 async fn minify_origin() -> TestUpstream {
@@ -331,19 +374,32 @@ async fn minification_runs_once_and_passes_broken_input_byte_exact() {
     let r = get(px.addr(), "/page.html").await;
     let min = String::from_utf8(r.body().to_vec()).unwrap();
     assert!(min.len() < PAGE.len(), "{min}");
-    assert!(min.contains("hello world") && !min.contains("a comment"), "{min}");
+    assert!(
+        min.contains("hello world") && !min.contains("a comment"),
+        "{min}"
+    );
     assert!(min.contains("p{color:red;}"), "inline CSS minified: {min}");
     assert_eq!(r.headers()["etag"], "W/\"v1\"");
-    assert_eq!(r.headers()["content-length"], min.len().to_string().as_str());
+    assert_eq!(
+        r.headers()["content-length"],
+        min.len().to_string().as_str()
+    );
     // Second request: a hit with the same minified bytes, the origin saw one request.
     let r2 = get(px.addr(), "/page.html").await;
     assert_eq!(r2.body(), r.body());
     assert!(
-        r2.headers()["cache-status"].to_str().unwrap().contains("hit"),
+        r2.headers()["cache-status"]
+            .to_str()
+            .unwrap()
+            .contains("hit"),
         "{:?}",
         r2.headers()
     );
-    let seen = up.requests().iter().filter(|s| s.uri.path() == "/page.html").count();
+    let seen = up
+        .requests()
+        .iter()
+        .filter(|s| s.uri.path() == "/page.html")
+        .count();
     assert_eq!(seen, 1);
 
     for (path, original) in [("/broken.html", BROKEN_HTML), ("/broken.js", BROKEN_JS)] {
@@ -358,12 +414,19 @@ async fn minification_runs_once_and_passes_broken_input_byte_exact() {
     let r = get(px.addr(), "/plain.txt").await;
     assert_eq!(r.body(), JSON, "text/plain is not minified");
     // A Range request on a minify route gets the minified whole (never unminified bytes).
-    let r = send(px.addr(), request("GET", "/good.js", &[("range", "bytes=0-3")], "")).await;
+    let r = send(
+        px.addr(),
+        request("GET", "/good.js", &[("range", "bytes=0-3")], ""),
+    )
+    .await;
     assert!(r.body().len() < GOOD_JS.len());
 
     let (_, stats) = admin_get(&px, "/stats").await;
     let stats: serde_json::Value = serde_json::from_str(&stats).unwrap();
-    assert!(stats["minify"]["saved_bytes"].as_u64().unwrap() > 0, "{stats}");
+    assert!(
+        stats["minify"]["saved_bytes"].as_u64().unwrap() > 0,
+        "{stats}"
+    );
     assert_eq!(stats["minify"]["passthrough"], 2, "{stats}");
     let (_, metrics) = admin_get(&px, "/metrics").await;
     assert!(
@@ -389,7 +452,12 @@ async fn minified_static_files_are_cached_minified() {
         assert_eq!(r.body(), "{\"a\":[1,2],\"b\":\"x  y\"}", "request {i}");
         assert!(r.headers()["etag"].to_str().unwrap().starts_with("W/"));
         if i == 1 {
-            assert!(r.headers()["cache-status"].to_str().unwrap().contains("hit"));
+            assert!(
+                r.headers()["cache-status"]
+                    .to_str()
+                    .unwrap()
+                    .contains("hit")
+            );
         }
     }
     assert!(px.shutdown().await);

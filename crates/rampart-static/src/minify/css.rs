@@ -89,7 +89,13 @@ mod tests {
 
     #[test]
     fn declines_broken_input() {
-        for src in ["a { color: red;", "}}} {{{", "a{b:\"x}", "a{b:c}/* x", "a { b: f(x }"] {
+        for src in [
+            "a { color: red;",
+            "}}} {{{",
+            "a{b:\"x}",
+            "a{b:c}/* x",
+            "a { b: f(x }",
+        ] {
             assert_eq!(m(src), None, "{src:?}");
         }
     }

@@ -126,7 +126,11 @@ fn script(tag: &[u8], content: &[u8]) -> Option<Vec<u8>> {
     let ty = attr(tag, b"type").unwrap_or_default();
     let ty = ty.trim_ascii();
     match ty {
-        b"" | b"text/javascript" | b"application/javascript" | b"module" | b"text/ecmascript"
+        b""
+        | b"text/javascript"
+        | b"application/javascript"
+        | b"module"
+        | b"text/ecmascript"
         | b"application/ecmascript" => super::js::js(content),
         b"application/json" | b"application/ld+json" | b"importmap" | b"speculationrules" => {
             super::json::json(content)
@@ -147,7 +151,9 @@ fn attr(tag: &[u8], name: &[u8]) -> Option<Vec<u8>> {
             i += 1;
         }
         let n0 = i;
-        while i < tag.len() && !matches!(tag[i], b'=' | b'>' | b'/') && !tag[i].is_ascii_whitespace()
+        while i < tag.len()
+            && !matches!(tag[i], b'=' | b'>' | b'/')
+            && !tag[i].is_ascii_whitespace()
         {
             i += 1;
         }

@@ -103,7 +103,11 @@ impl Minifier<'_> {
             let merge = (is_ident(p) && is_ident(next))
                 || matches!(
                     (p, next),
-                    (b'+', b'+') | (b'-', b'-') | (b'/', b'/') | (b'/', b'*') | (b'<', b'!')
+                    (b'+', b'+')
+                        | (b'-', b'-')
+                        | (b'/', b'/')
+                        | (b'/', b'*')
+                        | (b'<', b'!')
                         | (b'-', b'>')
                 )
                 || (p.is_ascii_digit() && next == b'.')
@@ -127,7 +131,11 @@ impl Minifier<'_> {
                     self.newline = true;
                     self.i += 1;
                 }
-                0xe2 if matches!((self.peek(1), self.peek(2)), (Some(0x80), Some(0xa8 | 0xa9))) => {
+                0xe2 if matches!(
+                    (self.peek(1), self.peek(2)),
+                    (Some(0x80), Some(0xa8 | 0xa9))
+                ) =>
+                {
                     return None;
                 }
                 0xc2 if self.peek(1) == Some(0xa0) => return None,
@@ -212,10 +220,7 @@ impl Minifier<'_> {
 
     fn block_comment(&mut self) -> Option<()> {
         let start = self.i;
-        let len = self.src[start + 2..]
-            .windows(2)
-            .position(|w| w == b"*/")?
-            + 4;
+        let len = self.src[start + 2..].windows(2).position(|w| w == b"*/")? + 4;
         let body = &self.src[start..start + len];
         self.i += len;
         if body.starts_with(b"/*!") {
@@ -331,13 +336,22 @@ mod tests {
                 "function add(a, b) {\n  // sum\n  return a + b;\n}\n",
                 "function add(a,b){return a+b;}",
             ),
-            ("let a = 1\nlet b = 2\nconsole.log(a + b)\n", "let a=1\nlet b=2\nconsole.log(a+b)"),
-            ("var x = 1\n;(function(){ return\n 42 })()\n", "var x=1;(function(){return\n42})()"),
+            (
+                "let a = 1\nlet b = 2\nconsole.log(a + b)\n",
+                "let a=1\nlet b=2\nconsole.log(a+b)",
+            ),
+            (
+                "var x = 1\n;(function(){ return\n 42 })()\n",
+                "var x=1;(function(){return\n42})()",
+            ),
             ("a = b\n++c\n", "a=b\n++c"),
             ("a = b + +c - -d + ++e", "a=b+ +c- -d+ ++e"),
             ("x = 1 .toString()", "x=1 .toString()"),
             ("/* a */ x /* b */ = /* multi\n line */ 1", "x=\n1"),
-            ("/*! (c) licence */\nvar a = 1", "/*! (c) licence */\nvar a=1"),
+            (
+                "/*! (c) licence */\nvar a = 1",
+                "/*! (c) licence */\nvar a=1",
+            ),
         ] {
             assert_eq!(m(src).as_deref(), Some(want), "{src:?}");
         }
@@ -350,7 +364,10 @@ mod tests {
                 "const s = 'x // y  z', t = \"a /* b */\";",
                 "const s='x // y  z',t=\"a /* b */\";",
             ),
-            ("const re = /a  b\\/[/ ]c/gi ; x = a / 2 / b", "const re=/a  b\\/[/ ]c/gi;x=a/2/b"),
+            (
+                "const re = /a  b\\/[/ ]c/gi ; x = a / 2 / b",
+                "const re=/a  b\\/[/ ]c/gi;x=a/2/b",
+            ),
             ("return /  x/.test(y)", "return/  x/.test(y)"),
             (
                 "const t = `a  ${ b + `c  ${ d }` }  e`;",

@@ -58,9 +58,7 @@ pub fn json(input: &[u8]) -> Option<Vec<u8>> {
                     i += 1;
                 }
                 let lit = &input[start..i];
-                if lit[0].is_ascii_lowercase()
-                    && !matches!(lit, b"true" | b"false" | b"null")
-                {
+                if lit[0].is_ascii_lowercase() && !matches!(lit, b"true" | b"false" | b"null") {
                     return None;
                 }
                 out.extend_from_slice(lit);
@@ -88,7 +86,10 @@ mod tests {
     #[test]
     fn json_strips_only_whitespace() {
         assert_eq!(
-            s(json(b"{ \"a b\" : [ 1 , 2.5e3, true, null ],\n \"c\":\"x\\\" y\" }")).as_deref(),
+            s(json(
+                b"{ \"a b\" : [ 1 , 2.5e3, true, null ],\n \"c\":\"x\\\" y\" }"
+            ))
+            .as_deref(),
             Some("{\"a b\":[1,2.5e3,true,null],\"c\":\"x\\\" y\"}")
         );
         assert_eq!(s(json(b" 42 ")).as_deref(), Some("42"));
