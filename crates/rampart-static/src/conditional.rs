@@ -239,10 +239,7 @@ pub fn parse_range(v: &str, len: u64) -> RangeAnswer {
     let end = if b.is_empty() {
         u64::MAX
     } else {
-        match b.parse::<u64>() {
-            Ok(e) => e,
-            Err(_) => u64::MAX,
-        }
+        b.parse::<u64>().unwrap_or(u64::MAX)
     };
     if end < start {
         return RangeAnswer::Full;
