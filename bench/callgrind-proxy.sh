@@ -40,7 +40,7 @@ wait_up "http://127.0.0.1:$((PORT + 1))/static/1k.json"
 # A wrk script that stops after exactly REQUESTS responses in all.
 cat >"$WORK/count.lua" <<LUA
 local n = 0
-local per = math.ceil($REQUESTS / $CONNS)
+local per = $REQUESTS
 function response() n = n + 1; if n >= per then wrk.thread:stop() end end
 LUA
 

@@ -22,11 +22,13 @@ const HOP_BY_HOP: [HeaderName; 7] = [
 /// is set back to `upgrade`, so a WebSocket handshake can pass through. Returns whether an
 /// upgrade was kept.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) -> bool {
-    let mut named: Vec<HeaderName> = Vec::new();
-    let mut upgrade_named = false;
-    if headers.is_empty() {
+    // Most messages carry none of these fields: one pass over the names is cheaper than a
+    // hashed removal per name.
+    if !headers.keys().any(is_hop_by_hop) {
         return false;
     }
+    let mut named: Vec<HeaderName> = Vec::new();
+    let mut upgrade_named = false;
     for v in headers.get_all(header::CONNECTION) {
         let Ok(s) = v.to_str() else { continue };
         for tok in s.split(',') {
@@ -56,6 +58,19 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) -> bool {
     } else {
         false
     }
+}
+
+fn is_hop_by_hop(name: &HeaderName) -> bool {
+    matches!(
+        name.as_str(),
+        "connection"
+            | "keep-alive"
+            | "proxy-connection"
+            | "te"
+            | "trailer"
+            | "transfer-encoding"
+            | "upgrade"
+    )
 }
 
 /// Append this proxy to `Via` (`1.1 rampart`, `2 rampart`).
@@ -108,7 +123,12 @@ pub fn set_forwarding(headers: &mut HeaderMap, info: ForwardInfo<'_>) {
                 buf.extend_from_slice(b", ");
             }
         }
-    } else {
+    } else if headers.keys().any(|k| {
+        matches!(
+            k.as_str(),
+            "x-forwarded-for" | "x-forwarded-proto" | "x-forwarded-host" | "forwarded"
+        )
+    }) {
         headers.remove(&X_FORWARDED_FOR);
         headers.remove(&X_FORWARDED_PROTO);
         headers.remove(&X_FORWARDED_HOST);
