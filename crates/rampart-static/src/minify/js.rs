@@ -189,7 +189,7 @@ impl Minifier<'_> {
                         _ => return None,
                     }
                 }
-                c if is_ident(c) => self.word(),
+                c if is_ident(c) => self.word()?,
                 _ => self.punct(c),
             }
         }
@@ -203,12 +203,22 @@ impl Minifier<'_> {
         self.last = Last::Operator;
     }
 
-    fn word(&mut self) {
+    fn word(&mut self) -> Option<()> {
         let start = self.i;
         while self.peek(0).is_some_and(is_ident) {
             self.i += 1;
         }
         let w = &self.src[start..self.i];
+        // Non-ASCII runs may hide a line terminator or a space the grammar treats specially.
+        let special: [&[u8]; 4] = [
+            "\u{2028}".as_bytes(),
+            "\u{2029}".as_bytes(),
+            "\u{a0}".as_bytes(),
+            "\u{feff}".as_bytes(),
+        ];
+        if special.iter().any(|s| w.windows(s.len()).any(|x| x == *s)) {
+            return None;
+        }
         self.sep(w[0]);
         self.out.extend_from_slice(w);
         self.last = if REGEX_AFTER.contains(&w) {
@@ -216,6 +226,7 @@ impl Minifier<'_> {
         } else {
             Last::Value
         };
+        Some(())
     }
 
     fn block_comment(&mut self) -> Option<()> {
