@@ -25,6 +25,7 @@ pub mod schema;
 mod span;
 pub mod statics;
 pub mod types;
+pub mod upstream;
 pub mod validate;
 
 pub use error::{ConfigError, ConfigErrors};
@@ -33,3 +34,4 @@ pub use load::{Overrides, load_file, load_str, load_str_unvalidated};
 pub use schema::*;
 pub use statics::*;
 pub use types::{ByteSize, Secret};
+pub use upstream::*;
