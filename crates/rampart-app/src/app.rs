@@ -160,6 +160,7 @@ impl AdminApi for Control {
                 "sent_bytes": sent,
                 "saved_bytes": identity.saturating_sub(sent),
             },
+            "minify": crate::statics::stats_json(&self.shared.minify_metrics),
             "routes": routes
                 .into_iter()
                 .map(|(k, v)| (k, serde_json::to_value(v).unwrap_or_default()))

@@ -46,6 +46,8 @@ pub struct Shared {
     pub waf_metrics: Arc<rampart_waf::WafMetrics>,
     /// Compression metric families (saved bytes in `/stats`).
     pub compress_metrics: rampart_compress::CompressMetrics,
+    /// Minification metric families and totals.
+    pub minify_metrics: rampart_static::MinifyMetrics,
 }
 
 impl Shared {
@@ -69,6 +71,7 @@ impl Shared {
         let guard_metrics = metrics.register_with(GuardMetrics::register);
         let waf_metrics = metrics.register_with(rampart_waf::WafMetrics::register);
         let compress_metrics = metrics.register_with(rampart_compress::CompressMetrics::register);
+        let minify_metrics = metrics.register_with(rampart_static::MinifyMetrics::register);
         // Ban rules are (re)applied by every build; start empty.
         let guard = GuardShared::new(events, guard_metrics, BanSettings::default());
         Self {
@@ -80,6 +83,7 @@ impl Shared {
             guard,
             waf_metrics,
             compress_metrics,
+            minify_metrics,
         }
     }
 }
@@ -183,17 +187,16 @@ pub fn build(config: &Config, shared: &Shared) -> Result<Generation, ConfigError
     // Routes.
     let mut specs = Vec::new();
     for (i, r) in config.routes.iter().enumerate() {
-        let mut policy = RoutePolicy::new(
-            RouteId(i as u32),
-            r.name.as_str(),
-            Some(r.upstream.as_str().into()),
-        );
+        // A static route has no upstream (validation refuses both).
+        let upstream = r.static_dir.is_none().then(|| r.upstream.as_str().into());
+        let mut policy = RoutePolicy::new(RouteId(i as u32), r.name.as_str(), upstream);
         policy.max_request_body = r.max_request_body.unwrap_or(s.max_request_body).bytes();
         if let Some(read) = &r.read_upstream {
             policy.extensions.insert(ReadUpstream(read.as_str().into()));
         }
         policy.extensions.insert(shared.metrics.route(&r.name));
         crate::guard::route_policies(i, r, &shared.guard, &mut policy, &mut errors);
+        crate::statics::route_policies(i, r, config, &mut policy, &mut errors);
         if let Some(engine) = &waf
             && r.waf.enabled
         {
@@ -263,6 +266,7 @@ pub fn build(config: &Config, shared: &Shared) -> Result<Generation, ConfigError
     shared.guard.bans.set_settings(bans);
     let g = &shared.guard;
     let upstreams = Upstreams::new(upstreams);
+    let needs = crate::statics::Needs::of(config);
     let service = build_stack(StackParts {
         client_ip: ClientIpMw::new(config.trusted_proxies.cidrs.clone()),
         route: RouteMw::new(Arc::new(RouteTable::new(specs))),
@@ -296,6 +300,11 @@ pub fn build(config: &Config, shared: &Shared) -> Result<Generation, ConfigError
         security_headers: headers.map(SecurityHeadersLayer::new),
         compress: rampart_compress::CompressLayer::new(shared.compress_metrics.clone()),
         cache: shared.cache.clone().map(CacheLayer::new),
+        server_timing: needs.server_timing,
+        minify: needs
+            .minify
+            .then(|| rampart_static::MinifyLayer::new(shared.minify_metrics.clone())),
+        static_files: needs.static_files.then(rampart_static::StaticLayer::new),
         dispatch: DispatchService::new(
             upstreams.clone(),
             s.via.clone(),

@@ -19,6 +19,7 @@ pub mod layers;
 pub mod resilience;
 pub mod routes;
 pub mod stack;
+pub mod statics;
 
 pub use app::{RunningApp, StartError, StartOptions, start};
 pub use build::{Generation, Shared, build};

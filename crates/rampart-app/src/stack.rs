@@ -6,12 +6,20 @@
 use rampart_cache::CacheLayer;
 use rampart_core::{BoxError, Request, Response};
 use rampart_guard::{CorsLayer, IpFilterLayer, RateLimitLayer, SecurityHeadersLayer};
+use rampart_static::{MinifyLayer, StaticLayer};
 use rampart_upstream::DispatchService;
 use tower::{ServiceBuilder, util::BoxCloneSyncService};
 
 use crate::layers::{
-    MwLayer, client_ip::ClientIpMw, load_shed::LoadShedMw, observe::ObserveMw,
-    request_id::RequestIdMw, rescue::RescueMw, route::RouteMw, sanitize::SanitizeMw,
+    MwLayer,
+    client_ip::ClientIpMw,
+    load_shed::LoadShedMw,
+    observe::ObserveMw,
+    request_id::RequestIdMw,
+    rescue::RescueMw,
+    route::RouteMw,
+    sanitize::SanitizeMw,
+    server_timing::{OriginTimingMw, ServerTimingMw},
 };
 
 /// The type-erased stack of one config generation.
@@ -41,11 +49,17 @@ pub struct StackParts {
     pub waf: rampart_waf::WafLayer,
     /// Layer 13 (absent when `[security_headers].enabled = false`).
     pub security_headers: Option<SecurityHeadersLayer>,
+    /// Layer 13, `Server-Timing` (absent unless a route sets `server_timing = true`).
+    pub server_timing: bool,
     /// Layer 13b (routes whose policy disables compression still get preconditions and
     /// ranges on cached answers).
     pub compress: rampart_compress::CompressLayer,
     /// Layer 14 (absent when `[cache].enabled = false`).
     pub cache: Option<CacheLayer>,
+    /// Layer 14b, minification (absent unless a route sets `minify`).
+    pub minify: Option<MinifyLayer>,
+    /// Layer 15a, static files (absent unless a route sets `static`).
+    pub static_files: Option<StaticLayer>,
     /// Layer 15.
     pub dispatch: DispatchService,
 }
@@ -86,6 +100,10 @@ pub fn build_stack(p: StackParts) -> GatewayService {
         // 12. Auth: JWT / API key / CSRF (rampart-guard; slot, config not wired yet).
         // 13. Response security headers: on every answer from below, hits included.
         .option_layer(p.security_headers)
+        //     Server-Timing (same layer, response side): below the WAF, whose time it reports
+        //     from the request extensions, above the cache, whose outcome (and the origin's
+        //     time, on a miss) it reads from the response extensions.
+        .option_layer(p.server_timing.then_some(MwLayer(ServerTimingMw)))
         // 13b. Representation: encoding negotiation, ETag weakening, preconditions (304/412)
         //      and Range (206/416) on cached answers, streaming compression of the others.
         //      Directly above the cache so a hit is served from the variants stored with the
@@ -96,6 +114,14 @@ pub fn build_stack(p: StackParts) -> GatewayService {
         // 14. Cache: a hit returns here, below every protection layer (a blocked request
         //     is never served from it) and above dispatch; misses are coalesced.
         .option_layer(p.cache)
+        // 14b. Minification: below the cache, so it runs once per miss and the cache stores
+        //      the minified body (a hit never minifies); above the origin, static or not.
+        .option_layer(p.minify)
+        //      Origin timing for Server-Timing: just above the origin, so it measures only it.
+        .option_layer(p.server_timing.then_some(MwLayer(OriginTimingMw)))
+        // 15a. Static files: a route with `static` is answered from its directory here, just
+        //      like an upstream would answer (the cache and compression above treat it as one).
+        .option_layer(p.static_files)
         // 15. Dispatch: route -> upstream pool -> pooled connection.
         .service(p.dispatch);
     BoxCloneSyncService::new(svc)

@@ -12,6 +12,7 @@ use crate::{
         AuditConfig, BansConfig, CorsConfig, IpListsConfig, RateLimitConfig, RouteWafConfig,
         SecurityHeadersConfig, WafConfig,
     },
+    statics::StaticOptionsConfig,
     types::{ByteSize, Secret, duration},
     upstream::{BalanceStrategy, BreakerConfig, HealthCheckConfig, OutlierConfig, RetryConfig},
 };
@@ -361,8 +362,19 @@ pub struct RouteConfig {
     pub path: String,
     /// Methods this route matches. Default: all.
     pub methods: Vec<String>,
-    /// Upstream pool name. Required.
+    /// Upstream pool name. Required unless `static` is set.
     pub upstream: String,
+    /// Serve this directory instead of an upstream (then `upstream` must be empty).
+    /// Default: none.
+    #[serde(rename = "static")]
+    pub static_dir: Option<PathBuf>,
+    /// How the `static` directory is served.
+    pub static_options: StaticOptionsConfig,
+    /// Minify responses of these kinds (`"html"`, `"css"`, `"js"`, `"json"`) once, before
+    /// the cache stores them. Default `[]`.
+    pub minify: Vec<String>,
+    /// Add `Server-Timing` (cache outcome, upstream and WAF time) to responses. Default `false`.
+    pub server_timing: bool,
     /// Read/write split: safe methods (GET, HEAD, OPTIONS) go to this upstream (replicas)
     /// while it has an available endpoint, everything else to `upstream`. Default: none.
     pub read_upstream: Option<String>,
@@ -390,6 +402,10 @@ impl Default for RouteConfig {
             path: "/".into(),
             methods: Vec::new(),
             upstream: String::new(),
+            static_dir: None,
+            static_options: StaticOptionsConfig::default(),
+            minify: Vec::new(),
+            server_timing: false,
             read_upstream: None,
             max_request_body: None,
             cache: RouteCacheConfig::default(),

@@ -224,8 +224,21 @@ pub fn validate(c: &Config) -> Vec<ConfigError> {
                 format!("unknown upstream {ru:?}"),
             );
         }
-        if r.upstream.is_empty() {
-            err(format!("routes[{i}].upstream"), "is required".into());
+        if r.static_dir.is_some() {
+            if !r.upstream.is_empty() {
+                err(
+                    format!("routes[{i}].static"),
+                    format!(
+                        "a route serves either an upstream or a static directory: remove `upstream = {:?}` or `static`",
+                        r.upstream
+                    ),
+                );
+            }
+        } else if r.upstream.is_empty() {
+            err(
+                format!("routes[{i}].upstream"),
+                "is required (or set `static = \"./dir\"` to serve a directory instead)".into(),
+            );
         } else if !c.upstreams.iter().any(|u| u.name == r.upstream) {
             let known: Vec<_> = c.upstreams.iter().map(|u| u.name.as_str()).collect();
             let hint = strsim_best(&r.upstream, &known)
@@ -237,6 +250,8 @@ pub fn validate(c: &Config) -> Vec<ConfigError> {
             );
         }
     }
+
+    crate::statics::validate_routes(c, &mut err);
 
     // [cache]
     if c.cache.max_object_size > c.cache.max_size {

@@ -66,6 +66,13 @@ fn example_config_is_valid_and_documents_every_default() {
             "examples/rampart.toml [{name}] differs from the defaults"
         );
     }
+    let r0 = &c.routes[0];
+    assert_eq!(
+        r0.static_options,
+        rampart_config::StaticOptionsConfig::default()
+    );
+    assert_eq!(r0.static_dir, None);
+    assert!(r0.minify.is_empty() && !r0.server_timing);
     let up = &c.upstreams[0];
     let dflt = rampart_config::UpstreamConfig::new(up.name.clone(), up.endpoints.clone());
     assert_eq!(

@@ -19,6 +19,8 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 pub enum ErrorKind {
     /// No route matches host + path (404).
     NoRoute,
+    /// The route exists but the resource does not (404), e.g. a missing static file.
+    NotFound,
     /// Malformed or ambiguous request (400), e.g. smuggling-shaped framing.
     BadRequest,
     /// Method not allowed on this route (405); carries the `Allow` value.
@@ -68,7 +70,7 @@ impl ErrorKind {
     pub fn status(&self) -> StatusCode {
         use ErrorKind::*;
         match self {
-            NoRoute => StatusCode::NOT_FOUND,
+            NoRoute | NotFound => StatusCode::NOT_FOUND,
             BadRequest => StatusCode::BAD_REQUEST,
             MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             RequestTimeout => StatusCode::REQUEST_TIMEOUT,
@@ -91,6 +93,7 @@ impl ErrorKind {
         use ErrorKind::*;
         match self {
             NoRoute => "no route",
+            NotFound => "not found",
             BadRequest => "bad request",
             MethodNotAllowed(_) => "method not allowed",
             RequestTimeout => "request timeout",

@@ -130,6 +130,7 @@ mod tests {
     fn typed_errors_map_to_their_status() {
         let cases = [
             (ErrorKind::NoRoute, 404),
+            (ErrorKind::NotFound, 404),
             (ErrorKind::PayloadTooLarge, 413),
             (ErrorKind::UriTooLong, 414),
             (ErrorKind::HeadersTooLarge, 431),

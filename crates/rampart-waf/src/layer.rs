@@ -53,6 +53,11 @@ pub struct WafEvent {
     pub matches: Vec<RuleMatch>,
 }
 
+/// Time the rule engine spent on a request, put in the request extensions for the layers
+/// below (`Server-Timing: waf;dur=…`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WafElapsed(pub std::time::Duration);
+
 /// Receives WAF events (implemented for `tokio::sync::mpsc` senders; events are dropped, not
 /// queued without bound, when a bounded channel is full).
 pub trait WafEventSink: Send + Sync + 'static {
@@ -259,7 +264,8 @@ async fn inspect(
             });
         }
     }
-    let req = Request::from_parts(parts, body);
+    let mut req = Request::from_parts(parts, body);
+    req.extensions_mut().insert(WafElapsed(verdict.elapsed));
     if verdict.outcome == Outcome::Block {
         let ids: Vec<String> = verdict.rule_ids().iter().map(u32::to_string).collect();
         let err = Error::new(ErrorKind::Forbidden { reference }).with_message(format!(

@@ -40,7 +40,7 @@ pub mod xss;
 
 pub use config::{BodyLimitAction, Exclusion, IdRange, Mode, TargetSpec, WafPolicy, WafSettings};
 pub use engine::{Engine, Outcome, RuleMatch, Scoring, Verdict};
-pub use layer::{WafEvent, WafEventSink, WafLayer, WafService};
+pub use layer::{WafElapsed, WafEvent, WafEventSink, WafLayer, WafService};
 pub use metrics::WafMetrics;
 pub use request::{Limits, WafRequest};
 pub use seclang::{LoadError, LoadReport};

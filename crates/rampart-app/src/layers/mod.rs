@@ -9,6 +9,7 @@ pub mod request_id;
 pub mod rescue;
 pub mod route;
 pub mod sanitize;
+pub mod server_timing;
 
 use std::{
     future::Future,
