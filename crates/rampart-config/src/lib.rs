@@ -18,8 +18,10 @@
 //! durations and sizes are parsed into [`std::time::Duration`] and [`ByteSize`] here, and
 //! secrets are wrapped in [`Secret`] so they never print.
 
+pub mod auth;
 pub mod error;
 pub mod guard;
+pub mod hygiene;
 pub mod load;
 pub mod schema;
 mod span;
@@ -27,7 +29,9 @@ pub mod types;
 pub mod validate;
 
 pub use error::{ConfigError, ConfigErrors};
+pub use auth::*;
 pub use guard::*;
+pub use hygiene::RouteHygieneConfig;
 pub use load::{Overrides, load_file, load_str, load_str_unvalidated};
 pub use schema::*;
 pub use types::{ByteSize, Secret};

@@ -7,10 +7,12 @@ use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
 use crate::{
+    auth::{AuthConfig, RouteAuthConfig},
     guard::{
         AuditConfig, BansConfig, CorsConfig, IpListsConfig, RateLimitConfig, RouteWafConfig,
         SecurityHeadersConfig, WafConfig,
     },
+    hygiene::RouteHygieneConfig,
     types::{ByteSize, Secret, duration},
 };
 
@@ -42,6 +44,8 @@ pub struct Config {
     pub audit: AuditConfig,
     /// Web application firewall.
     pub waf: WafConfig,
+    /// JWT verifiers and API keys used by `routes[].auth`.
+    pub auth: AuthConfig,
 }
 
 /// `[cache]`: the shared RFC 9111 cache. On by default: it stores only what origins allow.
@@ -320,6 +324,10 @@ pub struct RouteConfig {
     pub cors: Option<CorsConfig>,
     /// WAF overrides of this route.
     pub waf: RouteWafConfig,
+    /// Authentication required on this route (off when absent).
+    pub auth: Option<RouteAuthConfig>,
+    /// Request hygiene of this route.
+    pub hygiene: RouteHygieneConfig,
 }
 
 impl Default for RouteConfig {
@@ -336,6 +344,8 @@ impl Default for RouteConfig {
             rate_limits: Vec::new(),
             cors: None,
             waf: RouteWafConfig::default(),
+            auth: None,
+            hygiene: RouteHygieneConfig::default(),
         }
     }
 }

@@ -304,6 +304,8 @@ pub fn validate(c: &Config) -> Vec<ConfigError> {
             "must be \"stdout\", \"off\" or a file path".into(),
         );
     }
+    crate::auth::validate(c, &mut errs);
+    crate::hygiene::validate(c, &mut errs);
     errs
 }
 
