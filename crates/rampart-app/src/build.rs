@@ -8,7 +8,7 @@ use rampart_cache::{Cache, CacheLayer, CacheMetrics, CachePolicy, CacheSettings,
 use rampart_config::{CacheConfig, Config, ConfigError, ConfigErrors};
 use rampart_core::{RouteId, RoutePolicy};
 use rampart_guard::{
-    BanSettings, CorsLayer, EventSink, GuardMetrics, IpFilterLayer, RateLimitLayer,
+    AuthLayer, BanSettings, CorsLayer, EventSink, HygieneLayer, GuardMetrics, IpFilterLayer, RateLimitLayer,
     SecurityHeadersLayer,
 };
 use rampart_http::tls::{CertSource, server_config};
@@ -62,6 +62,7 @@ impl Shared {
             Cache::new(settings, cache_metrics)
         });
         let guard_metrics = metrics.register_with(GuardMetrics::register);
+        metrics.register_with(|r| GuardMetrics::register_audit_dropped(r, events.dropped_counter()));
         let waf_metrics = metrics.register_with(rampart_waf::WafMetrics::register);
         // Ban rules are (re)applied by every build; start empty.
         let guard = GuardShared::new(events, guard_metrics, BanSettings::default());
@@ -167,6 +168,9 @@ pub fn build(config: &Config, shared: &Shared) -> Result<Generation, ConfigError
     // The WAF engine of this generation (rules are re-read on reload).
     let waf = crate::guard::waf_engine(&config.waf, &mut errors);
 
+    // JWT verifiers and API keys, referenced by routes.
+    let auth = crate::auth::auth_sets(&config.auth, &shared.guard.jwks, &mut errors);
+
     // Routes.
     let mut specs = Vec::new();
     for (i, r) in config.routes.iter().enumerate() {
@@ -177,7 +181,7 @@ pub fn build(config: &Config, shared: &Shared) -> Result<Generation, ConfigError
         );
         policy.max_request_body = r.max_request_body.unwrap_or(s.max_request_body).bytes();
         policy.extensions.insert(shared.metrics.route(&r.name));
-        crate::guard::route_policies(i, r, &shared.guard, &mut policy, &mut errors);
+        crate::guard::route_policies(i, r, &shared.guard, &auth, &mut policy, &mut errors);
         if let Some(engine) = &waf
             && r.waf.enabled
         {
@@ -239,8 +243,10 @@ pub fn build(config: &Config, shared: &Shared) -> Result<Generation, ConfigError
     if !errors.is_empty() {
         return Err(ConfigErrors(errors));
     }
-    // Only a config that builds completely changes the shared ban rules.
+    // Only a config that builds completely changes the shared ban rules and drops the JWKS
+    // caches it no longer uses.
     shared.guard.bans.set_settings(bans);
+    shared.guard.jwks.retain(config);
     let g = &shared.guard;
     let upstreams = Upstreams::new(upstreams);
     let service = build_stack(StackParts {
@@ -262,16 +268,20 @@ pub fn build(config: &Config, shared: &Shared) -> Result<Generation, ConfigError
         )
         .waf_classifier(Arc::new(|e| {
             // Layers 9-12 refuse with 429/401/403; a 403 from below the ban layer is a WAF
-            // block (auth's 403s come with a role message and are not wired yet).
-            matches!(
-                rampart_core::rescue::classify(e).0,
-                rampart_core::ErrorKind::Forbidden { .. }
-            )
+            // block unless its reference id comes from auth (`forbidden-…`, `csrf-…`).
+            match rampart_core::rescue::classify(e).0 {
+                rampart_core::ErrorKind::Forbidden { reference } => {
+                    !(reference.starts_with("forbidden-") || reference.starts_with("csrf-"))
+                }
+                _ => false,
+            }
         })),
         waf: rampart_waf::WafLayer::new()
             .with_metrics(shared.waf_metrics.clone())
             .with_sink(Arc::new(crate::guard::WafAudit(g.events.clone()))),
+        hygiene: HygieneLayer::new(None, g.events.clone()),
         cors: CorsLayer::new(None, g.events.clone()),
+        auth: AuthLayer::new(g.events.clone(), Some(g.metrics.clone())),
         rate_limit: RateLimitLayer::new(g.store.clone(), None, g.events.clone()),
         security_headers: headers.map(SecurityHeadersLayer::new),
         cache: shared.cache.clone().map(CacheLayer::new),
