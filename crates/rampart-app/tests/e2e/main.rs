@@ -10,7 +10,10 @@ use rampart_testkit::{
     client::{request, send},
 };
 
+mod audit;
+mod auth;
 mod core;
+mod hygiene;
 
 /// Poll `cond` every 10 ms for up to 5 s (a bounded wait for something another task does).
 pub async fn wait_until(cond: impl Fn() -> bool) {
