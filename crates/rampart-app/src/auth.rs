@@ -82,6 +82,16 @@ impl JwksRegistry {
         }
     }
 
+    /// JWKS caches held (one per distinct URL + timings).
+    pub fn len(&self) -> usize {
+        self.entries.lock().map(|e| e.len()).unwrap_or(0)
+    }
+
+    /// No JWKS cache held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// Stop every refresher (shutdown).
     pub fn stop(&self) {
         if let Ok(mut entries) = self.entries.lock() {
@@ -272,5 +282,41 @@ pub fn route_auth(
         api_key_names: (!r.api_key_names.is_empty()).then(|| r.api_key_names.clone()),
         csrf,
         realm: r.realm.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[tokio::test]
+    async fn jwks_caches_survive_reloads_that_keep_them_and_stop_otherwise() {
+        let reg = JwksRegistry::default();
+        let url = "http://127.0.0.1:9/jwks.json";
+        let v = JwtVerifierConfig {
+            name: "idp".into(),
+            jwks_url: Some(url.into()),
+            ..Default::default()
+        };
+        let a = reg.get(&v, url).unwrap();
+        let b = reg.get(&v, url).unwrap();
+        assert!(Arc::ptr_eq(&a, &b), "same url and timings: one cache");
+        let mut config = rampart_config::Config::default();
+        config.auth.jwt.push(v.clone());
+        reg.retain(&config);
+        assert_eq!(reg.len(), 1, "a reload that keeps the url keeps the cache");
+        assert!(Arc::ptr_eq(&a, &reg.get(&v, url).unwrap()));
+        let faster = JwtVerifierConfig {
+            jwks_refresh: std::time::Duration::from_secs(10),
+            ..v.clone()
+        };
+        let c = reg.get(&faster, url).unwrap();
+        assert!(!Arc::ptr_eq(&a, &c), "new timings: a new cache");
+        config.auth.jwt = vec![faster];
+        reg.retain(&config);
+        assert_eq!(reg.len(), 1, "the old timings' refresher is stopped");
+        reg.stop();
+        assert!(reg.is_empty());
     }
 }

@@ -386,3 +386,25 @@ token_cookie = "csrf"
     );
     px.shutdown().await;
 }
+
+#[tokio::test]
+async fn auth_runs_before_the_cache() {
+    // A cacheable answer stored for an authenticated caller is never served to an
+    // unauthenticated one (auth is layer 12, the cache 14).
+    let up = TestUpstream::start(|_| async {
+        response(200, "secret", &[("cache-control", "public, max-age=600")])
+    })
+    .await;
+    let px = TestProxy::start(&routes(JWT_ROUTES), &up.url()).await;
+    let rsa = EncodingKey::from_rsa_pem(RSA_PRIV).unwrap();
+    let t = token(Algorithm::RS256, "rsa", &rsa, json!({}));
+    for _ in 0..2 {
+        let r = send(px.addr(), request("GET", "/api/doc", &[("authorization", &bearer(&t))], "")).await;
+        assert_eq!(r.status(), 200);
+    }
+    assert_eq!(up.count(), 1, "the second request was a cache hit");
+    let r = send(px.addr(), request("GET", "/api/doc", &[], "")).await;
+    assert_eq!(r.status(), 401);
+    assert_ne!(r.body().as_ref(), b"secret");
+    px.shutdown().await;
+}
