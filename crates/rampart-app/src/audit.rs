@@ -384,7 +384,12 @@ mod tests {
         let mut lines = Vec::new();
         for p in [rotated(&path, 2), rotated(&path, 1), path.clone()] {
             let text = std::fs::read_to_string(&p).unwrap();
-            assert!(text.len() <= 1024, "{} is {} bytes", p.display(), text.len());
+            assert!(
+                text.len() <= 1024,
+                "{} is {} bytes",
+                p.display(),
+                text.len()
+            );
             lines.extend(text.lines().map(str::to_owned));
         }
         // The kept files hold the newest events, in order, without a gap.
@@ -398,8 +403,19 @@ mod tests {
         assert_eq!(*n.last().unwrap(), 199);
         assert!(n.windows(2).all(|w| w[1] == w[0] + 1), "{n:?}");
         // The in-memory tail has everything (200 < RECENT), and filters work.
-        assert_eq!(recent.query(&AuditQuery { limit: Some(1000), ..Default::default() }).len(), 200);
-        let last = recent.query(&AuditQuery { limit: Some(1), ..Default::default() });
+        assert_eq!(
+            recent
+                .query(&AuditQuery {
+                    limit: Some(1000),
+                    ..Default::default()
+                })
+                .len(),
+            200
+        );
+        let last = recent.query(&AuditQuery {
+            limit: Some(1),
+            ..Default::default()
+        });
         assert_eq!(last[0].details, "n199");
         let none = recent.query(&AuditQuery {
             kind: Some("auth_failed".into()),

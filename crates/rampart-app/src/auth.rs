@@ -149,7 +149,11 @@ pub fn auth_sets(
             None => None,
         };
         let settings = JwtSettings {
-            algorithms: v.algorithms.iter().filter_map(|a| parse_algorithm(a)).collect(),
+            algorithms: v
+                .algorithms
+                .iter()
+                .filter_map(|a| parse_algorithm(a))
+                .collect(),
             issuers: v.issuers.clone(),
             audiences: v.audiences.clone(),
             leeway: v.leeway,
@@ -245,8 +249,11 @@ pub fn route_auth(
             })
             .collect();
         for (claim, h) in &r.forward_claims {
-            if let Some(h) = header_name(h, format!("routes[{i}].auth.forward_claims.{claim}"), errors)
-            {
+            if let Some(h) = header_name(
+                h,
+                format!("routes[{i}].auth.forward_claims.{claim}"),
+                errors,
+            ) {
                 rule.forward.push((claim.clone(), h));
             }
         }

@@ -8,8 +8,8 @@ use rampart_cache::{Cache, CacheLayer, CacheMetrics, CachePolicy, CacheSettings,
 use rampart_config::{CacheConfig, Config, ConfigError, ConfigErrors};
 use rampart_core::{RouteId, RoutePolicy};
 use rampart_guard::{
-    AuthLayer, BanSettings, CorsLayer, EventSink, HygieneLayer, GuardMetrics, IpFilterLayer, RateLimitLayer,
-    SecurityHeadersLayer,
+    AuthLayer, BanSettings, CorsLayer, EventSink, GuardMetrics, HygieneLayer, IpFilterLayer,
+    RateLimitLayer, SecurityHeadersLayer,
 };
 use rampart_http::tls::{CertSource, server_config};
 use rampart_telemetry::{AccessLog, Metrics};
@@ -62,7 +62,8 @@ impl Shared {
             Cache::new(settings, cache_metrics)
         });
         let guard_metrics = metrics.register_with(GuardMetrics::register);
-        metrics.register_with(|r| GuardMetrics::register_audit_dropped(r, events.dropped_counter()));
+        metrics
+            .register_with(|r| GuardMetrics::register_audit_dropped(r, events.dropped_counter()));
         let waf_metrics = metrics.register_with(rampart_waf::WafMetrics::register);
         // Ban rules are (re)applied by every build; start empty.
         let guard = GuardShared::new(events, guard_metrics, BanSettings::default());

@@ -133,13 +133,9 @@ pub fn route_policies(
         .as_ref()
         .and_then(|a| crate::auth::api_key_lookup(a, auth));
     if let Some(a) = &r.auth {
-        policy.extensions.insert(crate::auth::route_auth(
-            i,
-            a,
-            auth,
-            lookup.as_ref(),
-            errors,
-        ));
+        policy
+            .extensions
+            .insert(crate::auth::route_auth(i, a, auth, lookup.as_ref(), errors));
     }
     if let Some(h) = hygiene_policy(i, &r.hygiene, errors) {
         policy.extensions.insert(h);

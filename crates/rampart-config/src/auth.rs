@@ -233,7 +233,10 @@ pub fn validate(c: &Config, errs: &mut Vec<ConfigError>) {
             if !JWT_ALGORITHMS.contains(&a.as_str()) {
                 err(
                     format!("auth.jwt[{i}].algorithms[{j}]"),
-                    format!("unknown algorithm {a:?} (one of {})", JWT_ALGORITHMS.join(", ")),
+                    format!(
+                        "unknown algorithm {a:?} (one of {})",
+                        JWT_ALGORITHMS.join(", ")
+                    ),
                 );
             }
         }
@@ -262,7 +265,10 @@ pub fn validate(c: &Config, errs: &mut Vec<ConfigError>) {
             if !matches!(k.kind.as_str(), "rsa" | "ec" | "ed25519" | "hmac") {
                 err(
                     kp("type"),
-                    format!("{:?}: expected \"rsa\", \"ec\", \"ed25519\" or \"hmac\"", k.kind),
+                    format!(
+                        "{:?}: expected \"rsa\", \"ec\", \"ed25519\" or \"hmac\"",
+                        k.kind
+                    ),
                 );
             }
             match (&k.file, &k.secret) {
@@ -272,7 +278,10 @@ pub fn validate(c: &Config, errs: &mut Vec<ConfigError>) {
                     if k.kind != "hmac" {
                         err(kp("secret"), "only hmac keys take a secret".into());
                     } else if s.expose().len() < 32 {
-                        err(kp("secret"), "an hmac secret needs at least 32 bytes".into());
+                        err(
+                            kp("secret"),
+                            "an hmac secret needs at least 32 bytes".into(),
+                        );
                     }
                 }
                 (Some(_), None) => {}
@@ -302,7 +311,10 @@ pub fn validate(c: &Config, errs: &mut Vec<ConfigError>) {
         if let Some(j) = &a.jwt
             && !names.contains(j.as_str())
         {
-            err(p("jwt"), format!("unknown jwt verifier {j:?} (see [[auth.jwt]])"));
+            err(
+                p("jwt"),
+                format!("unknown jwt verifier {j:?} (see [[auth.jwt]])"),
+            );
         }
         match &a.api_key {
             Some(s) => {
@@ -318,7 +330,10 @@ pub fn validate(c: &Config, errs: &mut Vec<ConfigError>) {
                 }
             }
             None if !a.api_key_names.is_empty() => {
-                err(p("api_key_names"), "needs api_key (where keys are read)".into());
+                err(
+                    p("api_key_names"),
+                    "needs api_key (where keys are read)".into(),
+                );
             }
             None => {}
         }
@@ -331,7 +346,9 @@ pub fn validate(c: &Config, errs: &mut Vec<ConfigError>) {
             }
         }
         if a.jwt.is_none()
-            && (!a.roles.is_empty() || !a.required_claims.is_empty() || !a.forward_claims.is_empty())
+            && (!a.roles.is_empty()
+                || !a.required_claims.is_empty()
+                || !a.forward_claims.is_empty())
         {
             err(
                 p("jwt"),

@@ -28,8 +28,8 @@ mod span;
 pub mod types;
 pub mod validate;
 
-pub use error::{ConfigError, ConfigErrors};
 pub use auth::*;
+pub use error::{ConfigError, ConfigErrors};
 pub use guard::*;
 pub use hygiene::RouteHygieneConfig;
 pub use load::{Overrides, load_file, load_str, load_str_unvalidated};

@@ -6,11 +6,7 @@
 //! `tokio::sync::mpsc` channel and counts what it had to drop. The audit log writer (owned by
 //! `rampart-telemetry` / `rampart-app`) drains the receiver and serialises events as JSON lines.
 
-use std::{
-    net::IpAddr,
-    sync::Arc,
-    time::SystemTime,
-};
+use std::{net::IpAddr, sync::Arc, time::SystemTime};
 
 use serde::Serialize;
 use tokio::sync::mpsc;

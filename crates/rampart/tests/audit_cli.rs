@@ -22,13 +22,20 @@ fn audit_report_text_and_json() {
         .arg(&file)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.starts_with("5 events (0 malformed lines)"), "{text}");
     assert!(text.contains("       2  rate_limited"), "{text}");
     assert!(text.contains("       3  203.0.113.7"), "{text}");
     assert!(text.contains("       2  login"), "{text}");
-    assert!(text.contains("ban_created  203.0.113.7  login_flood  banned for 15m"), "{text}");
+    assert!(
+        text.contains("ban_created  203.0.113.7  login_flood  banned for 15m"),
+        "{text}"
+    );
 
     let out = Command::new(env!("CARGO_BIN_EXE_rampart"))
         .args(["audit", "report", "--format", "json", "--file"])

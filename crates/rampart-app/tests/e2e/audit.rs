@@ -51,11 +51,10 @@ async fn hammer(addr: std::net::SocketAddr, seen: Arc<AtomicUsize>, stop: Arc<At
         let Ok(stream) = tokio::net::TcpStream::connect(addr).await else {
             return;
         };
-        let Ok((mut tx, conn)) =
-            hyper::client::conn::http1::handshake::<_, Empty<Bytes>>(
-                hyper_util::rt::TokioIo::new(stream),
-            )
-            .await
+        let Ok((mut tx, conn)) = hyper::client::conn::http1::handshake::<_, Empty<Bytes>>(
+            hyper_util::rt::TokioIo::new(stream),
+        )
+        .await
         else {
             return;
         };
@@ -118,13 +117,21 @@ async fn admin_actions_and_get_audit() {
     let up = TestUpstream::ok().await;
     let px = TestProxy::start(&config(&path), &up.url()).await;
     let token = "Bearer test-admin-token-0123456789";
-    assert_eq!(send(px.addr(), request("GET", "/x", &[], "")).await.status(), 401);
+    assert_eq!(
+        send(px.addr(), request("GET", "/x", &[], ""))
+            .await
+            .status(),
+        401
+    );
     let r = send(
         px.admin(),
         request(
             "POST",
             "/bans",
-            &[("authorization", token), ("content-type", "application/json")],
+            &[
+                ("authorization", token),
+                ("content-type", "application/json"),
+            ],
             r#"{"ip":"192.0.2.9","duration":"1h","reason":"test"}"#,
         ),
     )
@@ -138,7 +145,12 @@ async fn admin_actions_and_get_audit() {
     assert_eq!(r.status(), 200);
     let r = send(
         px.admin(),
-        request("POST", "/cache/purge", &[("authorization", token)], r#"{"all":true}"#),
+        request(
+            "POST",
+            "/cache/purge",
+            &[("authorization", token)],
+            r#"{"all":true}"#,
+        ),
     )
     .await;
     assert_eq!(r.status(), 200);
@@ -146,9 +158,16 @@ async fn admin_actions_and_get_audit() {
     let audit = |q: &'static str, auth: bool| {
         let admin = px.admin();
         async move {
-            let h: &[(&str, &str)] = if auth { &[("authorization", token)] } else { &[] };
+            let h: &[(&str, &str)] = if auth {
+                &[("authorization", token)]
+            } else {
+                &[]
+            };
             let r = send(admin, request("GET", q, h, "")).await;
-            (r.status().as_u16(), String::from_utf8_lossy(r.body()).into_owned())
+            (
+                r.status().as_u16(),
+                String::from_utf8_lossy(r.body()).into_owned(),
+            )
         }
     };
     assert_eq!(audit("/audit", false).await.0, 401, "token-protected");
@@ -175,17 +194,34 @@ async fn admin_actions_and_get_audit() {
     assert_eq!(failed.as_array().unwrap().len(), 1, "{body}");
     assert_eq!(failed[0]["route"], "api");
     let (_, body) = audit("/audit?since=2000-01-01T00:00:00Z&limit=2", true).await;
-    assert_eq!(serde_json::from_str::<serde_json::Value>(&body).unwrap().as_array().unwrap().len(), 2);
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&body)
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
     let (_, body) = audit("/audit?since=2999-01-01T00:00:00Z", true).await;
     assert_eq!(body, "[]");
     assert_eq!(audit("/audit?since=yesterday-ish", true).await.0, 400);
 
     let metrics = crate::admin_get(&px, "/metrics").await.1;
-    assert!(metrics.contains("rampart_audit_events_total{kind=\"admin_action\"} 3"), "{metrics}");
-    assert!(metrics.contains("rampart_audit_dropped_total 0"), "{metrics}");
+    assert!(
+        metrics.contains("rampart_audit_events_total{kind=\"admin_action\"} 3"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("rampart_audit_dropped_total 0"),
+        "{metrics}"
+    );
     px.shutdown().await;
     let text = std::fs::read_to_string(&path).unwrap();
     assert!(text.contains("\"kind\":\"ban_created\""), "{text}");
-    assert_eq!(text.matches("\"kind\":\"admin_action\"").count(), 3, "{text}");
+    assert_eq!(
+        text.matches("\"kind\":\"admin_action\"").count(),
+        3,
+        "{text}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

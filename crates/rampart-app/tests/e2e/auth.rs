@@ -137,12 +137,36 @@ async fn jwt_every_algorithm_family_through_the_gateway() {
     let up = TestUpstream::ok().await;
     let px = TestProxy::start(&routes(JWT_ROUTES), &up.url()).await;
     let cases = [
-        (Algorithm::HS256, "h", EncodingKey::from_secret(HMAC.as_bytes())),
-        (Algorithm::RS256, "rsa", EncodingKey::from_rsa_pem(RSA_PRIV).unwrap()),
-        (Algorithm::PS256, "rsa", EncodingKey::from_rsa_pem(RSA_PRIV).unwrap()),
-        (Algorithm::ES256, "ec256", EncodingKey::from_ec_pem(EC256_PRIV).unwrap()),
-        (Algorithm::ES384, "ec384", EncodingKey::from_ec_pem(EC384_PRIV).unwrap()),
-        (Algorithm::EdDSA, "ed", EncodingKey::from_ed_pem(ED_PRIV).unwrap()),
+        (
+            Algorithm::HS256,
+            "h",
+            EncodingKey::from_secret(HMAC.as_bytes()),
+        ),
+        (
+            Algorithm::RS256,
+            "rsa",
+            EncodingKey::from_rsa_pem(RSA_PRIV).unwrap(),
+        ),
+        (
+            Algorithm::PS256,
+            "rsa",
+            EncodingKey::from_rsa_pem(RSA_PRIV).unwrap(),
+        ),
+        (
+            Algorithm::ES256,
+            "ec256",
+            EncodingKey::from_ec_pem(EC256_PRIV).unwrap(),
+        ),
+        (
+            Algorithm::ES384,
+            "ec384",
+            EncodingKey::from_ec_pem(EC384_PRIV).unwrap(),
+        ),
+        (
+            Algorithm::EdDSA,
+            "ed",
+            EncodingKey::from_ed_pem(ED_PRIV).unwrap(),
+        ),
     ];
     for (alg, kid, key) in &cases {
         let t = token(*alg, kid, key, json!({"sub": format!("user-{alg:?}")}));
@@ -155,7 +179,11 @@ async fn jwt_every_algorithm_family_through_the_gateway() {
         .await;
         assert_eq!(status, 200, "{alg:?}");
         let seen = up.last();
-        assert_eq!(seen.headers["x-user-sub"], format!("user-{alg:?}").as_str(), "{alg:?}");
+        assert_eq!(
+            seen.headers["x-user-sub"],
+            format!("user-{alg:?}").as_str(),
+            "{alg:?}"
+        );
         assert_eq!(seen.headers["x-user-roles"], "user");
         assert_eq!(seen.headers.get_all("x-user-sub").iter().count(), 1);
     }
@@ -175,12 +203,21 @@ async fn jwt_every_algorithm_family_through_the_gateway() {
         json!({"exp": jsonwebtoken::get_current_timestamp() - 3600}),
     );
     assert_eq!(
-        get_with(&px, "/api/x", &[("authorization", &bearer(&expired))]).await.0,
+        get_with(&px, "/api/x", &[("authorization", &bearer(&expired))])
+            .await
+            .0,
         401
     );
-    let aud = token(Algorithm::ES256, "ec256", &cases[3].2, json!({"aud": "other"}));
+    let aud = token(
+        Algorithm::ES256,
+        "ec256",
+        &cases[3].2,
+        json!({"aud": "other"}),
+    );
     assert_eq!(
-        get_with(&px, "/api/x", &[("authorization", &bearer(&aud))]).await.0,
+        get_with(&px, "/api/x", &[("authorization", &bearer(&aud))])
+            .await
+            .0,
         401
     );
     let metrics = crate::admin_get(&px, "/metrics").await.1;
@@ -201,12 +238,21 @@ async fn missing_token_401_missing_role_403_spoofed_headers_stripped() {
     let (status, h) = get_with(&px, "/api/x", &[("x-user-sub", "mallory")]).await;
     assert_eq!(status, 401);
     assert_eq!(h["www-authenticate"], "Bearer realm=\"rampart\"");
-    assert_eq!(up.count(), before, "a refused request never reaches the upstream");
+    assert_eq!(
+        up.count(),
+        before,
+        "a refused request never reaches the upstream"
+    );
 
     let user = token(Algorithm::RS256, "rsa", &rsa, json!({}));
     let (status, _) = get_with(&px, "/admin/users", &[("authorization", &bearer(&user))]).await;
     assert_eq!(status, 403, "a user token lacks the admin role");
-    let admin = token(Algorithm::RS256, "rsa", &rsa, json!({"roles": ["user", "admin"]}));
+    let admin = token(
+        Algorithm::RS256,
+        "rsa",
+        &rsa,
+        json!({"roles": ["user", "admin"]}),
+    );
     let (status, _) = get_with(&px, "/admin/users", &[("authorization", &bearer(&admin))]).await;
     assert_eq!(status, 200);
 
@@ -248,9 +294,7 @@ async fn cors_preflight_is_answered_before_auth() {
 
 #[tokio::test]
 async fn jwks_rotation_through_the_gateway() {
-    let jwk = |kid: &str, n: &str| {
-        json!({"kty": "RSA", "kid": kid, "alg": "RS256", "use": "sig", "n": n.trim(), "e": "AQAB"})
-    };
+    let jwk = |kid: &str, n: &str| json!({"kty": "RSA", "kid": kid, "alg": "RS256", "use": "sig", "n": n.trim(), "e": "AQAB"});
     let doc = Arc::new(Mutex::new(json!({"keys": [jwk("k1", RSA_N)]}).to_string()));
     let served = doc.clone();
     let jwks = TestUpstream::start(move |_| {
@@ -283,16 +327,41 @@ jwt = "idp"
     let k2 = EncodingKey::from_rsa_pem(RSA2_PRIV).unwrap();
     let t1 = token(Algorithm::RS256, "k1", &k1, json!({}));
     let t2 = token(Algorithm::RS256, "k2", &k2, json!({}));
-    assert_eq!(get_with(&px, "/x", &[("authorization", &bearer(&t1))]).await.0, 200);
+    assert_eq!(
+        get_with(&px, "/x", &[("authorization", &bearer(&t1))])
+            .await
+            .0,
+        200
+    );
     assert_eq!(jwks.count(), 1, "first token fetched the JWKS once");
-    assert_eq!(get_with(&px, "/x", &[("authorization", &bearer(&t1))]).await.0, 200);
+    assert_eq!(
+        get_with(&px, "/x", &[("authorization", &bearer(&t1))])
+            .await
+            .0,
+        200
+    );
     assert_eq!(jwks.count(), 1, "known kid: served from the cache");
     // Not yet published: refused after one refresh.
-    assert_eq!(get_with(&px, "/x", &[("authorization", &bearer(&t2))]).await.0, 401);
+    assert_eq!(
+        get_with(&px, "/x", &[("authorization", &bearer(&t2))])
+            .await
+            .0,
+        401
+    );
     // The issuer rotates: k2 published, k1 retired.
     *doc.lock().unwrap() = json!({"keys": [jwk("k2", RSA2_N)]}).to_string();
-    assert_eq!(get_with(&px, "/x", &[("authorization", &bearer(&t2))]).await.0, 200);
-    assert_eq!(get_with(&px, "/x", &[("authorization", &bearer(&t1))]).await.0, 401);
+    assert_eq!(
+        get_with(&px, "/x", &[("authorization", &bearer(&t2))])
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        get_with(&px, "/x", &[("authorization", &bearer(&t1))])
+            .await
+            .0,
+        401
+    );
     px.shutdown().await;
 }
 
@@ -327,19 +396,44 @@ api_key_names = ["key-2026"]
     .await;
     // Both keys of the rotation work at once.
     for k in ["old-secret-key", "new-secret-key"] {
-        assert_eq!(get_with(&px, "/partners/a", &[("x-api-key", k)]).await.0, 200, "{k}");
+        assert_eq!(
+            get_with(&px, "/partners/a", &[("x-api-key", k)]).await.0,
+            200,
+            "{k}"
+        );
     }
     let (status, h) = get_with(&px, "/partners/a", &[("x-api-key", "guess")]).await;
     assert_eq!(status, 401);
     assert_eq!(h["www-authenticate"], "ApiKey realm=\"rampart\"");
     assert_eq!(get_with(&px, "/partners/a", &[]).await.0, 401);
     // The rate limit counts per key name: the old key has one request left, the new one too.
-    assert_eq!(get_with(&px, "/partners/a", &[("x-api-key", "old-secret-key")]).await.0, 200);
-    assert_eq!(get_with(&px, "/partners/a", &[("x-api-key", "old-secret-key")]).await.0, 429);
-    assert_eq!(get_with(&px, "/partners/a", &[("x-api-key", "new-secret-key")]).await.0, 200);
+    assert_eq!(
+        get_with(&px, "/partners/a", &[("x-api-key", "old-secret-key")])
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        get_with(&px, "/partners/a", &[("x-api-key", "old-secret-key")])
+            .await
+            .0,
+        429
+    );
+    assert_eq!(
+        get_with(&px, "/partners/a", &[("x-api-key", "new-secret-key")])
+            .await
+            .0,
+        200
+    );
     // Query parameter, restricted to the new key.
-    assert_eq!(get_with(&px, "/feed?api_key=new-secret-key", &[]).await.0, 200);
-    assert_eq!(get_with(&px, "/feed?api_key=old-secret-key", &[]).await.0, 403);
+    assert_eq!(
+        get_with(&px, "/feed?api_key=new-secret-key", &[]).await.0,
+        200
+    );
+    assert_eq!(
+        get_with(&px, "/feed?api_key=old-secret-key", &[]).await.0,
+        403
+    );
     px.shutdown().await;
 }
 
@@ -362,22 +456,57 @@ token_cookie = "csrf"
     .await;
     let post = |h: &'static [(&'static str, &'static str)]| {
         let addr = px.addr();
-        async move { send(addr, request("POST", "/form", h, "a=1")).await.status().as_u16() }
+        async move {
+            send(addr, request("POST", "/form", h, "a=1"))
+                .await
+                .status()
+                .as_u16()
+        }
     };
-    assert_eq!(post(&[("cookie", "session=1"), ("origin", "https://evil.example")]).await, 403);
-    assert_eq!(post(&[("cookie", "session=1")]).await, 403, "no origin, no token");
-    assert_eq!(post(&[("cookie", "session=1"), ("origin", "https://app.example.com")]).await, 200);
     assert_eq!(
-        post(&[("cookie", "session=1"), ("referer", "https://app.example.com/page")]).await,
+        post(&[("cookie", "session=1"), ("origin", "https://evil.example")]).await,
+        403
+    );
+    assert_eq!(
+        post(&[("cookie", "session=1")]).await,
+        403,
+        "no origin, no token"
+    );
+    assert_eq!(
+        post(&[
+            ("cookie", "session=1"),
+            ("origin", "https://app.example.com")
+        ])
+        .await,
         200
     );
     assert_eq!(
-        post(&[("cookie", "session=1; csrf=tok123"), ("x-csrf-token", "tok123")]).await,
+        post(&[
+            ("cookie", "session=1"),
+            ("referer", "https://app.example.com/page")
+        ])
+        .await,
+        200
+    );
+    assert_eq!(
+        post(&[
+            ("cookie", "session=1; csrf=tok123"),
+            ("x-csrf-token", "tok123")
+        ])
+        .await,
         200,
         "double submit"
     );
-    assert_eq!(post(&[("origin", "https://evil.example")]).await, 200, "no cookie: no CSRF risk");
-    let r = send(px.addr(), request("GET", "/form", &[("cookie", "session=1")], "")).await;
+    assert_eq!(
+        post(&[("origin", "https://evil.example")]).await,
+        200,
+        "no cookie: no CSRF risk"
+    );
+    let r = send(
+        px.addr(),
+        request("GET", "/form", &[("cookie", "session=1")], ""),
+    )
+    .await;
     assert_eq!(r.status(), 200, "safe methods pass");
     let metrics = crate::admin_get(&px, "/metrics").await.1;
     assert!(
@@ -399,7 +528,11 @@ async fn auth_runs_before_the_cache() {
     let rsa = EncodingKey::from_rsa_pem(RSA_PRIV).unwrap();
     let t = token(Algorithm::RS256, "rsa", &rsa, json!({}));
     for _ in 0..2 {
-        let r = send(px.addr(), request("GET", "/api/doc", &[("authorization", &bearer(&t))], "")).await;
+        let r = send(
+            px.addr(),
+            request("GET", "/api/doc", &[("authorization", &bearer(&t))], ""),
+        )
+        .await;
         assert_eq!(r.status(), 200);
     }
     assert_eq!(up.count(), 1, "the second request was a cache hit");

@@ -31,11 +31,35 @@ async fn methods_query_params_and_headers() {
     let r = send(px.addr(), request("DELETE", "/x", &[], "")).await;
     assert_eq!(r.status(), 405);
     assert_eq!(r.headers()["allow"], "GET, HEAD, POST");
-    assert_eq!(send(px.addr(), request("HEAD", "/x", &[], "")).await.status(), 200);
-    assert_eq!(send(px.addr(), request("GET", "/x?a=1&b=2&c=3", &[], "")).await.status(), 200);
-    assert_eq!(send(px.addr(), request("GET", "/x?a=1&b=2&c=3&d=4", &[], "")).await.status(), 400);
-    assert_eq!(send(px.addr(), request("GET", "/x", &[("x-debug", "1")], "")).await.status(), 400);
-    let r = send(px.addr(), request("GET", "/x", &[("x-internal", "secret"), ("x-ok", "1")], "")).await;
+    assert_eq!(
+        send(px.addr(), request("HEAD", "/x", &[], ""))
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(
+        send(px.addr(), request("GET", "/x?a=1&b=2&c=3", &[], ""))
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(
+        send(px.addr(), request("GET", "/x?a=1&b=2&c=3&d=4", &[], ""))
+            .await
+            .status(),
+        400
+    );
+    assert_eq!(
+        send(px.addr(), request("GET", "/x", &[("x-debug", "1")], ""))
+            .await
+            .status(),
+        400
+    );
+    let r = send(
+        px.addr(),
+        request("GET", "/x", &[("x-internal", "secret"), ("x-ok", "1")], ""),
+    )
+    .await;
     assert_eq!(r.status(), 200);
     let seen = up.last();
     assert!(seen.headers.get("x-internal").is_none());
