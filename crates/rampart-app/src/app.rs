@@ -121,6 +121,7 @@ impl AdminApi for Control {
             self.stats.active.load(Ordering::Relaxed),
             self.stats.idle.load(Ordering::Relaxed),
         );
+        crate::resilience::refresh_gauges(&self.current.load().upstreams);
         self.shared.metrics.encode()
     }
 
@@ -136,23 +137,8 @@ impl AdminApi for Control {
             detail: draining.then(|| "draining for shutdown".to_string()),
         }];
         let current = self.current.load();
-        let mut ups: Vec<_> = current.upstreams.iter().collect();
-        ups.sort_by(|a, b| a.name().cmp(b.name()));
-        let mut all_down = !ups.is_empty();
-        for u in ups {
-            let f = u.consecutive_failures();
-            let status = match f {
-                0 => Health::Healthy,
-                1..=4 => Health::Degraded,
-                _ => Health::Unhealthy,
-            };
-            all_down &= status == Health::Unhealthy;
-            components.push(Component {
-                name: format!("upstream:{}", u.name()),
-                status,
-                detail: (f > 0).then(|| format!("{f} consecutive connect failures or timeouts")),
-            });
-        }
+        let (ups, all_down) = crate::resilience::readiness(&current.upstreams);
+        components.extend(ups);
         Readiness {
             ready: !draining && !all_down,
             components,
@@ -178,6 +164,7 @@ impl AdminApi for Control {
                 "refused": s.refused.load(Ordering::Relaxed),
             },
             "access_log_dropped": self.shared.access_log.dropped(),
+            "upstreams": crate::resilience::stats(&self.current.load().upstreams),
             "cache": self.shared.cache.as_ref().map(|c| {
                 let st = c.stats();
                 serde_json::json!({

@@ -14,7 +14,8 @@ use rampart_guard::{
 use rampart_http::tls::{CertSource, server_config};
 use rampart_telemetry::{AccessLog, Metrics};
 use rampart_upstream::{
-    DispatchService, Endpoint, PoolSettings, TlsSettings, Upstream, UpstreamMetrics, Upstreams,
+    DispatchService, Endpoint, EndpointRegistry, PoolSettings, ReadUpstream, TlsSettings, Upstream,
+    UpstreamMetrics, Upstreams,
 };
 
 use crate::{
@@ -33,6 +34,8 @@ pub struct Shared {
     pub metrics: Arc<Metrics>,
     /// Upstream families.
     pub upstream_metrics: UpstreamMetrics,
+    /// Endpoint state (breakers, health, ejections, EWMA) and pools kept across reloads.
+    pub endpoints: EndpointRegistry,
     /// Access-log writer.
     pub access_log: AccessLog,
     /// The HTTP cache (its entries survive reloads; `[cache]` settings apply at start).
@@ -70,6 +73,7 @@ impl Shared {
         Self {
             metrics,
             upstream_metrics,
+            endpoints: EndpointRegistry::new(),
             access_log,
             cache,
             guard,
@@ -156,13 +160,18 @@ pub fn build(config: &Config, shared: &Shared) -> Result<Generation, ConfigError
             max_lifetime: u.max_lifetime,
             tcp_keepalive: (!u.tcp_keepalive.is_zero()).then_some(u.tcp_keepalive),
             http2: u.http2,
+            max_connections: u.max_connections_per_endpoint,
+            pool_wait: u.pool_wait,
         };
-        upstreams.push(Upstream::new(
+        let resilience = crate::resilience::settings(i, u, &mut errors);
+        upstreams.push(Upstream::build(
             &u.name,
             endpoints,
             settings,
             tls,
+            resilience,
             &shared.upstream_metrics,
+            &shared.endpoints,
         ));
     }
 
@@ -181,6 +190,9 @@ pub fn build(config: &Config, shared: &Shared) -> Result<Generation, ConfigError
             Some(r.upstream.as_str().into()),
         );
         policy.max_request_body = r.max_request_body.unwrap_or(s.max_request_body).bytes();
+        if let Some(read) = &r.read_upstream {
+            policy.extensions.insert(ReadUpstream(read.as_str().into()));
+        }
         policy.extensions.insert(shared.metrics.route(&r.name));
         crate::guard::route_policies(i, r, &shared.guard, &auth, &mut policy, &mut errors);
         if let Some(engine) = &waf

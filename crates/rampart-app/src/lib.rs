@@ -17,6 +17,7 @@ pub mod build;
 pub mod demo;
 pub mod guard;
 pub mod layers;
+pub mod resilience;
 pub mod routes;
 pub mod stack;
 

@@ -26,6 +26,7 @@ pub mod load;
 pub mod schema;
 mod span;
 pub mod types;
+pub mod upstream;
 pub mod validate;
 
 pub use auth::*;
@@ -35,3 +36,4 @@ pub use hygiene::RouteHygieneConfig;
 pub use load::{Overrides, load_file, load_str, load_str_unvalidated};
 pub use schema::*;
 pub use types::{ByteSize, Secret};
+pub use upstream::*;

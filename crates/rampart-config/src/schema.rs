@@ -14,6 +14,7 @@ use crate::{
     },
     hygiene::RouteHygieneConfig,
     types::{ByteSize, Secret, duration},
+    upstream::{BalanceStrategy, BreakerConfig, HealthCheckConfig, OutlierConfig, RetryConfig},
 };
 
 /// The whole configuration.
@@ -265,6 +266,43 @@ pub struct UpstreamConfig {
     pub ca_file: Option<PathBuf>,
     /// SNI / verification name for https endpoints. Default: the endpoint's host.
     pub tls_server_name: Option<String>,
+    /// Endpoint selection: `round_robin`, `weighted_round_robin`, `least_requests`, `ewma`,
+    /// `random` or `hash`. Default `"round_robin"`.
+    pub balance: BalanceStrategy,
+    /// Key of `balance = "hash"`: `client_ip`, `path`, `header:NAME`, `cookie:NAME`.
+    /// Default `"client_ip"`.
+    pub hash_on: String,
+    /// Endpoint weights, in `endpoints` order. Default: all 1.
+    pub weights: Vec<u32>,
+    /// An endpoint that just became healthy ramps its weight up over this window; `"0s"` is
+    /// off. Default `"0s"`.
+    #[serde(with = "duration")]
+    pub slow_start: Duration,
+    /// Upstream used only while this one has no available endpoint. Default: none.
+    pub backup: Option<String>,
+    /// Requests in flight to this upstream at most; more are answered 503 at once; 0 is no
+    /// limit. Default 0.
+    pub max_concurrent_requests: usize,
+    /// Deadline of the whole request across retries and backoff (504 after); `"0s"` is none
+    /// (then `server.request_timeout` applies). Default `"0s"`.
+    #[serde(with = "duration")]
+    pub request_timeout: Duration,
+    /// Connections per endpoint kept open and idle ahead of demand. Default 0.
+    pub min_idle_per_endpoint: usize,
+    /// Connections per endpoint at most (idle + in use); 0 is no limit. Default 0.
+    pub max_connections_per_endpoint: usize,
+    /// With `max_connections_per_endpoint` reached, wait this long for a free connection
+    /// (then 503). Default `"1s"`.
+    #[serde(with = "duration")]
+    pub pool_wait: Duration,
+    /// Active health checks.
+    pub health_check: HealthCheckConfig,
+    /// Passive outlier ejection.
+    pub outlier: OutlierConfig,
+    /// Per-endpoint circuit breaker.
+    pub breaker: BreakerConfig,
+    /// Retries.
+    pub retry: RetryConfig,
 }
 
 impl Default for UpstreamConfig {
@@ -281,6 +319,20 @@ impl Default for UpstreamConfig {
             http2: false,
             ca_file: None,
             tls_server_name: None,
+            balance: BalanceStrategy::default(),
+            hash_on: "client_ip".into(),
+            weights: Vec::new(),
+            slow_start: Duration::ZERO,
+            backup: None,
+            max_concurrent_requests: 0,
+            request_timeout: Duration::ZERO,
+            min_idle_per_endpoint: 0,
+            max_connections_per_endpoint: 0,
+            pool_wait: Duration::from_secs(1),
+            health_check: HealthCheckConfig::default(),
+            outlier: OutlierConfig::default(),
+            breaker: BreakerConfig::default(),
+            retry: RetryConfig::default(),
         }
     }
 }
@@ -312,6 +364,9 @@ pub struct RouteConfig {
     pub methods: Vec<String>,
     /// Upstream pool name. Required.
     pub upstream: String,
+    /// Read/write split: safe methods (GET, HEAD, OPTIONS) go to this upstream (replicas)
+    /// while it has an available endpoint, everything else to `upstream`. Default: none.
+    pub read_upstream: Option<String>,
     /// Per-route override of `server.max_request_body`.
     pub max_request_body: Option<ByteSize>,
     /// Cache policy of this route.
@@ -338,6 +393,7 @@ impl Default for RouteConfig {
             path: "/".into(),
             methods: Vec::new(),
             upstream: String::new(),
+            read_upstream: None,
             max_request_body: None,
             cache: RouteCacheConfig::default(),
             ip_lists: IpListsConfig::default(),

@@ -161,6 +161,9 @@ pub fn validate(c: &Config) -> Vec<ConfigError> {
                 format!("cannot read {}: {e}", ca.display()),
             );
         }
+        for (key, m) in crate::upstream::validate_upstream(u, &c.upstreams) {
+            err(format!("upstreams[{i}].{key}"), m);
+        }
     }
 
     // [[routes]]
@@ -212,6 +215,14 @@ pub fn validate(c: &Config) -> Vec<ConfigError> {
                     format!("{m:?} is not a method name (e.g. \"GET\")"),
                 );
             }
+        }
+        if let Some(ru) = &r.read_upstream
+            && !c.upstreams.iter().any(|u| &u.name == ru)
+        {
+            err(
+                format!("routes[{i}].read_upstream"),
+                format!("unknown upstream {ru:?}"),
+            );
         }
         if r.upstream.is_empty() {
             err(format!("routes[{i}].upstream"), "is required".into());

@@ -16,6 +16,10 @@ use crate::{
     forward::{self, ForwardInfo},
 };
 
+/// A route's `read_upstream` (read/write split), kept in `RoutePolicy::extensions`.
+#[derive(Debug, Clone)]
+pub struct ReadUpstream(pub Arc<str>);
+
 /// The endpoint that answered, put in response extensions for the access log.
 #[derive(Debug, Clone)]
 pub struct UpstreamEndpoint(pub Arc<str>);
@@ -84,10 +88,11 @@ impl Inner {
         let Some(policy) = req.extensions().get::<Arc<RoutePolicy>>() else {
             return Err(Error::new(ErrorKind::NoRoute).into());
         };
+        let read = policy.get::<ReadUpstream>().map(|r| &*r.0);
         let upstream = policy
             .upstream
             .as_deref()
-            .and_then(|name| self.upstreams.get(name))
+            .and_then(|name| self.upstreams.select(name, read, req.method()))
             .cloned()
             .ok_or_else(|| {
                 Error::new(ErrorKind::NoHealthyEndpoints).with_message("route has no upstream")

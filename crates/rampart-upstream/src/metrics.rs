@@ -24,6 +24,36 @@ pub struct UpstreamLabel {
     pub upstream: String,
 }
 
+/// `{upstream, endpoint}`
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EndpointLabels {
+    /// Upstream name.
+    pub upstream: String,
+    /// Endpoint `host:port`.
+    pub endpoint: String,
+}
+
+/// `{upstream, endpoint, state}`
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BreakerLabels {
+    /// Upstream name.
+    pub upstream: String,
+    /// Endpoint `host:port`.
+    pub endpoint: String,
+    /// `closed`, `open`, `half_open`.
+    pub state: &'static str,
+}
+
+/// `{upstream, reason}`
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RetryLabels {
+    /// Upstream name.
+    pub upstream: String,
+    /// `connect_error`, `reset`, `timeout`, `status`, or `budget_exhausted` (a retry the
+    /// budget refused).
+    pub reason: &'static str,
+}
+
 /// `{upstream, state}`
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct PoolLabels {
@@ -45,6 +75,11 @@ pub struct UpstreamMetrics {
     pub(crate) requests: Family<RequestLabels, Counter>,
     pub(crate) duration: Family<UpstreamLabel, Histogram, fn() -> Histogram>,
     pub(crate) pool: Family<PoolLabels, Gauge>,
+    pub(crate) healthy: Family<EndpointLabels, Gauge>,
+    pub(crate) breaker: Family<BreakerLabels, Gauge>,
+    pub(crate) ejections: Family<EndpointLabels, Counter>,
+    pub(crate) retries: Family<RetryLabels, Counter>,
+    pub(crate) overloaded: Family<UpstreamLabel, Counter>,
 }
 
 impl Default for UpstreamMetrics {
@@ -53,6 +88,11 @@ impl Default for UpstreamMetrics {
             requests: Family::default(),
             duration: Family::new_with_constructor(new_histogram),
             pool: Family::default(),
+            healthy: Family::default(),
+            breaker: Family::default(),
+            ejections: Family::default(),
+            retries: Family::default(),
+            overloaded: Family::default(),
         }
     }
 }
@@ -75,6 +115,31 @@ impl UpstreamMetrics {
             "rampart_upstream_pool_connections",
             "Pooled upstream connections by state",
             m.pool.clone(),
+        );
+        registry.register(
+            "rampart_upstream_endpoint_healthy",
+            "1 when the endpoint takes traffic (health checks pass, not ejected, breaker not open)",
+            m.healthy.clone(),
+        );
+        registry.register(
+            "rampart_upstream_breaker_state",
+            "Circuit breaker state per endpoint: 1 for the current state",
+            m.breaker.clone(),
+        );
+        registry.register(
+            "rampart_upstream_ejections",
+            "Endpoints ejected by outlier detection",
+            m.ejections.clone(),
+        );
+        registry.register(
+            "rampart_upstream_retries",
+            "Requests retried on another endpoint, by reason (budget_exhausted: refused by the retry budget)",
+            m.retries.clone(),
+        );
+        registry.register(
+            "rampart_upstream_overloaded",
+            "Requests refused at an upstream's concurrency limit",
+            m.overloaded.clone(),
         );
         m
     }

@@ -34,7 +34,7 @@ use tokio::{
 use crate::upstream::Endpoint;
 
 /// Pool and protocol settings of one upstream (from `[[upstreams]]`).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct PoolSettings {
     /// TCP + TLS connect deadline (504 after).
     pub connect_timeout: Duration,
@@ -50,6 +50,10 @@ pub struct PoolSettings {
     pub tcp_keepalive: Option<Duration>,
     /// Use HTTP/2 to the endpoints.
     pub http2: bool,
+    /// HTTP/1.1 connections per endpoint at most, idle + in use (0 = no limit).
+    pub max_connections: usize,
+    /// With `max_connections` reached, how long to wait for a free one (then 503).
+    pub pool_wait: Duration,
 }
 
 impl Default for PoolSettings {
@@ -62,6 +66,8 @@ impl Default for PoolSettings {
             max_lifetime: Duration::from_secs(600),
             tcp_keepalive: Some(Duration::from_secs(30)),
             http2: false,
+            max_connections: 0,
+            pool_wait: Duration::from_secs(1),
         }
     }
 }
@@ -121,10 +127,15 @@ impl TlsSettings {
     }
 }
 
+/// A connection slot under `max_connections` (none without a limit); dropped with the
+/// connection.
+type Slot = Option<tokio::sync::OwnedSemaphorePermit>;
+
 struct Idle {
     tx: http1::SendRequest<Body>,
     created: Instant,
     since: Instant,
+    slot: Slot,
 }
 
 /// The pool of one endpoint.
@@ -136,6 +147,7 @@ pub(crate) struct EndpointPool {
     h2: tokio::sync::Mutex<Option<http2::SendRequest<Body>>>,
     idle_gauge: Gauge,
     in_use_gauge: Gauge,
+    slots: Option<Arc<tokio::sync::Semaphore>>,
 }
 
 impl EndpointPool {
@@ -146,6 +158,8 @@ impl EndpointPool {
         idle_gauge: Gauge,
         in_use_gauge: Gauge,
     ) -> Self {
+        let slots = (settings.max_connections > 0 && !settings.http2)
+            .then(|| Arc::new(tokio::sync::Semaphore::new(settings.max_connections)));
         Self {
             ep,
             settings,
@@ -154,6 +168,48 @@ impl EndpointPool {
             h2: tokio::sync::Mutex::new(None),
             idle_gauge,
             in_use_gauge,
+            slots,
+        }
+    }
+
+    /// The settings this pool was built with.
+    pub(crate) fn settings(&self) -> &PoolSettings {
+        &self.settings
+    }
+
+    /// A plain-TCP (not TLS) pool?
+    pub(crate) fn plain(&self) -> bool {
+        self.tls.is_none()
+    }
+
+    /// Open connections until `min` are idle (HTTP/1.1; HTTP/2 opens its one connection).
+    pub(crate) async fn warm(self: Arc<Self>, min: usize) {
+        if self.settings.http2 {
+            return;
+        }
+        loop {
+            let idle = self.idle.lock().map(|v| v.len()).unwrap_or(min);
+            if idle >= min {
+                return;
+            }
+            let slot = match &self.slots {
+                Some(s) => match s.clone().try_acquire_owned() {
+                    Ok(p) => Some(p),
+                    Err(_) => return,
+                },
+                None => None,
+            };
+            match self.handshake().await {
+                Ok(tx) => {
+                    if !self.put_back(tx, Instant::now(), slot) {
+                        return;
+                    }
+                }
+                Err(e) => {
+                    tracing::debug!(endpoint = %self.ep.label, error = %e, "warm-up connect failed");
+                    return;
+                }
+            }
         }
     }
 
@@ -168,7 +224,7 @@ impl EndpointPool {
         }
         let mut req = req;
         for _attempt in 0..3 {
-            let (mut tx, created, reused) = self.checkout().await?;
+            let (mut tx, created, reused, slot) = self.checkout().await?;
             // Held across the await: a client that disconnects mid-request drops this future,
             // and the guard with it.
             let in_use = InUse::new(self.in_use_gauge.clone());
@@ -188,6 +244,7 @@ impl EndpointPool {
                         pool: self.clone(),
                         tx: (!upgrade).then_some(tx),
                         created,
+                        slot,
                         _in_use: in_use,
                     };
                     return Ok(resp.map(|b| {
@@ -258,7 +315,7 @@ impl EndpointPool {
         Ok(resp.map(body::boxed))
     }
 
-    async fn checkout(&self) -> Result<(http1::SendRequest<Body>, Instant, bool), BoxError> {
+    async fn checkout(&self) -> Result<(http1::SendRequest<Body>, Instant, bool, Slot), BoxError> {
         loop {
             let candidate = self.idle.lock().ok().and_then(|mut v| v.pop());
             let Some(mut c) = candidate else { break };
@@ -272,9 +329,30 @@ impl EndpointPool {
             // Normally immediate; bounded in case the connection task is wedged.
             if let Ok(Ok(())) = tokio::time::timeout(Duration::from_millis(250), c.tx.ready()).await
             {
-                return Ok((c.tx, c.created, true));
+                return Ok((c.tx, c.created, true, c.slot));
             }
         }
+        let slot = match &self.slots {
+            Some(s) => {
+                match tokio::time::timeout(self.settings.pool_wait, s.clone().acquire_owned()).await
+                {
+                    Ok(Ok(p)) => Some(p),
+                    _ => {
+                        return Err(Error::new(ErrorKind::Overloaded)
+                            .with_message(format!(
+                                "no free connection to {} within {:?}",
+                                self.ep.label, self.settings.pool_wait
+                            ))
+                            .into());
+                    }
+                }
+            }
+            None => None,
+        };
+        Ok((self.handshake().await?, Instant::now(), false, slot))
+    }
+
+    async fn handshake(&self) -> Result<http1::SendRequest<Body>, BoxError> {
         let io = self.connect().await?;
         let (tx, conn) = http1::Builder::new()
             .handshake(TokioIo::new(io))
@@ -286,12 +364,13 @@ impl EndpointPool {
                 tracing::debug!(endpoint = %label, error = %e, "upstream connection ended");
             }
         });
-        Ok((tx, Instant::now(), false))
+        Ok(tx)
     }
 
-    fn put_back(&self, tx: http1::SendRequest<Body>, created: Instant) {
+    /// Keep a connection for reuse; false when it was dropped instead.
+    fn put_back(&self, tx: http1::SendRequest<Body>, created: Instant, slot: Slot) -> bool {
         if tx.is_closed() || created.elapsed() >= self.settings.max_lifetime {
-            return;
+            return false;
         }
         if let Ok(mut idle) = self.idle.lock()
             && idle.len() < self.settings.max_idle_per_endpoint
@@ -300,9 +379,12 @@ impl EndpointPool {
                 tx,
                 created,
                 since: Instant::now(),
+                slot,
             });
             self.idle_gauge.inc();
+            return true;
         }
+        false
     }
 
     /// Drop idle connections past their idle timeout or lifetime.
@@ -402,6 +484,7 @@ struct Checkedout {
     pool: Arc<EndpointPool>,
     tx: Option<http1::SendRequest<Body>>,
     created: Instant,
+    slot: Slot,
     _in_use: InUse,
 }
 
@@ -432,7 +515,7 @@ impl http_body::Body for PooledBody {
             && let Some(mut g) = this.guard.take()
             && let Some(tx) = g.tx.take()
         {
-            g.pool.put_back(tx, g.created);
+            g.pool.put_back(tx, g.created, g.slot.take());
         }
         r
     }

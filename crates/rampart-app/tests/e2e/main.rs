@@ -14,6 +14,7 @@ mod audit;
 mod auth;
 mod core;
 mod hygiene;
+mod resilience;
 
 /// Poll `cond` every 10 ms for up to 5 s (a bounded wait for something another task does).
 pub async fn wait_until(cond: impl Fn() -> bool) {
