@@ -10,6 +10,7 @@
 //! | `POST /reload` | bearer token | re-read the config file and swap it in |
 //! | `POST /cache/purge` | bearer token | purge by urls / prefix / tags / all, optionally soft |
 //! | `GET /bans`, `POST /bans`, `DELETE /bans/{ip}` | bearer token | list, add, lift bans |
+//! | `GET /audit?since=…&kind=…&limit=…` | bearer token | recent security events (JSON array, oldest first) |
 //!
 //! Mutating endpoints require `Authorization: Bearer <admin.token>`; later features add
 //! theirs with [`protected`]. The app implements [`AdminApi`]; this crate knows nothing else
@@ -90,6 +91,23 @@ pub trait AdminApi: Send + Sync + 'static {
     fn ban(&self, request: serde_json::Value) -> Result<serde_json::Value, (u16, String)>;
     /// Lift a ban.
     fn unban(&self, ip: &str) -> Result<serde_json::Value, (u16, String)>;
+    /// Recent security events matching `query`.
+    fn audit(&self, query: &AuditQuery) -> Result<serde_json::Value, (u16, String)> {
+        let _ = query;
+        Err((404, "no audit log".into()))
+    }
+}
+
+/// `GET /audit` query parameters.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditQuery {
+    /// RFC 3339 time (`2026-11-21T10:00:00Z`) or a duration back from now (`15m`).
+    pub since: Option<String>,
+    /// Event kind (`auth_failed`, `rate_limited`, `waf_blocked`, `admin_action`, ...).
+    pub kind: Option<String>,
+    /// At most this many events, the newest (default 100).
+    pub limit: Option<usize>,
 }
 
 /// Shared state of the admin router.
@@ -114,7 +132,8 @@ pub fn router(state: AdminState) -> Router {
             .route("/reload", post(reload))
             .route("/cache/purge", post(purge))
             .route("/bans", get(bans_list).post(bans_add))
-            .route("/bans/{ip}", axum::routing::delete(bans_remove)),
+            .route("/bans/{ip}", axum::routing::delete(bans_remove))
+            .route("/audit", get(audit)),
         state.token.clone(),
     );
     open.merge(mutating).with_state(state)
@@ -205,6 +224,16 @@ fn answer(r: Result<serde_json::Value, (u16, String)>) -> Response {
             Json(serde_json::json!({"error": msg})),
         )
             .into_response(),
+    }
+}
+
+async fn audit(
+    State(s): State<AdminState>,
+    query: Result<axum::extract::Query<AuditQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    match query {
+        Ok(q) => answer(s.api.audit(&q.0)),
+        Err(e) => answer(Err((400, format!("invalid query: {e}")))),
     }
 }
 

@@ -62,10 +62,31 @@ struct Control {
     started: Instant,
     generation: AtomicU64,
     opts: StartOptions,
+    audit: crate::audit::AuditRecent,
+}
+
+impl Control {
+    /// Record an admin action in the audit log.
+    fn admin_event(&self, action: &str, details: String) {
+        self.shared.guard.events.emit(
+            rampart_guard::SecurityEvent::new(rampart_guard::SecurityEventKind::AdminAction)
+                .rule(action)
+                .details(details),
+        );
+    }
 }
 
 impl Control {
     fn reload(&self) -> Result<u64, ConfigErrors> {
+        let r = self.reload_inner();
+        match &r {
+            Ok(g) => self.admin_event("reload", format!("config generation {g}")),
+            Err(e) => self.admin_event("reload_failed", format!("{} config errors", e.0.len())),
+        }
+        r
+    }
+
+    fn reload_inner(&self) -> Result<u64, ConfigErrors> {
         let Some(path) = &self.opts.config_path else {
             return Err(ConfigErrors::one(rampart_config::ConfigError::new(
                 "(file)",
@@ -170,6 +191,7 @@ impl AdminApi for Control {
 
     fn purge(&self, request: serde_json::Value) -> rampart_admin::AdminFuture {
         let cache = self.shared.cache.clone();
+        let events = self.shared.guard.events.clone();
         Box::pin(async move {
             let Some(cache) = cache else {
                 return Err((
@@ -182,6 +204,11 @@ impl AdminApi for Control {
             let soft = req.soft;
             let out = cache.purge(req).await.map_err(|e| (400, e.to_string()))?;
             tracing::info!(purged = out.purged, soft, "cache purged via admin api");
+            events.emit(
+                rampart_guard::SecurityEvent::new(rampart_guard::SecurityEventKind::AdminAction)
+                    .rule("purge")
+                    .details(format!("{} purged, soft={soft}", out.purged)),
+            );
             Ok(serde_json::json!({"purged": out.purged}))
         })
     }
@@ -211,6 +238,7 @@ impl AdminApi for Control {
                 .bans
                 .ban(req.ip, d, req.reason.as_deref().unwrap_or("admin api"));
         tracing::info!(ip = %req.ip, duration = ?d, "manual ban via admin api");
+        self.admin_event("ban", format!("{} for {d:?}", req.ip));
         serde_json::to_value(info).map_err(|e| (500, e.to_string()))
     }
 
@@ -220,6 +248,7 @@ impl AdminApi for Control {
             .map_err(|_| (400, format!("{ip:?} is not an IP address")))?;
         if self.shared.guard.bans.unban(ip) {
             tracing::info!(%ip, "ban lifted via admin api");
+            self.admin_event("unban", ip.to_string());
             Ok(serde_json::json!({"unbanned": ip.to_string()}))
         } else {
             Err((404, format!("{ip} is not banned")))
@@ -231,6 +260,33 @@ impl AdminApi for Control {
             .map(|g| serde_json::json!({"reloaded": true, "generation": g}))
             .map_err(|e| e.0.iter().map(ToString::to_string).collect())
     }
+
+    fn audit(&self, query: &rampart_admin::AuditQuery) -> Result<serde_json::Value, (u16, String)> {
+        let since = match query.since.as_deref() {
+            None | Some("") => None,
+            Some(s) => Some(parse_since(s).ok_or_else(|| {
+                (
+                    400,
+                    format!("since {s:?}: expected an RFC 3339 time or a duration such as \"15m\""),
+                )
+            })?),
+        };
+        let events = self.audit.query(&crate::audit::AuditQuery {
+            since,
+            kind: query.kind.clone(),
+            limit: query.limit,
+        });
+        serde_json::to_value(events).map_err(|e| (500, e.to_string()))
+    }
+}
+
+/// `since`: an RFC 3339 time, or a duration meaning "that long ago".
+fn parse_since(s: &str) -> Option<std::time::SystemTime> {
+    if let Ok(t) = humantime::parse_rfc3339_weak(s) {
+        return Some(t);
+    }
+    let d = rampart_config::types::duration::parse(s).ok()?;
+    std::time::SystemTime::now().checked_sub(d)
 }
 
 fn reaper_interval(c: &Config) -> Duration {
@@ -337,8 +393,19 @@ pub struct RunningApp {
 pub async fn start(config: Config, opts: StartOptions) -> Result<RunningApp, StartError> {
     let (access_log, access_task) = AccessLog::start(Destination::parse(&config.log.access_log))?;
     let (events, audit_rx) = rampart_guard::EventSink::channel(config.audit.queue.max(1));
-    let audit_task = crate::audit::start(&config.audit.path, audit_rx)?;
-    let shared = Arc::new(Shared::new(access_log, &config.cache, events));
+    let shared = Arc::new(Shared::new(access_log, &config.cache, events.clone()));
+    let audit_task = crate::audit::start(
+        &crate::audit::AuditSettings {
+            path: config.audit.path.clone(),
+            max_size: config.audit.max_size.bytes(),
+            keep: config.audit.keep,
+        },
+        audit_rx,
+        crate::audit::AuditContext {
+            sink: events,
+            metrics: Some(shared.guard.metrics.clone()),
+        },
+    )?;
     let current = build(&config, &shared).map_err(StartError::Config)?;
     let s = &config.server;
     let mut listeners = Vec::new();
@@ -385,6 +452,7 @@ pub async fn start(config: Config, opts: StartOptions) -> Result<RunningApp, Sta
         started: Instant::now(),
         generation: AtomicU64::new(1),
         opts,
+        audit: audit_task.recent(),
     });
 
     let mut app = RunningApp {
@@ -514,6 +582,7 @@ impl RunningApp {
         if let Some(t) = self.admin_task {
             let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
         }
+        self.control.shared.guard.jwks.stop();
         drop(self.control);
         self.audit_task.finish().await;
         // Every access-log sender is gone once the generations are dropped.

@@ -8,8 +8,8 @@ use rampart_cache::{Cache, CacheLayer, CacheMetrics, CachePolicy, CacheSettings,
 use rampart_config::{CacheConfig, Config, ConfigError, ConfigErrors};
 use rampart_core::{RouteId, RoutePolicy};
 use rampart_guard::{
-    BanSettings, CorsLayer, EventSink, GuardMetrics, IpFilterLayer, RateLimitLayer,
-    SecurityHeadersLayer,
+    AuthLayer, BanSettings, CorsLayer, EventSink, GuardMetrics, HygieneLayer, IpFilterLayer,
+    RateLimitLayer, SecurityHeadersLayer,
 };
 use rampart_http::tls::{CertSource, server_config};
 use rampart_telemetry::{AccessLog, Metrics};
@@ -69,6 +69,8 @@ impl Shared {
             Cache::new(settings, cache_metrics)
         });
         let guard_metrics = metrics.register_with(GuardMetrics::register);
+        metrics
+            .register_with(|r| GuardMetrics::register_audit_dropped(r, events.dropped_counter()));
         let waf_metrics = metrics.register_with(rampart_waf::WafMetrics::register);
         let compress_metrics = metrics.register_with(rampart_compress::CompressMetrics::register);
         let minify_metrics = metrics.register_with(rampart_static::MinifyMetrics::register);
@@ -184,6 +186,9 @@ pub fn build(config: &Config, shared: &Shared) -> Result<Generation, ConfigError
     // The WAF engine of this generation (rules are re-read on reload).
     let waf = crate::guard::waf_engine(&config.waf, &mut errors);
 
+    // JWT verifiers and API keys, referenced by routes.
+    let auth = crate::auth::auth_sets(&config.auth, &shared.guard.jwks, &mut errors);
+
     // Routes.
     let mut specs = Vec::new();
     for (i, r) in config.routes.iter().enumerate() {
@@ -195,7 +200,7 @@ pub fn build(config: &Config, shared: &Shared) -> Result<Generation, ConfigError
             policy.extensions.insert(ReadUpstream(read.as_str().into()));
         }
         policy.extensions.insert(shared.metrics.route(&r.name));
-        crate::guard::route_policies(i, r, &shared.guard, &mut policy, &mut errors);
+        crate::guard::route_policies(i, r, &shared.guard, &auth, &mut policy, &mut errors);
         crate::statics::route_policies(i, r, config, &mut policy, &mut errors);
         if let Some(engine) = &waf
             && r.waf.enabled
@@ -262,8 +267,10 @@ pub fn build(config: &Config, shared: &Shared) -> Result<Generation, ConfigError
     if !errors.is_empty() {
         return Err(ConfigErrors(errors));
     }
-    // Only a config that builds completely changes the shared ban rules.
+    // Only a config that builds completely changes the shared ban rules and drops the JWKS
+    // caches it no longer uses.
     shared.guard.bans.set_settings(bans);
+    shared.guard.jwks.retain(config);
     let g = &shared.guard;
     let upstreams = Upstreams::new(upstreams);
     let needs = crate::statics::Needs::of(config);
@@ -286,16 +293,20 @@ pub fn build(config: &Config, shared: &Shared) -> Result<Generation, ConfigError
         )
         .waf_classifier(Arc::new(|e| {
             // Layers 9-12 refuse with 429/401/403; a 403 from below the ban layer is a WAF
-            // block (auth's 403s come with a role message and are not wired yet).
-            matches!(
-                rampart_core::rescue::classify(e).0,
-                rampart_core::ErrorKind::Forbidden { .. }
-            )
+            // block unless its reference id comes from auth (`forbidden-…`, `csrf-…`).
+            match rampart_core::rescue::classify(e).0 {
+                rampart_core::ErrorKind::Forbidden { reference } => {
+                    !(reference.starts_with("forbidden-") || reference.starts_with("csrf-"))
+                }
+                _ => false,
+            }
         })),
         waf: rampart_waf::WafLayer::new()
             .with_metrics(shared.waf_metrics.clone())
             .with_sink(Arc::new(crate::guard::WafAudit(g.events.clone()))),
+        hygiene: HygieneLayer::new(None, g.events.clone()),
         cors: CorsLayer::new(None, g.events.clone()),
+        auth: AuthLayer::new(g.events.clone(), Some(g.metrics.clone())),
         rate_limit: RateLimitLayer::new(g.store.clone(), None, g.events.clone()),
         security_headers: headers.map(SecurityHeadersLayer::new),
         compress: rampart_compress::CompressLayer::new(shared.compress_metrics.clone()),

@@ -10,7 +10,7 @@ use rampart_config::{BansConfig, ConfigError, IpListsConfig, RouteConfig, Securi
 use rampart_core::RoutePolicy;
 use rampart_guard::{
     BanList, BanRule, BanSettings, CorsPolicy, CorsSettings, EventSink, Gcra, GuardMetrics,
-    IpAccessList, IpFilterPolicy, SecurityHeadersPolicy, SecurityHeadersSettings,
+    HygienePolicy, IpAccessList, IpFilterPolicy, SecurityHeadersPolicy, SecurityHeadersSettings,
     ratelimit::{KeySource, MemoryStore, RateLimit, RateLimitPolicy, parse_rate},
 };
 
@@ -24,6 +24,8 @@ pub struct GuardShared {
     pub bans: Arc<BanList>,
     /// Metric families.
     pub metrics: GuardMetrics,
+    /// JWKS caches and their refreshers (survive reloads that keep the URL).
+    pub jwks: crate::auth::JwksRegistry,
 }
 
 impl GuardShared {
@@ -38,6 +40,7 @@ impl GuardShared {
             store,
             bans,
             metrics,
+            jwks: crate::auth::JwksRegistry::default(),
         }
     }
 }
@@ -121,9 +124,22 @@ pub fn route_policies(
     i: usize,
     r: &RouteConfig,
     g: &GuardShared,
+    auth: &crate::auth::AuthSets,
     policy: &mut RoutePolicy,
     errors: &mut Vec<ConfigError>,
 ) {
+    let lookup = r
+        .auth
+        .as_ref()
+        .and_then(|a| crate::auth::api_key_lookup(a, auth));
+    if let Some(a) = &r.auth {
+        policy
+            .extensions
+            .insert(crate::auth::route_auth(i, a, auth, lookup.as_ref(), errors));
+    }
+    if let Some(h) = hygiene_policy(i, &r.hygiene, errors) {
+        policy.extensions.insert(h);
+    }
     if !r.ip_lists.allow.is_empty() || !r.ip_lists.deny.is_empty() {
         policy.extensions.insert(IpFilterPolicy {
             list: access_list(&r.ip_lists),
@@ -149,7 +165,7 @@ pub fn route_policies(
                 }
             },
         };
-        let key = match KeySource::parse(&l.key, l.prefix_v4, l.prefix_v6, None) {
+        let key = match KeySource::parse(&l.key, l.prefix_v4, l.prefix_v6, lookup.clone()) {
             Ok(k) => k,
             Err(e) => {
                 errors.push(ConfigError::new(path("key"), e.to_string()));
@@ -271,4 +287,53 @@ pub fn waf_policy(
         p.body_limit_action = rampart_waf::BodyLimitAction::Reject;
     }
     p
+}
+
+/// `routes[i].hygiene` -> policy (`None` when nothing is set).
+pub fn hygiene_policy(
+    i: usize,
+    c: &rampart_config::RouteHygieneConfig,
+    errors: &mut Vec<ConfigError>,
+) -> Option<HygienePolicy> {
+    let mut headers = |key: &str, list: &[String]| -> Vec<http::HeaderName> {
+        list.iter()
+            .enumerate()
+            .filter_map(|(j, h)| match http::HeaderName::from_bytes(h.as_bytes()) {
+                Ok(h) => Some(h),
+                Err(_) => {
+                    errors.push(ConfigError::new(
+                        format!("routes[{i}].hygiene.{key}[{j}]"),
+                        format!("{h:?} is not a valid header name"),
+                    ));
+                    None
+                }
+            })
+            .collect()
+    };
+    let p = HygienePolicy {
+        methods: (!c.allowed_methods.is_empty()).then(|| {
+            c.allowed_methods
+                .iter()
+                .filter_map(|m| http::Method::from_bytes(m.as_bytes()).ok())
+                .collect()
+        }),
+        max_query_params: c.max_query_params,
+        deny_headers: headers("deny_headers", &c.deny_headers),
+        require_headers: headers("require_headers", &c.require_headers),
+        strip_headers: headers("strip_headers", &c.strip_headers),
+        allow_headers: c
+            .allow_headers
+            .as_ref()
+            .map(|a| headers("allow_headers", a).into_iter().collect()),
+        max_body: None,
+        body_read_timeout: c.body_read_timeout,
+    };
+    let any = p.methods.is_some()
+        || p.max_query_params.is_some()
+        || !p.deny_headers.is_empty()
+        || !p.require_headers.is_empty()
+        || !p.strip_headers.is_empty()
+        || p.allow_headers.is_some()
+        || p.body_read_timeout.is_some();
+    any.then_some(p)
 }

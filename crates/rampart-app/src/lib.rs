@@ -11,6 +11,8 @@
 
 pub mod app;
 pub mod audit;
+pub mod audit_report;
+pub mod auth;
 pub mod build;
 pub mod compress;
 pub mod demo;

@@ -5,7 +5,9 @@
 
 use rampart_cache::CacheLayer;
 use rampart_core::{BoxError, Request, Response};
-use rampart_guard::{CorsLayer, IpFilterLayer, RateLimitLayer, SecurityHeadersLayer};
+use rampart_guard::{
+    AuthLayer, CorsLayer, HygieneLayer, IpFilterLayer, RateLimitLayer, SecurityHeadersLayer,
+};
 use rampart_static::{MinifyLayer, StaticLayer};
 use rampart_upstream::DispatchService;
 use tower::{ServiceBuilder, util::BoxCloneSyncService};
@@ -39,6 +41,8 @@ pub struct StackParts {
     pub load_shed: LoadShedMw,
     /// Layer 7.
     pub sanitize: SanitizeMw,
+    /// Layer 7b (per-route hygiene; routes without a `HygienePolicy` pass through).
+    pub hygiene: HygieneLayer,
     /// Layer 8.
     pub ip_filter: IpFilterLayer,
     /// Layer 9.
@@ -47,6 +51,8 @@ pub struct StackParts {
     pub rate_limit: RateLimitLayer,
     /// Layer 11 (routes without a `WafPolicy` pass through).
     pub waf: rampart_waf::WafLayer,
+    /// Layer 12 (routes without an `AuthPolicy` pass through).
+    pub auth: AuthLayer,
     /// Layer 13 (absent when `[security_headers].enabled = false`).
     pub security_headers: Option<SecurityHeadersLayer>,
     /// Layer 13, `Server-Timing` (absent unless a route sets `server_timing = true`).
@@ -86,6 +92,10 @@ pub fn build_stack(p: StackParts) -> GatewayService {
         // 7. Sanitize + limits: hop-by-hop strip, framing checks, URI/header/body caps, so
         //    no feature below ever sees a malformed or oversized request.
         .layer(MwLayer(p.sanitize))
+        // 7b. Route hygiene: allowed methods (405 + Allow), query-parameter count, header
+        //     deny/require/strip/allow rules, slow-body read timeout (408). With the limits:
+        //     a malformed request for this route is refused before any client-specific work.
+        .layer(p.hygiene)
         // 8. IP lists + bans: the cheapest rejection first; also counts statuses, WAF blocks
         //    and rate-limit refusals for the automatic ban rules.
         .layer(p.ip_filter)
@@ -97,7 +107,11 @@ pub fn build_stack(p: StackParts) -> GatewayService {
         // 11. WAF: after the cheap refusals, before the cache, so a blocked request is never
         //     served from it.
         .layer(p.waf)
-        // 12. Auth: JWT / API key / CSRF (rampart-guard; slot, config not wired yet).
+        // 12. Auth: JWT / API key / CSRF. After CORS (preflights carry no credentials),
+        //     rate limits (floods of bad tokens cost no signature checks) and the WAF; before
+        //     the cache, so a cached answer is never served to an unauthenticated caller.
+        //     Strips incoming copies of forwarded-claim headers, then adds verified ones.
+        .layer(p.auth)
         // 13. Response security headers: on every answer from below, hits included.
         .option_layer(p.security_headers)
         //     Server-Timing (same layer, response side): below the WAF, whose time it reports

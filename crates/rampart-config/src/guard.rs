@@ -184,6 +184,11 @@ pub struct AuditConfig {
     pub path: String,
     /// Events queued for the writer; past it events are dropped and counted. Default 10000.
     pub queue: usize,
+    /// A file log is rotated (`audit.jsonl` -> `audit.jsonl.1` -> ...) when it would grow
+    /// past this size; `"0B"` never rotates. Default `"100MiB"`.
+    pub max_size: crate::ByteSize,
+    /// Rotated files kept (the oldest is deleted). Default 5.
+    pub keep: usize,
 }
 
 impl Default for AuditConfig {
@@ -191,6 +196,8 @@ impl Default for AuditConfig {
         Self {
             path: "stdout".into(),
             queue: 10_000,
+            max_size: crate::ByteSize::mib(100),
+            keep: 5,
         }
     }
 }

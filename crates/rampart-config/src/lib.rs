@@ -19,8 +19,10 @@
 //! secrets are wrapped in [`Secret`] so they never print.
 
 pub mod compress;
+pub mod auth;
 pub mod error;
 pub mod guard;
+pub mod hygiene;
 pub mod load;
 pub mod schema;
 mod span;
@@ -30,8 +32,10 @@ pub mod upstream;
 pub mod validate;
 
 pub use compress::{CompressionConfig, LevelsConfig, RouteCompressionConfig};
+pub use auth::*;
 pub use error::{ConfigError, ConfigErrors};
 pub use guard::*;
+pub use hygiene::RouteHygieneConfig;
 pub use load::{Overrides, load_file, load_str, load_str_unvalidated};
 pub use schema::*;
 pub use statics::*;

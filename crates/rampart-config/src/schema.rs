@@ -8,11 +8,13 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     compress::{CompressionConfig, RouteCompressionConfig},
+    auth::{AuthConfig, RouteAuthConfig},
     guard::{
         AuditConfig, BansConfig, CorsConfig, IpListsConfig, RateLimitConfig, RouteWafConfig,
         SecurityHeadersConfig, WafConfig,
     },
     statics::StaticOptionsConfig,
+    hygiene::RouteHygieneConfig,
     types::{ByteSize, Secret, duration},
     upstream::{BalanceStrategy, BreakerConfig, HealthCheckConfig, OutlierConfig, RetryConfig},
 };
@@ -47,6 +49,8 @@ pub struct Config {
     pub waf: WafConfig,
     /// Response compression, generated ETags, request-body decoding.
     pub compression: CompressionConfig,
+    /// JWT verifiers and API keys used by `routes[].auth`.
+    pub auth: AuthConfig,
 }
 
 /// `[cache]`: the shared RFC 9111 cache. On by default: it stores only what origins allow.
@@ -392,6 +396,10 @@ pub struct RouteConfig {
     pub waf: RouteWafConfig,
     /// Compression overrides of this route.
     pub compression: RouteCompressionConfig,
+    /// Authentication required on this route (off when absent).
+    pub auth: Option<RouteAuthConfig>,
+    /// Request hygiene of this route.
+    pub hygiene: RouteHygieneConfig,
 }
 
 impl Default for RouteConfig {
@@ -414,6 +422,8 @@ impl Default for RouteConfig {
             cors: None,
             waf: RouteWafConfig::default(),
             compression: RouteCompressionConfig::default(),
+            auth: None,
+            hygiene: RouteHygieneConfig::default(),
         }
     }
 }

@@ -333,6 +333,8 @@ pub fn validate(c: &Config) -> Vec<ConfigError> {
 
     // [compression], routes[].compression
     crate::compress::validate(c, &mut err);
+    crate::auth::validate(c, &mut errs);
+    crate::hygiene::validate(c, &mut errs);
     errs
 }
 

@@ -60,6 +60,16 @@ fn example_config_is_valid_and_documents_every_default() {
             serde_json::to_value(&c.compression).unwrap(),
             serde_json::to_value(&defaults.compression).unwrap(),
         ),
+        (
+            "auth",
+            serde_json::to_value(&c.auth).unwrap(),
+            serde_json::to_value(&defaults.auth).unwrap(),
+        ),
+        (
+            "routes.hygiene",
+            serde_json::to_value(&c.routes[0].hygiene).unwrap(),
+            serde_json::to_value(rampart_config::RouteHygieneConfig::default()).unwrap(),
+        ),
     ] {
         assert_eq!(
             a, b,

@@ -6,14 +6,7 @@
 //! `tokio::sync::mpsc` channel and counts what it had to drop. The audit log writer (owned by
 //! `rampart-telemetry` / `rampart-app`) drains the receiver and serialises events as JSON lines.
 
-use std::{
-    net::IpAddr,
-    sync::{
-        Arc,
-        atomic::{AtomicU64, Ordering},
-    },
-    time::SystemTime,
-};
+use std::{net::IpAddr, sync::Arc, time::SystemTime};
 
 use serde::Serialize;
 use tokio::sync::mpsc;
@@ -48,6 +41,8 @@ pub enum SecurityEventKind {
     WafBlocked,
     /// The WAF would have refused the request; it passed (detect mode).
     WafDetected,
+    /// An admin API action (`rule`: `purge`, `ban`, `unban`, `reload`, `reload_failed`).
+    AdminAction,
 }
 
 /// One audit record. Serialises to a flat JSON object:
@@ -105,6 +100,28 @@ pub(crate) fn humantime_rfc3339(t: SystemTime) -> String {
     )
 }
 
+impl SecurityEventKind {
+    /// The name written to the log (`rate_limited`, `auth_failed`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::IpDenied => "ip_denied",
+            Self::BannedRequest => "banned_request",
+            Self::BanCreated => "ban_created",
+            Self::BanRemoved => "ban_removed",
+            Self::RateLimited => "rate_limited",
+            Self::RateLimitDryRun => "rate_limit_dry_run",
+            Self::AuthFailed => "auth_failed",
+            Self::AuthForbidden => "auth_forbidden",
+            Self::CsrfRejected => "csrf_rejected",
+            Self::CorsRejected => "cors_rejected",
+            Self::RequestRejected => "request_rejected",
+            Self::WafBlocked => "waf_blocked",
+            Self::WafDetected => "waf_detected",
+            Self::AdminAction => "admin_action",
+        }
+    }
+}
+
 impl SecurityEvent {
     /// A new event of `kind`, stamped now, with every optional field empty.
     pub fn new(kind: SecurityEventKind) -> Self {
@@ -157,7 +174,7 @@ impl SecurityEvent {
 #[derive(Debug, Clone, Default)]
 pub struct EventSink {
     tx: Option<mpsc::Sender<SecurityEvent>>,
-    dropped: Arc<AtomicU64>,
+    dropped: prometheus_client::metrics::counter::Counter,
 }
 
 impl EventSink {
@@ -168,7 +185,7 @@ impl EventSink {
         (
             Self {
                 tx: Some(tx),
-                dropped: Arc::default(),
+                dropped: Default::default(),
             },
             rx,
         )
@@ -184,13 +201,18 @@ impl EventSink {
         if let Some(tx) = &self.tx
             && tx.try_send(event).is_err()
         {
-            self.dropped.fetch_add(1, Ordering::Relaxed);
+            self.dropped.inc();
         }
     }
 
     /// Events dropped because the channel was full or closed.
     pub fn dropped(&self) -> u64 {
-        self.dropped.load(Ordering::Relaxed)
+        self.dropped.get()
+    }
+
+    /// The dropped-events counter (registered as `rampart_audit_dropped_total`).
+    pub fn dropped_counter(&self) -> prometheus_client::metrics::counter::Counter {
+        self.dropped.clone()
     }
 }
 

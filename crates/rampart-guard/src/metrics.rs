@@ -6,6 +6,8 @@
 //! | `rampart_bans_active` | gauge | |
 //! | `rampart_bans_total` | counter | `reason` (ban rule name, or `manual`) |
 //! | `rampart_auth_failures_total` | counter | `route`, `reason` (`missing`, `invalid`, `expired`, `forbidden`, `csrf`, ...) |
+//! | `rampart_audit_events_total` | counter | `kind` (event kind written to the audit log) |
+//! | `rampart_audit_dropped_total` | counter | (events dropped because the audit queue was full) |
 //!
 //! Labels are route, limit and rule names from the config: never a path or a client IP, so the
 //! series count stays bounded. Hot-path counters are resolved once when a policy is compiled
@@ -42,6 +44,12 @@ pub struct GuardMetrics {
     bans_active: Gauge,
     bans_total: Family<ReasonLabels, Counter>,
     auth_failures: Family<AuthLabels, Counter>,
+    audit_events: Family<KindLabels, Counter>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KindLabels {
+    kind: &'static str,
 }
 
 /// Pre-resolved counters of one rate limit on one route.
@@ -79,7 +87,26 @@ impl GuardMetrics {
             "Authentication and authorisation failures by route and reason",
             m.auth_failures.clone(),
         );
+        registry.register(
+            "rampart_audit_events",
+            "Security events written to the audit log, by kind",
+            m.audit_events.clone(),
+        );
         m
+    }
+
+    /// Register the audit queue's dropped-events counter (from `EventSink::dropped_counter`).
+    pub fn register_audit_dropped(registry: &mut Registry, dropped: Counter) {
+        registry.register(
+            "rampart_audit_dropped",
+            "Security events dropped because the audit queue was full",
+            dropped,
+        );
+    }
+
+    /// Count one event written to the audit log.
+    pub fn audit_event(&self, kind: &'static str) {
+        self.audit_events.get_or_create(&KindLabels { kind }).inc();
     }
 
     /// Counters for one limit of one route (resolve once, at compile time).

@@ -84,6 +84,31 @@ enum Command {
   rampart purge --tag product-1 --tag catalog
   rampart purge --all --admin http://10.0.0.5:9901 --token \"$TOKEN\"")]
     Purge(PurgeArgs),
+    /// Audit log tools.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Summarise an audit log (JSON lines): events by kind, top client IPs, top routes, bans.
+    #[command(after_help = "Examples:
+  rampart audit report --file /var/log/rampart/audit.jsonl
+  rampart audit report --file audit.jsonl --format json")]
+    Report {
+        /// The audit log; `-` reads standard input.
+        #[arg(long, short)]
+        file: PathBuf,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "text")]
+        format: ReportFormat,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ReportFormat {
+    Text,
+    Json,
 }
 
 #[derive(Subcommand)]
@@ -197,12 +222,40 @@ async fn async_main(cli: Cli) -> ExitCode {
         } => demo(&cli, listen, admin, backend, backend_only).await,
         Command::Bench(_) => ExitCode::SUCCESS,
         Command::Purge(args) => purge(args).await,
+        Command::Audit(AuditCommand::Report { file, format }) => audit_report(&file, format),
         Command::Waf(WafCommand::Test {
             config,
             input,
             route,
         }) => waf_test(&config, input.as_deref(), route.as_deref()),
     }
+}
+
+fn audit_report(path: &std::path::Path, format: ReportFormat) -> ExitCode {
+    let report = if path.as_os_str() == "-" {
+        rampart_app::audit_report::summarize(std::io::stdin().lock())
+    } else {
+        std::fs::File::open(path)
+            .and_then(|f| rampart_app::audit_report::summarize(std::io::BufReader::new(f)))
+    };
+    let report = match report {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot read audit log {}: {e}", path.display());
+            return ExitCode::from(66);
+        }
+    };
+    match format {
+        ReportFormat::Text => print!("{}", report.to_text()),
+        ReportFormat::Json => match serde_json::to_string_pretty(&report) {
+            Ok(s) => println!("{s}"),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::FAILURE;
+            }
+        },
+    }
+    ExitCode::SUCCESS
 }
 
 fn waf_test(

@@ -11,7 +11,10 @@ use rampart_testkit::{
 };
 
 mod compress;
+mod audit;
+mod auth;
 mod core;
+mod hygiene;
 mod resilience;
 mod statics;
 

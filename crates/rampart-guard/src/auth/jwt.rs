@@ -403,3 +403,8 @@ pub fn claim_at<'a>(claims: &'a serde_json::Value, path: &str) -> Option<&'a ser
     }
     Some(cur)
 }
+
+/// An algorithm name from config (`"RS256"`, `"EdDSA"`, ...).
+pub fn parse_algorithm(s: &str) -> Option<Algorithm> {
+    s.parse().ok()
+}
