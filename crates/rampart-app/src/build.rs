@@ -181,9 +181,13 @@ pub fn build(config: &Config, shared: &Shared) -> Result<Generation, ConfigError
         if let Some(engine) = &waf
             && r.waf.enabled
         {
-            policy
-                .extensions
-                .insert(crate::guard::waf_policy(engine, &config.waf, &r.waf));
+            policy.extensions.insert(crate::guard::waf_policy(
+                engine,
+                &config.waf,
+                i,
+                &r.waf,
+                &mut errors,
+            ));
         }
         if shared.cache.is_some() && r.cache.enabled {
             match cache_policy(&r.cache) {

@@ -25,9 +25,11 @@ pub mod schema;
 mod span;
 pub mod types;
 pub mod validate;
+pub mod waf;
 
 pub use error::{ConfigError, ConfigErrors};
 pub use guard::*;
 pub use load::{Overrides, load_file, load_str, load_str_unvalidated};
 pub use schema::*;
 pub use types::{ByteSize, Secret};
+pub use waf::{RuleIdSpec, WafExclusionConfig};

@@ -55,6 +55,11 @@ fn example_config_is_valid_and_documents_every_default() {
             serde_json::to_value(&c.audit).unwrap(),
             serde_json::to_value(&defaults.audit).unwrap(),
         ),
+        (
+            "waf",
+            serde_json::to_value(&c.waf).unwrap(),
+            serde_json::to_value(&defaults.waf).unwrap(),
+        ),
     ] {
         assert_eq!(
             a, b,

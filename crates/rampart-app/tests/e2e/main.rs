@@ -11,6 +11,7 @@ use rampart_testkit::{
 };
 
 mod core;
+mod waf;
 
 /// Poll `cond` every 10 ms for up to 5 s (a bounded wait for something another task does).
 pub async fn wait_until(cond: impl Fn() -> bool) {
