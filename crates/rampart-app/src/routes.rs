@@ -63,6 +63,8 @@ struct Entry {
 #[derive(Debug, Default)]
 pub struct RouteTable {
     entries: Vec<Entry>,
+    /// Whether any route matches on host (if none does, the host is never looked at).
+    by_host: bool,
 }
 
 /// One route to compile.
@@ -107,9 +109,23 @@ impl RouteTable {
                 .then(b.host.rank().cmp(&a.host.rank()))
                 .then(ia.cmp(ib))
         });
+        let by_host = entries
+            .iter()
+            .any(|(_, e)| !matches!(e.host, HostMatch::Any));
         Self {
             entries: entries.into_iter().map(|(_, e)| e).collect(),
+            by_host,
         }
+    }
+
+    /// Find the route for a request (host taken from `Host` or the URI authority).
+    pub fn route<B>(&self, req: &http::Request<B>) -> Option<&Arc<RoutePolicy>> {
+        let host = if self.by_host {
+            request_host(req)
+        } else {
+            None
+        };
+        self.find(host.as_deref(), req.uri().path(), req.method())
     }
 
     /// Find the route for a request. `host` without port, lowercase.
@@ -141,29 +157,40 @@ fn prefix_matches(prefix: &str, path: &str) -> bool {
     }
 }
 
-/// Lowercase host without port, from `Host` or the URI authority.
-pub fn request_host<B>(req: &http::Request<B>) -> Option<String> {
+/// Lowercase host without port or trailing dot, from `Host` or the URI authority.
+pub fn request_host<B>(req: &http::Request<B>) -> Option<Cow<'_, str>> {
     let raw = req
         .headers()
         .get(http::header::HOST)
         .and_then(|h| h.to_str().ok())
         .or_else(|| req.uri().host())?;
     let host = if raw.starts_with('[') {
-        raw.split(']')
-            .next()
-            .map(|h| format!("{h}]"))
-            .unwrap_or_default()
+        // `[v6]:port`: keep the brackets.
+        raw.find(']').map_or(raw, |end| &raw[..=end])
     } else {
-        raw.split(':').next().unwrap_or(raw).to_string()
+        raw.split(':').next().unwrap_or(raw)
     };
-    Some(host.trim_end_matches('.').to_ascii_lowercase())
+    let host = host.trim_end_matches('.');
+    Some(if host.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(host.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(host)
+    })
+}
+
+/// Whether `path` has something [`normalize`] would change: a repeated slash, a segment
+/// starting with a dot, or a `%2e` anywhere.
+fn needs_normalizing(path: &[u8]) -> bool {
+    path.iter().enumerate().any(|(i, &b)| match b {
+        b'/' => matches!(path.get(i + 1), Some(b'/' | b'.')),
+        b'%' => path.get(i + 1) == Some(&b'2') && matches!(path.get(i + 2), Some(b'e' | b'E')),
+        _ => false,
+    })
 }
 
 /// Resolve dot segments (including `%2e` forms) and merge repeated slashes, for matching only.
 pub fn normalize(path: &str) -> Cow<'_, str> {
-    let needs =
-        path.contains("//") || path.contains('.') || path.contains("%2e") || path.contains("%2E");
-    if !needs {
+    if !needs_normalizing(path.as_bytes()) {
         return Cow::Borrowed(path);
     }
     let decoded = path.replace("%2e", ".").replace("%2E", ".");
@@ -253,9 +280,17 @@ mod tests {
             ("/", "/"),
             ("/..", "/"),
             ("/a//b/", "/a/b/"),
+            ("/a/%2e%2E/b", "/b"),
+            ("/a/.%2e", "/"),
+            ("/a/.hidden/b", "/a/.hidden/b"),
+            ("/static/app.min.js", "/static/app.min.js"),
+            ("/a/b.", "/a/b."),
         ] {
             assert_eq!(normalize(i), o, "{i}");
         }
+        // Paths with dots that are not dot segments are borrowed, not rebuilt.
+        assert!(matches!(normalize("/static/1k.json"), Cow::Borrowed(_)));
+        assert!(matches!(normalize("/a/b%2Fc"), Cow::Borrowed(_)));
     }
 
     #[test]
@@ -271,5 +306,14 @@ mod tests {
             .body(())
             .unwrap();
         assert_eq!(request_host(&r).as_deref(), Some("[::1]"));
+        let r = http::Request::builder()
+            .uri("/")
+            .header("host", "www.example.com.")
+            .body(())
+            .unwrap();
+        assert!(matches!(
+            request_host(&r),
+            Some(Cow::Borrowed("www.example.com"))
+        ));
     }
 }

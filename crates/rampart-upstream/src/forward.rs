@@ -6,14 +6,14 @@ use http::{HeaderMap, HeaderName, HeaderValue, Version, header};
 
 /// The hop-by-hop fields every proxy removes (RFC 9110 §7.6.1), plus the obsolete
 /// `Proxy-Connection`.
-const HOP_BY_HOP: [&str; 7] = [
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
+const HOP_BY_HOP: [HeaderName; 7] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
 ];
 
 /// Remove hop-by-hop fields, including every field named in `Connection`.
@@ -22,6 +22,11 @@ const HOP_BY_HOP: [&str; 7] = [
 /// is set back to `upgrade`, so a WebSocket handshake can pass through. Returns whether an
 /// upgrade was kept.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) -> bool {
+    // Most messages carry none of these fields: one pass over the names is cheaper than a
+    // hashed removal per name.
+    if !headers.keys().any(is_hop_by_hop) {
+        return false;
+    }
     let mut named: Vec<HeaderName> = Vec::new();
     let mut upgrade_named = false;
     for v in headers.get_all(header::CONNECTION) {
@@ -43,7 +48,7 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) -> bool {
     for n in named {
         headers.remove(n);
     }
-    for n in HOP_BY_HOP {
+    for n in &HOP_BY_HOP {
         headers.remove(n);
     }
     if let Some(u) = upgrade {
@@ -53,6 +58,19 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) -> bool {
     } else {
         false
     }
+}
+
+fn is_hop_by_hop(name: &HeaderName) -> bool {
+    matches!(
+        name.as_str(),
+        "connection"
+            | "keep-alive"
+            | "proxy-connection"
+            | "te"
+            | "trailer"
+            | "transfer-encoding"
+            | "upgrade"
+    )
 }
 
 /// Append this proxy to `Via` (`1.1 rampart`, `2 rampart`).
@@ -82,69 +100,122 @@ pub struct ForwardInfo<'a> {
     pub host: Option<&'a HeaderValue>,
 }
 
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+
 /// Set `X-Forwarded-For`, `X-Forwarded-Proto`, `X-Forwarded-Host` and `Forwarded`.
 ///
 /// From a trusted proxy the incoming values are kept and the peer is appended; from anyone
 /// else incoming values are dropped (a client must not be able to forge them) and replaced.
+/// Runs on every proxied request, so it formats into one buffer and avoids `fmt`.
 pub fn set_forwarding(headers: &mut HeaderMap, info: ForwardInfo<'_>) {
-    let xff = HeaderName::from_static("x-forwarded-for");
-    let xfp = HeaderName::from_static("x-forwarded-proto");
-    let xfh = HeaderName::from_static("x-forwarded-host");
     let ip = info.peer.ip();
     let proto = if info.tls { "https" } else { "http" };
-    if !info.peer_trusted {
-        headers.remove(&xff);
-        headers.remove(&xfp);
-        headers.remove(&xfh);
+    let mut ip_buf = IpText::new();
+    let ip_text = ip_buf.format(ip);
+    let mut buf: Vec<u8> = Vec::with_capacity(96);
+    if info.peer_trusted {
+        // X-Forwarded-For: one combined list, peer last.
+        for v in headers.get_all(&X_FORWARDED_FOR) {
+            if v.to_str().is_ok() {
+                buf.extend_from_slice(v.as_bytes());
+                buf.extend_from_slice(b", ");
+            }
+        }
+    } else if headers.keys().any(|k| {
+        matches!(
+            k.as_str(),
+            "x-forwarded-for" | "x-forwarded-proto" | "x-forwarded-host" | "forwarded"
+        )
+    }) {
+        headers.remove(&X_FORWARDED_FOR);
+        headers.remove(&X_FORWARDED_PROTO);
+        headers.remove(&X_FORWARDED_HOST);
         headers.remove(header::FORWARDED);
     }
-    // X-Forwarded-For: one combined list, peer last.
-    let prior: Vec<String> = headers
-        .get_all(&xff)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .map(str::to_owned)
-        .collect();
-    let mut list = prior.join(", ");
-    if !list.is_empty() {
-        list.push_str(", ");
+    buf.extend_from_slice(ip_text.as_bytes());
+    if let Ok(v) = HeaderValue::from_bytes(&buf) {
+        headers.insert(X_FORWARDED_FOR, v);
     }
-    list.push_str(&ip.to_string());
-    if let Ok(v) = HeaderValue::from_str(&list) {
-        headers.insert(xff, v);
+    if !info.peer_trusted || !headers.contains_key(&X_FORWARDED_PROTO) {
+        headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(proto));
     }
-    if !headers.contains_key(&xfp) {
-        headers.insert(
-            xfp,
-            HeaderValue::from_static(if info.tls { "https" } else { "http" }),
-        );
-    }
-    if !headers.contains_key(&xfh)
-        && let Some(h) = info.host
+    if let Some(h) = info.host
+        && (!info.peer_trusted || !headers.contains_key(&X_FORWARDED_HOST))
     {
-        headers.insert(xfh, h.clone());
+        headers.insert(X_FORWARDED_HOST, h.clone());
     }
     // Forwarded (RFC 7239): append this hop's element.
-    let mut element = format!("for={}", forwarded_node(ip));
-    if let Some(h) = info.host.and_then(|h| h.to_str().ok())
-        && h.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
-    {
-        element.push_str(";host=\"");
-        element.push_str(h);
-        element.push('"');
+    buf.clear();
+    buf.extend_from_slice(b"for=");
+    match ip {
+        IpAddr::V4(_) => buf.extend_from_slice(ip_text.as_bytes()),
+        IpAddr::V6(_) => {
+            buf.extend_from_slice(b"\"[");
+            buf.extend_from_slice(ip_text.as_bytes());
+            buf.extend_from_slice(b"]\"");
+        }
     }
-    element.push_str(";proto=");
-    element.push_str(proto);
-    if let Ok(v) = HeaderValue::from_str(&element) {
+    if let Some(h) = info.host.map(HeaderValue::as_bytes)
+        && h.iter()
+            .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(b))
+    {
+        buf.extend_from_slice(b";host=\"");
+        buf.extend_from_slice(h);
+        buf.push(b'"');
+    }
+    buf.extend_from_slice(b";proto=");
+    buf.extend_from_slice(proto.as_bytes());
+    if let Ok(v) = HeaderValue::from_bytes(&buf) {
         headers.append(header::FORWARDED, v);
     }
 }
 
-fn forwarded_node(ip: IpAddr) -> String {
-    match ip {
-        IpAddr::V4(v4) => v4.to_string(),
-        IpAddr::V6(v6) => format!("\"[{v6}]\""),
+/// An IP address as text without going through `fmt` for IPv4 (the common case).
+struct IpText {
+    v4: [u8; 15],
+    len: usize,
+    v6: String,
+}
+
+impl IpText {
+    fn new() -> Self {
+        Self {
+            v4: [0; 15],
+            len: 0,
+            v6: String::new(),
+        }
+    }
+
+    fn format(&mut self, ip: IpAddr) -> &str {
+        match ip {
+            IpAddr::V4(v4) => {
+                let mut n = 0;
+                for (i, octet) in v4.octets().into_iter().enumerate() {
+                    if i > 0 {
+                        self.v4[n] = b'.';
+                        n += 1;
+                    }
+                    if octet >= 100 {
+                        self.v4[n] = b'0' + octet / 100;
+                        n += 1;
+                    }
+                    if octet >= 10 {
+                        self.v4[n] = b'0' + (octet / 10) % 10;
+                        n += 1;
+                    }
+                    self.v4[n] = b'0' + octet % 10;
+                    n += 1;
+                }
+                self.len = n;
+                std::str::from_utf8(&self.v4[..n]).unwrap_or_default()
+            }
+            IpAddr::V6(v6) => {
+                self.v6 = v6.to_string();
+                &self.v6
+            }
+        }
     }
 }
 
@@ -231,6 +302,26 @@ mod tests {
         assert_eq!(m["x-forwarded-for"], "1.2.3.4, ::1");
         assert_eq!(m["x-forwarded-proto"], "https");
         assert_eq!(m["forwarded"], "for=\"[::1]\";proto=http");
+    }
+
+    #[test]
+    fn ip_text_matches_display_for_every_octet_width() {
+        let mut t = IpText::new();
+        for ip in [
+            "0.0.0.0",
+            "255.255.255.255",
+            "10.0.100.9",
+            "1.22.203.40",
+            "::1",
+            "2001:db8::7",
+        ] {
+            let parsed: IpAddr = ip.parse().unwrap();
+            assert_eq!(t.format(parsed), parsed.to_string());
+        }
+        for o in 0..=255u8 {
+            let parsed = IpAddr::from([o, 9, o, 99]);
+            assert_eq!(t.format(parsed), parsed.to_string());
+        }
     }
 
     #[test]

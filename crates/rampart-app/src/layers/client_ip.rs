@@ -29,7 +29,7 @@ impl ClientIpMw {
 }
 
 impl Middleware for ClientIpMw {
-    fn call<S>(&self, mut req: Request, mut next: S) -> BoxFuture
+    fn call<S>(&self, mut req: Request, next: &mut S) -> BoxFuture
     where
         S: Service<Request, Response = Response, Error = BoxError> + Clone + Send + 'static,
         S::Future: Send + 'static,

@@ -24,8 +24,11 @@ pub type BoxFuture = Pin<Box<dyn Future<Output = Result<Response, BoxError>> + S
 
 /// One middleware: cheap to clone (state behind `Arc`s).
 pub trait Middleware: Clone + Send + Sync + 'static {
-    /// Handle `req`, calling `next` (at most once) to go deeper.
-    fn call<S>(&self, req: Request, next: S) -> BoxFuture
+    /// Handle `req`, calling `next` (at most once, before returning) to go deeper.
+    ///
+    /// `next` is borrowed, not cloned: cloning the whole stack below at every layer was
+    /// O(layers²) refcount traffic per request.
+    fn call<S>(&self, req: Request, next: &mut S) -> BoxFuture
     where
         S: Service<Request, Response = Response, Error = BoxError> + Clone + Send + 'static,
         S::Future: Send + 'static;
@@ -67,9 +70,8 @@ where
     }
 
     fn call(&mut self, req: Request) -> BoxFuture {
-        // Hand the service that was polled ready to the middleware; keep a fresh clone.
-        let clone = self.inner.clone();
-        let inner = std::mem::replace(&mut self.inner, clone);
-        self.mw.call(req, inner)
+        // Every service below is always ready (no backpressure inside the stack; overload
+        // is answered by the load-shed layer), so the one polled ready is the one called.
+        self.mw.call(req, &mut self.inner)
     }
 }

@@ -63,7 +63,7 @@ impl Pending {
 }
 
 impl Middleware for ObserveMw {
-    fn call<S>(&self, mut req: Request, mut next: S) -> BoxFuture
+    fn call<S>(&self, mut req: Request, next: &mut S) -> BoxFuture
     where
         S: Service<Request, Response = Response, Error = BoxError> + Clone + Send + 'static,
         S::Future: Send + 'static,
@@ -80,7 +80,8 @@ impl Middleware for ObserveMw {
             let b = std::mem::replace(req.body_mut(), body::empty());
             *req.body_mut() = body::boxed(Counted {
                 inner: b,
-                count: bytes_in.clone(),
+                count: 0,
+                shared: Some(bytes_in.clone()),
                 on_end: None,
             });
             let rec = AccessRecord {
@@ -148,7 +149,8 @@ impl Middleware for ObserveMw {
             Ok(resp.map(|b| {
                 body::boxed(Counted {
                     inner: b,
-                    count: Arc::new(AtomicU64::new(0)),
+                    count: 0,
+                    shared: None,
                     on_end: Some(pending),
                 })
             }))
@@ -157,18 +159,20 @@ impl Middleware for ObserveMw {
 }
 
 pin_project_lite::pin_project! {
-    /// Counts body bytes; runs `on_end` at end of stream or on drop.
+    /// Counts body bytes (also into `shared` when another task reads the count); runs
+    /// `on_end` at end of stream or on drop.
     struct Counted {
         #[pin]
         inner: Body,
-        count: Arc<AtomicU64>,
+        count: u64,
+        shared: Option<Arc<AtomicU64>>,
         on_end: Option<Pending>,
     }
     impl PinnedDrop for Counted {
         fn drop(this: Pin<&mut Self>) {
             let this = this.project();
             if let Some(p) = this.on_end.take() {
-                p.finish(this.count.load(Ordering::Relaxed));
+                p.finish(*this.count);
             }
         }
     }
@@ -187,12 +191,15 @@ impl http_body::Body for Counted {
         match &r {
             Poll::Ready(Some(Ok(f))) => {
                 if let Some(d) = f.data_ref() {
-                    this.count.fetch_add(d.len() as u64, Ordering::Relaxed);
+                    *this.count += d.len() as u64;
+                    if let Some(shared) = this.shared {
+                        shared.store(*this.count, Ordering::Relaxed);
+                    }
                 }
             }
             Poll::Ready(None) | Poll::Ready(Some(Err(_))) => {
                 if let Some(p) = this.on_end.take() {
-                    p.finish(this.count.load(Ordering::Relaxed));
+                    p.finish(*this.count);
                 }
             }
             Poll::Pending => {}

@@ -18,7 +18,7 @@ pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub struct RequestIdMw;
 
 impl Middleware for RequestIdMw {
-    fn call<S>(&self, mut req: Request, mut next: S) -> BoxFuture
+    fn call<S>(&self, mut req: Request, next: &mut S) -> BoxFuture
     where
         S: Service<Request, Response = Response, Error = BoxError> + Clone + Send + 'static,
         S::Future: Send + 'static,

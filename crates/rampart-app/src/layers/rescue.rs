@@ -25,7 +25,7 @@ impl RescueMw {
 }
 
 impl Middleware for RescueMw {
-    fn call<S>(&self, req: Request, mut next: S) -> BoxFuture
+    fn call<S>(&self, req: Request, next: &mut S) -> BoxFuture
     where
         S: Service<Request, Response = Response, Error = BoxError> + Clone + Send + 'static,
         S::Future: Send + 'static,

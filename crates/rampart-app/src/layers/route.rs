@@ -7,7 +7,7 @@ use std::sync::Arc;
 use rampart_core::Request;
 
 use super::{BoxFuture, Middleware};
-use crate::routes::{RouteTable, request_host};
+use crate::routes::RouteTable;
 use rampart_core::{BoxError, Response};
 use tower::Service;
 
@@ -25,16 +25,12 @@ impl RouteMw {
 }
 
 impl Middleware for RouteMw {
-    fn call<S>(&self, mut req: Request, mut next: S) -> BoxFuture
+    fn call<S>(&self, mut req: Request, next: &mut S) -> BoxFuture
     where
         S: Service<Request, Response = Response, Error = BoxError> + Clone + Send + 'static,
         S::Future: Send + 'static,
     {
-        let host = request_host(&req);
-        if let Some(policy) = self
-            .table
-            .find(host.as_deref(), req.uri().path(), req.method())
-        {
+        if let Some(policy) = self.table.route(&req) {
             req.extensions_mut().insert(policy.clone());
         }
         Box::pin(next.call(req))

@@ -20,6 +20,7 @@ use std::{
 
 use bytes::Bytes;
 use http::{Method, Version, header};
+use http_body::Body as _;
 use rampart_core::{Body, BoxError, Error, ErrorKind, FramingConflict, Request, RoutePolicy, body};
 use rampart_upstream::forward;
 
@@ -66,37 +67,16 @@ impl SanitizeMw {
         if h.len() > self.max_headers {
             return Err(Error::new(ErrorKind::HeadersTooLarge));
         }
-        let head_bytes: usize = h.iter().map(|(k, v)| k.as_str().len() + v.len() + 4).sum();
-        if head_bytes > self.max_header_bytes {
-            return Err(Error::new(ErrorKind::HeadersTooLarge));
+        // HTTP/1 heads are bounded by the parser before we see them; HTTP/2 ones are not.
+        if req.version() == Version::HTTP_2 {
+            let head_bytes: usize = h.iter().map(|(k, v)| k.as_str().len() + v.len() + 4).sum();
+            if head_bytes > self.max_header_bytes {
+                return Err(Error::new(ErrorKind::HeadersTooLarge));
+            }
         }
         // Framing.
         let te = h.contains_key(header::TRANSFER_ENCODING);
-        let mut lengths = h.get_all(header::CONTENT_LENGTH).iter().flat_map(|v| {
-            v.to_str()
-                .map(|s| {
-                    s.split(',')
-                        .map(|p| p.trim().parse::<u64>().ok())
-                        .collect::<Vec<_>>()
-                })
-                .unwrap_or_else(|_| vec![None])
-        });
-        let first = lengths.next();
-        let content_length = match first {
-            None => None,
-            Some(None) => {
-                return Err(
-                    Error::new(ErrorKind::BadRequest).with_message("unparsable content-length")
-                );
-            }
-            Some(Some(n)) => {
-                if lengths.any(|o| o != Some(n)) {
-                    return Err(Error::new(ErrorKind::BadRequest)
-                        .with_message("conflicting content-length values"));
-                }
-                Some(n)
-            }
-        };
+        let content_length = content_length(h)?;
         if te && (content_length.is_some() || req.extensions().get::<FramingConflict>().is_some()) {
             return Err(Error::new(ErrorKind::BadRequest)
                 .with_message("both content-length and transfer-encoding"));
@@ -116,7 +96,9 @@ impl SanitizeMw {
         if content_length.is_some_and(|n| n > limit) {
             return Err(Error::new(ErrorKind::PayloadTooLarge));
         }
-        if content_length != Some(0) && limit != u64::MAX {
+        // With a Content-Length the HTTP/1 and HTTP/2 codecs enforce it, and an empty body has
+        // nothing to count: only a streamed body of unknown length needs the counting wrapper.
+        if content_length.is_none() && !req.body().is_end_stream() && limit != u64::MAX {
             let b = std::mem::replace(req.body_mut(), body::empty());
             *req.body_mut() = body::boxed(LimitedBody {
                 inner: b,
@@ -127,8 +109,34 @@ impl SanitizeMw {
     }
 }
 
+/// The request's `Content-Length`: none, or one value (repeated identical values, also as a
+/// list, are one value); unparsable or differing values are 400.
+fn content_length(h: &http::HeaderMap) -> Result<Option<u64>, Error> {
+    let mut found: Option<u64> = None;
+    for v in h.get_all(header::CONTENT_LENGTH) {
+        for part in v.as_bytes().split(|&b| b == b',') {
+            let n = std::str::from_utf8(part)
+                .ok()
+                .map(|p| p.trim_matches([' ', '\t']))
+                .filter(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+                .and_then(|p| p.parse::<u64>().ok())
+                .ok_or_else(|| {
+                    Error::new(ErrorKind::BadRequest).with_message("unparsable content-length")
+                })?;
+            match found {
+                Some(f) if f != n => {
+                    return Err(Error::new(ErrorKind::BadRequest)
+                        .with_message("conflicting content-length values"));
+                }
+                _ => found = Some(n),
+            }
+        }
+    }
+    Ok(found)
+}
+
 impl Middleware for SanitizeMw {
-    fn call<S>(&self, mut req: Request, mut next: S) -> BoxFuture
+    fn call<S>(&self, mut req: Request, next: &mut S) -> BoxFuture
     where
         S: Service<Request, Response = Response, Error = BoxError> + Clone + Send + 'static,
         S::Future: Send + 'static,
