@@ -273,7 +273,11 @@ pub fn waf_policy(
     if g.body_limit_action == "reject" {
         p.body_limit_action = rampart_waf::BodyLimitAction::Reject;
     }
-    let global = g.exclusions.iter().enumerate().map(|(j, e)| (format!("waf.exclusions[{j}]"), e));
+    let global = g
+        .exclusions
+        .iter()
+        .enumerate()
+        .map(|(j, e)| (format!("waf.exclusions[{j}]"), e));
     let route = r
         .exclusions
         .iter()

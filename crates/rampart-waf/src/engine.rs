@@ -22,10 +22,10 @@ use std::{
 use crate::{
     config::{Mode, WafPolicy, source_covers},
     operator::{OpMatch, Operator, parse_num},
+    prefilter::SlotMatcher,
     request::{Collection, WafRequest},
     rule::{Ctl, Disruptive, EngineState, Item, Rule, Selector, SetVarOp, Severity, Source},
     seclang::LoadReport,
-    prefilter::SlotMatcher,
     transform::Transform,
 };
 
@@ -1047,8 +1047,10 @@ impl<'r> Txn<'r> {
                     Some(c) => self.coll_range(c, c),
                     None => self.coll_range(Collection::ArgsGet, Collection::ArgsPost),
                 };
-                for k in lo..hi {
+                let mut k = lo;
+                while k < hi {
                     let i = usize::from(self.order[k]);
+                    k += 1;
                     let e = &req.entries()[i];
                     if !t.selector.selects(&e.key) || t.exclude.iter().any(|x| x.selects(&e.key)) {
                         continue;

@@ -113,9 +113,7 @@ fn cross(a: &[Vec<u8>], b: &[Vec<u8>]) -> Option<Vec<Vec<u8>>> {
 fn exact(h: &Hir) -> Option<Vec<Vec<u8>>> {
     match h.kind() {
         HirKind::Empty | HirKind::Look(_) => Some(vec![Vec::new()]),
-        HirKind::Literal(l) => {
-            (l.0.len() <= MAX_LEN).then(|| vec![l.0.to_ascii_lowercase().into_iter().collect()])
-        }
+        HirKind::Literal(l) => (l.0.len() <= MAX_LEN).then(|| vec![l.0.to_ascii_lowercase()]),
         HirKind::Class(c) => class_bytes(c, 4).map(|bs| bs.into_iter().map(|b| vec![b]).collect()),
         HirKind::Capture(c) => exact(&c.sub),
         HirKind::Repetition(r) => {
@@ -156,9 +154,7 @@ fn need(h: &Hir) -> Option<Vec<Vec<u8>>> {
     }
     match h.kind() {
         HirKind::Empty | HirKind::Look(_) | HirKind::Literal(_) => None,
-        HirKind::Class(c) => {
-            class_bytes(c, 24).map(|bs| bs.into_iter().map(|b| vec![b]).collect())
-        }
+        HirKind::Class(c) => class_bytes(c, 24).map(|bs| bs.into_iter().map(|b| vec![b]).collect()),
         HirKind::Capture(c) => need(&c.sub),
         HirKind::Repetition(r) => {
             if r.min == 0 {
@@ -331,7 +327,15 @@ mod tests {
             vec![RemoveWhitespace]
         );
         assert_eq!(
-            reduce(&[UrlDecodeUni, HtmlEntityDecode, RemoveNulls, RemoveWhitespace], f),
+            reduce(
+                &[
+                    UrlDecodeUni,
+                    HtmlEntityDecode,
+                    RemoveNulls,
+                    RemoveWhitespace
+                ],
+                f
+            ),
             vec![RemoveWhitespace]
         );
         let g = crate::transform::features(b"a%41");
@@ -360,7 +364,10 @@ mod tests {
         assert_eq!(lits(r"\("), None, "too common");
         assert!(lits(r"<").is_some());
         let s = lits(r"(?i)(?:sleep|benchmark)\s*\(").unwrap();
-        assert!(s.contains(&"(".to_string()) || s.contains(&"sleep".to_string()), "{s:?}");
+        assert!(
+            s.contains(&"(".to_string()) || s.contains(&"sleep".to_string()),
+            "{s:?}"
+        );
         assert_eq!(lits(r"a*"), None);
         assert_eq!(lits(r".*"), None);
         assert_eq!(lits(r"[a-z]+"), None);
@@ -396,7 +403,12 @@ mod tests {
                 let mut bits = [0u64; 1];
                 m.scan(i, &mut bits);
                 if re.is_match(i) {
-                    assert_eq!(bits[0], 1, "{p} on {:?}: literals {set:?}", String::from_utf8_lossy(i));
+                    assert_eq!(
+                        bits[0],
+                        1,
+                        "{p} on {:?}: literals {set:?}",
+                        String::from_utf8_lossy(i)
+                    );
                 }
             }
         }
