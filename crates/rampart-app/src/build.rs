@@ -205,9 +205,13 @@ pub fn build(config: &Config, shared: &Shared) -> Result<Generation, ConfigError
         if let Some(engine) = &waf
             && r.waf.enabled
         {
-            policy
-                .extensions
-                .insert(crate::guard::waf_policy(engine, &config.waf, &r.waf));
+            policy.extensions.insert(crate::guard::waf_policy(
+                engine,
+                &config.waf,
+                i,
+                &r.waf,
+                &mut errors,
+            ));
         }
         policy
             .extensions

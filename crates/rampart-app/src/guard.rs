@@ -268,11 +268,14 @@ pub fn waf_engine(
     }
 }
 
-/// The WAF policy of a route.
+/// The WAF policy of route `i`: its overrides over `[waf]`, the global exclusions then the
+/// route's (a target that names no known collection is reported with its key path).
 pub fn waf_policy(
     engine: &Arc<rampart_waf::Engine>,
     g: &rampart_config::WafConfig,
+    i: usize,
     r: &rampart_config::RouteWafConfig,
+    errors: &mut Vec<ConfigError>,
 ) -> rampart_waf::WafPolicy {
     let mode = match r.mode.as_deref().unwrap_or(&g.mode) {
         "detect" => rampart_waf::Mode::Detect,
@@ -285,6 +288,22 @@ pub fn waf_policy(
     p.body_limit = g.body_limit.as_usize();
     if g.body_limit_action == "reject" {
         p.body_limit_action = rampart_waf::BodyLimitAction::Reject;
+    }
+    let global = g
+        .exclusions
+        .iter()
+        .enumerate()
+        .map(|(j, e)| (format!("waf.exclusions[{j}]"), e));
+    let route = r
+        .exclusions
+        .iter()
+        .enumerate()
+        .map(|(j, e)| (format!("routes[{i}].waf.exclusions[{j}]"), e));
+    for (path, e) in global.chain(route) {
+        match waf_exclusion(e) {
+            Ok(x) => p.exclusions.push(x),
+            Err(m) => errors.push(ConfigError::new(format!("{path}.target"), m)),
+        }
     }
     p
 }
@@ -336,4 +355,22 @@ pub fn hygiene_policy(
         || p.allow_headers.is_some()
         || p.body_read_timeout.is_some();
     any.then_some(p)
+}
+
+/// One `[[waf.exclusions]]` entry (id ranges are checked by the config validation).
+fn waf_exclusion(e: &rampart_config::WafExclusionConfig) -> Result<rampart_waf::Exclusion, String> {
+    let target = match &e.target {
+        Some(t) => Some(rampart_waf::TargetSpec::parse(t).map_err(|e| e.0)?),
+        None => None,
+    };
+    Ok(rampart_waf::Exclusion {
+        rule_ids: e
+            .rule_ids
+            .iter()
+            .filter_map(|id| id.range().ok())
+            .map(|(from, to)| rampart_waf::IdRange { from, to })
+            .collect(),
+        target,
+        clients: e.clients.clone(),
+    })
 }

@@ -223,6 +223,9 @@ pub struct WafConfig {
     pub body_limit: crate::ByteSize,
     /// Past `body_limit`: `"inspect_prefix"` or `"reject"` (413). Default `"inspect_prefix"`.
     pub body_limit_action: String,
+    /// `[[waf.exclusions]]`: rules, targets or clients left alone on every route. Default:
+    /// none.
+    pub exclusions: Vec<crate::waf::WafExclusionConfig>,
 }
 
 impl Default for WafConfig {
@@ -236,6 +239,7 @@ impl Default for WafConfig {
             crs_path: None,
             body_limit: crate::ByteSize::kib(128),
             body_limit_action: "inspect_prefix".into(),
+            exclusions: Vec::new(),
         }
     }
 }
@@ -252,6 +256,8 @@ pub struct RouteWafConfig {
     pub paranoia: Option<u8>,
     /// Blocking score.
     pub threshold: Option<u32>,
+    /// `[[routes.waf.exclusions]]`: added after the global ones. Default: none.
+    pub exclusions: Vec<crate::waf::WafExclusionConfig>,
 }
 
 impl Default for RouteWafConfig {
@@ -261,6 +267,7 @@ impl Default for RouteWafConfig {
             mode: None,
             paranoia: None,
             threshold: None,
+            exclusions: Vec::new(),
         }
     }
 }

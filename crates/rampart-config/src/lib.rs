@@ -30,6 +30,7 @@ pub mod statics;
 pub mod types;
 pub mod upstream;
 pub mod validate;
+pub mod waf;
 
 pub use compress::{CompressionConfig, LevelsConfig, RouteCompressionConfig};
 pub use auth::*;
@@ -41,3 +42,4 @@ pub use schema::*;
 pub use statics::*;
 pub use types::{ByteSize, Secret};
 pub use upstream::*;
+pub use waf::{RuleIdSpec, WafExclusionConfig};

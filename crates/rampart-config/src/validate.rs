@@ -306,7 +306,13 @@ pub fn validate(c: &Config) -> Vec<ConfigError> {
             ),
         );
     }
+    validate_waf_exclusions("waf.exclusions", &c.waf.exclusions, &mut err);
     for (i, r) in c.routes.iter().enumerate() {
+        validate_waf_exclusions(
+            &format!("routes[{i}].waf.exclusions"),
+            &r.waf.exclusions,
+            &mut err,
+        );
         if let Some(m) = &r.waf.mode
             && !matches!(m.as_str(), "block" | "detect")
         {
@@ -336,6 +342,37 @@ pub fn validate(c: &Config) -> Vec<ConfigError> {
     crate::auth::validate(c, &mut errs);
     crate::hygiene::validate(c, &mut errs);
     errs
+}
+
+/// `[[waf.exclusions]]`: id ranges parse, the target names a key-less or keyed collection,
+/// and an exclusion says what it excludes.
+fn validate_waf_exclusions(
+    path: &str,
+    list: &[crate::waf::WafExclusionConfig],
+    err: &mut impl FnMut(String, String),
+) {
+    for (j, ex) in list.iter().enumerate() {
+        for (k, id) in ex.rule_ids.iter().enumerate() {
+            if let Err(e) = id.range() {
+                err(format!("{path}[{j}].rule_ids[{k}]"), e);
+            }
+        }
+        if let Some(t) = &ex.target {
+            let coll = t.split(':').next().unwrap_or("");
+            if coll.is_empty() || !coll.bytes().all(|b| b.is_ascii_uppercase() || b == b'_') {
+                err(
+                    format!("{path}[{j}].target"),
+                    format!("{t:?} is not a target like \"ARGS:password\""),
+                );
+            }
+        }
+        if ex.rule_ids.is_empty() && ex.target.is_none() && ex.clients.is_empty() {
+            err(
+                format!("{path}[{j}]"),
+                "an exclusion needs rule_ids, target or clients".into(),
+            );
+        }
+    }
 }
 
 fn strsim_best<'a>(s: &str, candidates: &[&'a str]) -> Option<&'a str> {

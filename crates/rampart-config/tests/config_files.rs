@@ -70,6 +70,11 @@ fn example_config_is_valid_and_documents_every_default() {
             serde_json::to_value(&c.routes[0].hygiene).unwrap(),
             serde_json::to_value(rampart_config::RouteHygieneConfig::default()).unwrap(),
         ),
+        (
+            "waf",
+            serde_json::to_value(&c.waf).unwrap(),
+            serde_json::to_value(&defaults.waf).unwrap(),
+        ),
     ] {
         assert_eq!(
             a, b,

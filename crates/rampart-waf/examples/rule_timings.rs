@@ -1,5 +1,7 @@
 //! Time the built-in rules on a 2 KiB form POST: min / p50 / p99 of whole inspections and the
-//! slowest single rules (tuning aid). `LOOPS=N` sets the number of inspections.
+//! slowest single rules (tuning aid). `LOOPS=N` sets the number of inspections, `BODY=N` the
+//! body size, `REQ=get` inspects a plain GET instead (a cache hit's request), `RULES=0` skips
+//! the per-rule timings (for `valgrind --tool=callgrind`).
 
 use std::sync::Arc;
 
@@ -7,6 +9,10 @@ use rampart_waf::{Engine, Limits, WafPolicy, WafRequest};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let policy = WafPolicy::new(Arc::new(Engine::builtin()?));
+    if std::env::var("PREFILTER").is_ok() {
+        print!("{}", policy.engine.prefilter_report());
+        return Ok(());
+    }
     let mut body =
         String::from("first_name=Alice&last_name=O%27Connor&email=alice%40example.com&message=");
     let target: usize = std::env::var("BODY")
@@ -27,14 +33,30 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         (b"content-type", b"application/x-www-form-urlencoded"),
         (b"cookie", b"session=abc; theme=dark"),
     ];
-    let req = WafRequest::build(
-        "POST",
-        b"/contact?lang=en",
-        "HTTP/1.1",
-        headers,
-        Some(body.as_bytes()),
-        &Limits::default(),
-    );
+    let req = if std::env::var("REQ").is_ok_and(|r| r == "get") {
+        let get_headers: Vec<(&[u8], &[u8])> = vec![
+            (b"host", b"127.0.0.1:8080"),
+            (b"user-agent", b"rampart-bench/0.1"),
+            (b"accept", b"*/*"),
+        ];
+        WafRequest::build(
+            "GET",
+            b"/1k.json",
+            "HTTP/1.1",
+            get_headers,
+            None,
+            &Limits::default(),
+        )
+    } else {
+        WafRequest::build(
+            "POST",
+            b"/contact?lang=en",
+            "HTTP/1.1",
+            headers,
+            Some(body.as_bytes()),
+            &Limits::default(),
+        )
+    };
     for _ in 0..3 {
         let _ = policy.engine.inspect(&req, &policy, None);
     }
@@ -60,6 +82,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let v = policy.engine.inspect(&req, &policy, None);
     println!("mean {:?} per request {:?}", t.elapsed() / n, v.matches);
+    if std::env::var("RULES").is_ok_and(|r| r == "0") {
+        return Ok(());
+    }
     let all = policy.engine.rule_timings(&req, &policy);
     println!(
         "sum {:?}",

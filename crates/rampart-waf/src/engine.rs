@@ -22,6 +22,7 @@ use std::{
 use crate::{
     config::{Mode, WafPolicy, source_covers},
     operator::{OpMatch, Operator, parse_num},
+    prefilter::SlotMatcher,
     request::{Collection, WafRequest},
     rule::{Ctl, Disruptive, EngineState, Item, Rule, Selector, SetVarOp, Severity, Source},
     seclang::LoadReport,
@@ -47,6 +48,103 @@ pub struct Engine {
     state: EngineState,
     needs_body: [bool; 5],
     report: LoadReport,
+    pre: Prefilters,
+}
+
+/// Per-rule literal prefilters (see [`crate::prefilter`]): a rule whose literals are absent
+/// from a value is not run on it.
+///
+/// Every scan uses one automaton over the literals of all prefiltered rules. A rule's chain
+/// is reduced, per value, to the part that can change it (see [`crate::prefilter::reduce`]);
+/// values scanned once per distinct reduced chain serve every rule whose chain reduces alike.
+#[derive(Debug, Default)]
+struct Prefilters {
+    /// Per item index: the rule's (slot, chain index), when it has a prefilter.
+    by_item: Vec<Option<(u16, u16)>>,
+    /// Per item index: the request collections (bit per [`Collection`]) the rule's first link
+    /// reads, when that is all it reads (no `&` counts, no `TX`, ...): a rule none of whose
+    /// collections has a value in the request cannot match and is not evaluated.
+    reads: Vec<Option<u32>>,
+    /// Distinct transformation chains of prefiltered rules.
+    chains: Vec<Vec<Transform>>,
+    /// The literals of every prefiltered rule.
+    global: Option<SlotMatcher>,
+    /// `u64` words per entry bitset.
+    words: usize,
+}
+
+impl Prefilters {
+    fn build(items: &[Item]) -> Self {
+        let mut by_item = Vec::with_capacity(items.len());
+        let mut chains: Vec<Vec<Transform>> = Vec::new();
+        let mut lits: Vec<(u16, Vec<Vec<u8>>)> = Vec::new();
+        for item in items {
+            let mut entry = None;
+            if let Item::Rule(r) = item {
+                if !r.targets.is_empty()
+                    && !r.negate
+                    && !r.actions.multi_match
+                    && r.targets.iter().any(|t| !t.count)
+                    && lits.len() < usize::from(u16::MAX)
+                {
+                    if let Some(set) = r.op.required_literals() {
+                        let c = match chains.iter().position(|c| *c == r.transforms) {
+                            Some(c) => Some(c),
+                            None if chains.len() < 64 => {
+                                chains.push(r.transforms.clone());
+                                Some(chains.len() - 1)
+                            }
+                            None => None,
+                        };
+                        if let Some(c) = c.and_then(|c| u16::try_from(c).ok()) {
+                            let slot = u16::try_from(lits.len()).unwrap_or(u16::MAX);
+                            lits.push((slot, set));
+                            entry = Some((slot, c));
+                        }
+                    }
+                }
+            }
+            by_item.push(entry);
+        }
+        let all: Vec<(u16, &[Vec<u8>])> = lits.iter().map(|(s, l)| (*s, l.as_slice())).collect();
+        let reads = items
+            .iter()
+            .map(|item| match item {
+                Item::Rule(r) => reads_only(r),
+                Item::Marker(_) => None,
+            })
+            .collect();
+        Self {
+            by_item,
+            reads,
+            chains,
+            global: SlotMatcher::build(&all),
+            words: lits.len().div_ceil(64).max(1),
+        }
+    }
+}
+
+/// The request collections a rule's first link reads, when it reads nothing else.
+fn reads_only(r: &Rule) -> Option<u32> {
+    if r.targets.is_empty() {
+        return None;
+    }
+    let bit = |c: Collection| 1u32 << (c as u32);
+    let args = bit(Collection::ArgsGet) | bit(Collection::ArgsPost);
+    let mut mask = 0u32;
+    for t in &r.targets {
+        if t.count {
+            return None;
+        }
+        mask |= match t.source {
+            Source::Coll(Collection::RemoteAddr) => return None,
+            Source::Coll(c) | Source::Names(c) => bit(c),
+            Source::Args | Source::ArgsNames => args,
+            Source::FilesNames => bit(Collection::Files),
+            _ => return None,
+        };
+    }
+    Some(mask)
 }
 
 /// The outcome of an inspection.
@@ -150,6 +248,7 @@ impl Engine {
                 }
             }
         }
+        let pre = Prefilters::build(&items);
         Self {
             items,
             scoring,
@@ -157,6 +256,7 @@ impl Engine {
             state,
             needs_body,
             report,
+            pre,
         }
     }
 
@@ -204,15 +304,46 @@ impl Engine {
             .collect()
     }
 
+    /// Each rule's literal prefilter, one line per rule: id, quality and the first literals,
+    /// or `-` when the rule always runs (a tuning aid; see [`crate::prefilter`]).
+    pub fn prefilter_report(&self) -> String {
+        let mut out = String::new();
+        for item in &self.items {
+            if let Item::Rule(r) = item {
+                let line = match r.op.required_literals() {
+                    Some(set) if !r.negate => {
+                        let shown: Vec<String> = set
+                            .iter()
+                            .take(12)
+                            .map(|l| format!("{:?}", String::from_utf8_lossy(l)))
+                            .collect();
+                        format!(
+                            "{}\tq={}\tn={}\t{}\n",
+                            r.id,
+                            crate::prefilter::quality(&set),
+                            set.len(),
+                            shown.join(" ")
+                        )
+                    }
+                    _ => format!("{}\t-\t{:?}\n", r.id, r.op),
+                };
+                out.push_str(&line);
+            }
+        }
+        out
+    }
+
     /// Time each rule alone on a request (for tuning; slowest first).
     pub fn rule_timings(&self, req: &WafRequest, policy: &WafPolicy) -> Vec<(u32, Duration)> {
         let mut out = Vec::new();
-        for item in &self.items {
+        for (idx, item) in self.items.iter().enumerate() {
             if let Item::Rule(rule) = item {
                 if rule.actions.paranoia > policy.paranoia {
                     continue;
                 }
-                let mut txn = Txn::new(req, policy, None);
+                let mut txn = Txn::new(req, &self.pre, policy, None);
+                // Literal passes done once (as a whole inspection shares them), then timed.
+                txn.cur_pre = self.pre.by_item.get(idx).copied().flatten();
                 let _ = txn.eval_chain(rule);
                 let mut best = Duration::MAX;
                 for _ in 0..20 {
@@ -230,7 +361,7 @@ impl Engine {
     /// Inspect a request under a policy.
     pub fn inspect(&self, req: &WafRequest, policy: &WafPolicy, client: Option<IpAddr>) -> Verdict {
         let start = Instant::now();
-        let mut txn = Txn::new(req, policy, client);
+        let mut txn = Txn::new(req, &self.pre, policy, client);
         // Client-wide exclusions: a matching exclusion with neither ids nor target turns the
         // WAF off; with ids it removes rules for this client.
         for ex in &policy.exclusions {
@@ -287,7 +418,7 @@ impl Engine {
         'phases: for phase in 1..=2u8 {
             let mut skip_to: Option<&str> = None;
             let mut skip_n = 0u32;
-            for item in &self.items {
+            for (idx, item) in self.items.iter().enumerate() {
                 let rule = match item {
                     Item::Marker(m) => {
                         if skip_to == Some(m.as_str()) {
@@ -307,9 +438,15 @@ impl Engine {
                 if self.scoring == Scoring::Native && rule.actions.paranoia > policy.paranoia {
                     continue;
                 }
+                if let Some(Some(reads)) = self.pre.reads.get(idx) {
+                    if reads & txn.present == 0 {
+                        continue;
+                    }
+                }
                 if txn.is_removed(rule) {
                     continue;
                 }
+                txn.cur_pre = self.pre.by_item.get(idx).copied().flatten();
                 if !txn.eval_chain(rule) {
                     continue;
                 }
@@ -467,17 +604,39 @@ struct Txn<'r> {
     matches: Vec<RuleMatch>,
     pending: Vec<RuleMatch>,
     rule_id: u32,
+    pre: &'r Prefilters,
+    /// The prefilter (slot, chain) of the rule being evaluated.
+    cur_pre: Option<(u16, u16)>,
+    /// Per entry: candidate rule slots found by the literal passes done so far.
+    pre_bits: Vec<u64>,
+    /// Per entry: chains (by index) whose value was scanned.
+    pre_done: Vec<u64>,
+    /// (entry, reduced chain) pairs scanned.
+    pre_scanned: Vec<(usize, Vec<Transform>)>,
+    /// Entry indexes ordered by collection (stable), and per collection its start in `order`.
+    order: Vec<u16>,
+    starts: [u16; COLLECTIONS + 1],
+    /// Bit per collection with at least one entry.
+    present: u32,
 }
+
+/// Number of [`Collection`] variants.
+const COLLECTIONS: usize = Collection::RemoteAddr as usize + 1;
+const _: () = assert!(COLLECTIONS <= 32, "collection bits fit a u32");
 
 const EXCERPT_MAX: usize = 64;
 
 fn sensitive(key: &str) -> bool {
-    let k = key.to_ascii_lowercase();
-    [
-        "pass", "pwd", "secret", "token", "auth", "session", "cookie", "key", "csrf", "card",
-    ]
-    .iter()
-    .any(|s| k.contains(s))
+    const WORDS: [&[u8]; 10] = [
+        b"pass", b"pwd", b"secret", b"token", b"auth", b"session", b"cookie", b"key", b"csrf",
+        b"card",
+    ];
+    let k = key.as_bytes();
+    (0..k.len()).any(|i| {
+        WORDS
+            .iter()
+            .any(|w| k.len() - i >= w.len() && k[i..i + w.len()].eq_ignore_ascii_case(w))
+    })
 }
 
 /// A printable, truncated excerpt.
@@ -497,7 +656,12 @@ pub fn excerpt(v: &[u8]) -> String {
 }
 
 impl<'r> Txn<'r> {
-    fn new(req: &'r WafRequest, _policy: &WafPolicy, client: Option<IpAddr>) -> Self {
+    fn new(
+        req: &'r WafRequest,
+        pre: &'r Prefilters,
+        _policy: &WafPolicy,
+        client: Option<IpAddr>,
+    ) -> Self {
         Self {
             req,
             features: vec![None; req.entries().len()],
@@ -516,7 +680,87 @@ impl<'r> Txn<'r> {
             matches: Vec::new(),
             pending: Vec::new(),
             rule_id: 0,
+            pre,
+            cur_pre: None,
+            pre_bits: Vec::new(),
+            pre_done: Vec::new(),
+            pre_scanned: Vec::new(),
+            order: Vec::new(),
+            starts: [0; COLLECTIONS + 1],
+            present: 0,
         }
+        .indexed()
+    }
+
+    /// Index the entries by collection (a request has a few dozen: one small sort).
+    fn indexed(mut self) -> Self {
+        let entries = self.req.entries();
+        let n = entries.len().min(usize::from(u16::MAX));
+        self.order = (0..n).filter_map(|i| u16::try_from(i).ok()).collect();
+        self.order
+            .sort_by_key(|i| entries[usize::from(*i)].coll as usize);
+        let mut counts = [0u16; COLLECTIONS + 1];
+        for i in &self.order {
+            let c = entries[usize::from(*i)].coll as usize;
+            counts[c + 1] = counts[c + 1].saturating_add(1);
+            self.present |= 1 << c;
+        }
+        for c in 0..COLLECTIONS {
+            counts[c + 1] = counts[c + 1].saturating_add(counts[c]);
+        }
+        self.starts = counts;
+        self
+    }
+
+    /// The span of `order` holding collections `first..=last` (adjacent in declaration order).
+    fn coll_range(&self, first: Collection, last: Collection) -> (usize, usize) {
+        (
+            usize::from(self.starts[first as usize]),
+            usize::from(self.starts[last as usize + 1]),
+        )
+    }
+
+    /// The transformation features of entry `i`, computed once.
+    fn features_of(&mut self, i: usize, raw: &[u8]) -> u32 {
+        match self.features.get(i).copied().flatten() {
+            Some(f) => f,
+            None => {
+                let f = crate::transform::features(raw);
+                if let Some(slot) = self.features.get_mut(i) {
+                    *slot = Some(f);
+                }
+                f
+            }
+        }
+    }
+
+    /// May the current rule (prefilter `slot` over chain `chain`) match entry `i`? Scans the
+    /// value once per distinct reduced chain (the raw value when the chain cannot change it
+    /// beyond case).
+    fn prefilter_admits(&mut self, i: usize, slot: u16, chain: u16, v: &Val<'r>) -> bool {
+        let pre = self.pre;
+        let w = pre.words;
+        let n = self.req.entries().len();
+        if self.pre_bits.len() != w * n {
+            self.pre_bits = vec![0; w * n];
+            self.pre_done = vec![0; n];
+        }
+        let (Some(transforms), Some(global)) = (pre.chains.get(usize::from(chain)), &pre.global)
+        else {
+            return true;
+        };
+        if self.pre_done[i] & (1 << chain) == 0 {
+            self.pre_done[i] |= 1 << chain;
+            let f = self.features_of(i, &v.bytes);
+            let key = crate::prefilter::reduce(transforms, f);
+            if !self.pre_scanned.iter().any(|(e, k)| *e == i && *k == key) {
+                let tv = crate::transform::apply_all_given(&key, &v.bytes, f);
+                global.scan(&tv, &mut self.pre_bits[i * w..(i + 1) * w]);
+                self.pre_scanned.push((i, key));
+            }
+        }
+        let s = usize::from(slot);
+        self.pre_bits[i * w + s / 64] & (1 << (s % 64)) != 0
     }
 
     fn is_removed(&self, rule: &Rule) -> bool {
@@ -799,15 +1043,16 @@ impl<'r> Txn<'r> {
             if let (false, Some(coll)) = (t.count, direct) {
                 let req = self.req;
                 let name = source_name(t.source);
-                for (i, e) in req.entries().iter().enumerate() {
-                    let coll_ok = match coll {
-                        Some(c) => e.coll == c,
-                        None => matches!(e.coll, Collection::ArgsGet | Collection::ArgsPost),
-                    };
-                    if !coll_ok
-                        || !t.selector.selects(&e.key)
-                        || t.exclude.iter().any(|x| x.selects(&e.key))
-                    {
+                let (lo, hi) = match coll {
+                    Some(c) => self.coll_range(c, c),
+                    None => self.coll_range(Collection::ArgsGet, Collection::ArgsPost),
+                };
+                let mut k = lo;
+                while k < hi {
+                    let i = usize::from(self.order[k]);
+                    k += 1;
+                    let e = &req.entries()[i];
+                    if !t.selector.selects(&e.key) || t.exclude.iter().any(|x| x.selects(&e.key)) {
                         continue;
                     }
                     let v = Val {
@@ -853,6 +1098,11 @@ impl<'r> Txn<'r> {
         t: &crate::rule::Target,
         v: &Val<'r>,
     ) -> bool {
+        if let (Some((slot, chain)), Some(i)) = (self.cur_pre, v.entry) {
+            if std::ptr::eq(rule, head) && !self.prefilter_admits(i, slot, chain, v) {
+                return false;
+            }
+        }
         if self.target_excluded(head.id, &head.actions.tags, t.source, v.coll, &v.key) {
             return false;
         }

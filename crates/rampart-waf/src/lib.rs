@@ -31,6 +31,7 @@ pub mod engine;
 pub mod layer;
 pub mod metrics;
 pub mod operator;
+pub mod prefilter;
 pub mod request;
 pub mod rule;
 pub mod seclang;

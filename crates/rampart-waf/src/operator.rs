@@ -35,8 +35,8 @@ pub enum Operator {
     /// `@rx` with a required-byte prefilter: every match contains one of `need`'s bytes, so a
     /// value without any of them is rejected without running the regex.
     RxNeed(Regex, Arc<ByteNeed>),
-    /// `@pm` / `@pmFromFile`: case-insensitive phrase set.
-    Pm(Arc<AhoCorasick>),
+    /// `@pm` / `@pmFromFile`: case-insensitive phrase set (the automaton and its phrases).
+    Pm(Arc<AhoCorasick>, Arc<[Vec<u8>]>),
     /// `@detectSQLi`.
     DetectSqli,
     /// `@detectXSS`.
@@ -75,7 +75,7 @@ impl fmt::Debug for Operator {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Operator::Rx(r) | Operator::RxNeed(r, _) => write!(f, "@rx {}", r.as_str()),
-            Operator::Pm(_) => f.write_str("@pm"),
+            Operator::Pm(..) => f.write_str("@pm"),
             Operator::DetectSqli => f.write_str("@detectSQLi"),
             Operator::DetectXss => f.write_str("@detectXSS"),
             Operator::Num(op, n) => write!(f, "@{op:?} {n}"),
@@ -263,8 +263,8 @@ where
             None
         })
         .match_kind(MatchKind::LeftmostFirst)
-        .build(list)
-        .map(|ac| Operator::Pm(Arc::new(ac)))
+        .build(&list)
+        .map(|ac| Operator::Pm(Arc::new(ac), list.into()))
         .map_err(|e| OperatorError::Argument(e.to_string()))
 }
 
@@ -321,7 +321,7 @@ impl Operator {
     pub fn name(&self) -> &'static str {
         match self {
             Operator::Rx(_) | Operator::RxNeed(..) => "rx",
-            Operator::Pm(_) => "pm",
+            Operator::Pm(..) => "pm",
             Operator::DetectSqli => "detectSQLi",
             Operator::DetectXss => "detectXSS",
             Operator::StrEq(_) => "streq",
@@ -341,6 +341,26 @@ impl Operator {
         }
     }
 
+    /// Literals (lowercase, compared ASCII case-insensitively) at least one of which every
+    /// value this operator matches contains, when such a useful set is known (see
+    /// [`crate::prefilter`]).
+    pub fn required_literals(&self) -> Option<Vec<Vec<u8>>> {
+        match self {
+            Operator::Rx(re) | Operator::RxNeed(re, _) => {
+                crate::prefilter::required_literals(re.as_str())
+            }
+            Operator::Pm(_, phrases) => {
+                let set: Vec<Vec<u8>> = phrases.iter().map(|p| p.to_ascii_lowercase()).collect();
+                (crate::prefilter::quality(&set) >= crate::prefilter::MIN_QUALITY).then_some(set)
+            }
+            Operator::Contains(s) if !s.is_empty() => {
+                let set = vec![s.to_ascii_lowercase()];
+                (crate::prefilter::quality(&set) >= crate::prefilter::MIN_QUALITY).then_some(set)
+            }
+            _ => None,
+        }
+    }
+
     /// Test a value. `want_captures` asks `@rx` for its groups.
     pub fn matches(&self, v: &[u8], want_captures: bool) -> Option<OpMatch> {
         let hit = |b: bool| b.then(OpMatch::default);
@@ -352,7 +372,7 @@ impl Operator {
                 rx_match(re, v, want_captures)
             }
             Operator::Rx(re) => rx_match(re, v, want_captures),
-            Operator::Pm(ac) => ac.find(v).map(|m| OpMatch {
+            Operator::Pm(ac, _) => ac.find(v).map(|m| OpMatch {
                 captures: vec![v[m.start()..m.end()].to_vec()],
                 detail: None,
             }),

@@ -273,17 +273,22 @@ fn waf_test(
     let Some(engine) = rampart_app::guard::waf_engine(&waf, &mut errors) else {
         return config_failure(&ConfigErrors(errors));
     };
-    let route_cfg = match route {
-        None => rampart_config::RouteWafConfig::default(),
-        Some(name) => match config.routes.iter().find(|r| r.name == name) {
-            Some(r) => r.waf.clone(),
+    let (index, route_cfg) = match route {
+        None => (0, rampart_config::RouteWafConfig::default()),
+        Some(name) => match config.routes.iter().position(|r| r.name == name) {
+            Some(i) => (i, config.routes[i].waf.clone()),
             None => {
                 eprintln!("error: no route named {name:?} in {}", path.display());
                 return ExitCode::from(EX_CONFIG);
             }
         },
     };
-    let policy = rampart_app::guard::waf_policy(&engine, &config.waf, &route_cfg);
+    // The route's exclusions apply too (that is what users tune with this command).
+    let policy =
+        rampart_app::guard::waf_policy(&engine, &config.waf, index, &route_cfg, &mut errors);
+    if !errors.is_empty() {
+        return config_failure(&ConfigErrors(errors));
+    }
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let result = match input {

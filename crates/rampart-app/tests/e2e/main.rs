@@ -17,6 +17,7 @@ mod core;
 mod hygiene;
 mod resilience;
 mod statics;
+mod waf;
 
 /// Poll `cond` every 10 ms for up to 5 s (a bounded wait for something another task does).
 pub async fn wait_until(cond: impl Fn() -> bool) {

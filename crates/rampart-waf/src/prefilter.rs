@@ -1,0 +1,418 @@
+//! Literal prefilters: one Aho-Corasick pass over a value selects the rules worth running on it.
+//!
+//! For each prefiltered rule the engine derives, from the regex's syntax tree (or the `@pm`
+//! phrase list), a set of literals at least one of which every match must contain. Matching
+//! is ASCII case-insensitive, so the set over-approximates: a value with none of a rule's
+//! literals cannot match that rule, and the rule is skipped without running its regex. A
+//! rule whose regex yields no useful set (e.g. `.*`, a pattern that can match the empty
+//! string, a class of letters) is never skipped.
+//!
+//! The literals of every prefiltered rule go into one automaton (a DFA). A value is scanned
+//! once per distinct [`reduce`]d transformation chain: most chains cannot change a clean value
+//! beyond ASCII case, so most rules share the scan of the raw value.
+
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
+use regex_syntax::hir::{Class, Hir, HirKind};
+
+use crate::transform::Transform;
+
+/// Maximum number of literals kept for one regex node.
+const MAX_SET: usize = 256;
+/// Maximum length of a literal built by concatenation.
+const MAX_LEN: usize = 24;
+
+/// Literals every match of `pattern` contains one of (lowercase, compared ASCII
+/// case-insensitively), or `None` when no useful set exists.
+pub fn required_literals(pattern: &str) -> Option<Vec<Vec<u8>>> {
+    let hir = regex_syntax::ParserBuilder::new()
+        .unicode(false)
+        .utf8(false)
+        .build()
+        .parse(pattern)
+        .ok()?;
+    let set = need(&hir)?;
+    (quality(&set) >= MIN_QUALITY).then_some(set)
+}
+
+/// How selective a literal set is: the weight of its weakest literal, where a byte weighs 2
+/// when it is a letter or digit, 1 for whitespace, 3 for punctuation common in benign text
+/// (`.,-()':/_!?@+;=*&`) and 8 for any other byte (`<>|$` ...); capped at 16. Literals that
+/// benign values often contain ("or", "id", ".", "(") score below [`MIN_QUALITY`].
+pub fn quality(set: &[Vec<u8>]) -> u32 {
+    set.iter()
+        .map(|l| {
+            l.iter()
+                .map(|c| match c {
+                    c if c.is_ascii_alphanumeric() => 2,
+                    c if c.is_ascii_whitespace() => 1,
+                    b'.' | b',' | b'-' | b'(' | b')' | b'\'' | b':' | b'/' | b'_' | b'!' | b'?'
+                    | b'@' | b'+' | b';' | b'=' | b'*' | b'&' => 3,
+                    _ => 8,
+                })
+                .sum::<u32>()
+                .min(16)
+        })
+        .min()
+        .unwrap_or(0)
+}
+
+/// The least [`quality`] worth a prefilter (three letters, two common punctuation bytes or one
+/// rare byte).
+pub const MIN_QUALITY: u32 = 6;
+
+/// Bytes a class matches, folded to lowercase, when there are at most `max` of them.
+fn class_bytes(c: &Class, max: usize) -> Option<Vec<u8>> {
+    let mut set = [false; 256];
+    match c {
+        Class::Bytes(b) => {
+            for r in b.ranges() {
+                if usize::from(r.end() - r.start()) >= 2 * max + 2 {
+                    return None;
+                }
+                for x in r.start()..=r.end() {
+                    set[usize::from(x.to_ascii_lowercase())] = true;
+                }
+            }
+        }
+        Class::Unicode(u) => {
+            for r in u.ranges() {
+                let (a, z) = (u32::from(r.start()), u32::from(r.end()));
+                if z > 0x7f || z - a >= 2 * max as u32 + 2 {
+                    return None;
+                }
+                for x in a..=z {
+                    let b = u8::try_from(x).ok()?;
+                    set[usize::from(b.to_ascii_lowercase())] = true;
+                }
+            }
+        }
+    }
+    let out: Vec<u8> = (0..=255u8).filter(|b| set[usize::from(*b)]).collect();
+    (out.len() <= max).then_some(out)
+}
+
+fn cross(a: &[Vec<u8>], b: &[Vec<u8>]) -> Option<Vec<Vec<u8>>> {
+    if a.len().saturating_mul(b.len()) > MAX_SET {
+        return None;
+    }
+    let mut out = Vec::with_capacity(a.len() * b.len());
+    for x in a {
+        for y in b {
+            if x.len() + y.len() > MAX_LEN {
+                return None;
+            }
+            let mut s = x.clone();
+            s.extend_from_slice(y);
+            out.push(s);
+        }
+    }
+    Some(out)
+}
+
+/// The exact (case-folded) strings a node matches, when there are few of them.
+fn exact(h: &Hir) -> Option<Vec<Vec<u8>>> {
+    match h.kind() {
+        HirKind::Empty | HirKind::Look(_) => Some(vec![Vec::new()]),
+        HirKind::Literal(l) => (l.0.len() <= MAX_LEN).then(|| vec![l.0.to_ascii_lowercase()]),
+        HirKind::Class(c) => class_bytes(c, 4).map(|bs| bs.into_iter().map(|b| vec![b]).collect()),
+        HirKind::Capture(c) => exact(&c.sub),
+        HirKind::Repetition(r) => {
+            let n = r.max.filter(|m| *m == r.min && *m <= 4)?;
+            let one = exact(&r.sub)?;
+            let mut acc = vec![Vec::new()];
+            for _ in 0..n {
+                acc = cross(&acc, &one)?;
+            }
+            Some(acc)
+        }
+        HirKind::Concat(xs) => {
+            let mut acc = vec![Vec::new()];
+            for x in xs {
+                acc = cross(&acc, &exact(x)?)?;
+            }
+            Some(acc)
+        }
+        HirKind::Alternation(xs) => {
+            let mut out: Vec<Vec<u8>> = Vec::new();
+            for x in xs {
+                out.extend(exact(x)?);
+                if out.len() > MAX_SET {
+                    return None;
+                }
+            }
+            Some(out)
+        }
+    }
+}
+
+/// A set of literals every match of the node contains one of.
+fn need(h: &Hir) -> Option<Vec<Vec<u8>>> {
+    if let Some(e) = exact(h) {
+        if e.iter().all(|s| !s.is_empty()) {
+            return Some(e);
+        }
+    }
+    match h.kind() {
+        HirKind::Empty | HirKind::Look(_) | HirKind::Literal(_) => None,
+        HirKind::Class(c) => class_bytes(c, 24).map(|bs| bs.into_iter().map(|b| vec![b]).collect()),
+        HirKind::Capture(c) => need(&c.sub),
+        HirKind::Repetition(r) => {
+            if r.min == 0 {
+                None
+            } else {
+                need(&r.sub)
+            }
+        }
+        HirKind::Alternation(xs) => {
+            let mut out: Vec<Vec<u8>> = Vec::new();
+            for x in xs {
+                out.extend(need(x)?);
+                if out.len() > MAX_SET {
+                    return None;
+                }
+            }
+            Some(out)
+        }
+        HirKind::Concat(xs) => {
+            let mut best: Option<Vec<Vec<u8>>> = None;
+            let mut consider = |cand: Vec<Vec<u8>>| {
+                if cand.is_empty() || cand.iter().any(Vec::is_empty) {
+                    return;
+                }
+                let better = match &best {
+                    None => true,
+                    Some(b) => {
+                        let (qc, qb) = (quality(&cand), quality(b));
+                        qc > qb || (qc == qb && cand.len() < b.len())
+                    }
+                };
+                if better {
+                    best = Some(cand);
+                }
+            };
+            // Runs of consecutive exact children, as one product (longer literals).
+            let mut run: Option<Vec<Vec<u8>>> = None;
+            for x in xs {
+                match exact(x) {
+                    Some(e) => {
+                        run = match run.take() {
+                            None => Some(e),
+                            Some(r) => match cross(&r, &e) {
+                                Some(p) => Some(p),
+                                None => {
+                                    consider(r);
+                                    Some(e)
+                                }
+                            },
+                        };
+                    }
+                    None => {
+                        if let Some(r) = run.take() {
+                            consider(r);
+                        }
+                        if let Some(n) = need(x) {
+                            consider(n);
+                        }
+                    }
+                }
+            }
+            if let Some(r) = run.take() {
+                consider(r);
+            }
+            best
+        }
+    }
+}
+
+/// The part of `chain` that matters for a case-insensitive literal scan of a value with these
+/// [`crate::transform::features`]: leading transformations that cannot change the value are
+/// dropped; then, when every remaining one commutes with ASCII case folding, the case
+/// transformations are dropped too. Scanning `reduce(chain)(v)` ASCII case-insensitively finds
+/// the same literals as scanning `chain(v)`.
+pub fn reduce(chain: &[Transform], features: u32) -> Vec<Transform> {
+    let start = chain
+        .iter()
+        .position(|t| !t.is_noop_given(features))
+        .unwrap_or(chain.len());
+    let tail = &chain[start..];
+    if tail.iter().all(|t| case_free(*t)) {
+        tail.iter()
+            .copied()
+            .filter(|t| !matches!(t, Transform::Lowercase | Transform::Uppercase))
+            .collect()
+    } else {
+        tail.to_vec()
+    }
+}
+
+/// Transformations whose output, ASCII case folded, does not depend on the input's case.
+fn case_free(t: Transform) -> bool {
+    use Transform::*;
+    matches!(
+        t,
+        Lowercase
+            | Uppercase
+            | RemoveWhitespace
+            | CompressWhitespace
+            | RemoveNulls
+            | ReplaceNulls
+            | Trim
+            | TrimLeft
+            | TrimRight
+            | RemoveComments
+            | ReplaceComments
+            | RemoveCommentsChar
+            | NormalisePath
+            | NormalisePathWin
+            | CmdLine
+    )
+}
+
+/// An automaton over the literals of several rules; pattern `i` belongs to rule slot
+/// `owner[i]`.
+#[derive(Debug)]
+pub struct SlotMatcher {
+    ac: AhoCorasick,
+    owner: Vec<u16>,
+}
+
+impl SlotMatcher {
+    /// Build from `(slot, literals)` pairs; `None` when there is no literal.
+    pub fn build(rules: &[(u16, &[Vec<u8>])]) -> Option<Self> {
+        let mut pats: Vec<&[u8]> = Vec::new();
+        let mut owner = Vec::new();
+        for (slot, lits) in rules {
+            for l in lits.iter() {
+                pats.push(l);
+                owner.push(*slot);
+            }
+        }
+        if pats.is_empty() {
+            return None;
+        }
+        // A DFA scans a byte in a few instructions; past a few thousand literals its memory
+        // grows large and the automaton kind is left to the library.
+        let kind = (pats.len() <= 4000).then_some(AhoCorasickKind::DFA);
+        let ac = AhoCorasickBuilder::new()
+            .ascii_case_insensitive(true)
+            .match_kind(MatchKind::Standard)
+            .kind(kind)
+            .build(pats)
+            .ok()?;
+        Some(Self { ac, owner })
+    }
+
+    /// Set the bit of every slot with a literal in `v`.
+    pub fn scan(&self, v: &[u8], bits: &mut [u64]) {
+        for m in self.ac.find_overlapping_iter(v) {
+            let slot = usize::from(self.owner[m.pattern().as_usize()]);
+            if let Some(w) = bits.get_mut(slot / 64) {
+                *w |= 1 << (slot % 64);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reduce_keeps_what_can_change_the_value() {
+        use Transform::*;
+        let f = crate::transform::features(b"Hello World");
+        assert_eq!(reduce(&[UrlDecodeUni, Lowercase], f), vec![]);
+        assert_eq!(
+            reduce(&[UrlDecodeUni, Lowercase, RemoveWhitespace], f),
+            vec![RemoveWhitespace]
+        );
+        assert_eq!(
+            reduce(
+                &[
+                    UrlDecodeUni,
+                    HtmlEntityDecode,
+                    RemoveNulls,
+                    RemoveWhitespace
+                ],
+                f
+            ),
+            vec![RemoveWhitespace]
+        );
+        let g = crate::transform::features(b"A%41");
+        assert_eq!(
+            reduce(&[Lowercase, UrlDecodeUni], g),
+            vec![Lowercase, UrlDecodeUni],
+            "a decoder after a case change is kept with it"
+        );
+    }
+
+    fn lits(p: &str) -> Option<Vec<String>> {
+        required_literals(p).map(|s| {
+            s.into_iter()
+                .map(|l| String::from_utf8_lossy(&l).into_owned())
+                .collect()
+        })
+    }
+
+    #[test]
+    fn extracts_useful_literals() {
+        assert_eq!(
+            lits(r"(?i)\bunion\s+select\b"),
+            Some(vec!["select".to_string()])
+        );
+        assert_eq!(lits(r"(?i)\b(?:or|and)\b"), None, "too common");
+        assert_eq!(lits(r"\("), None, "too common");
+        assert!(lits(r"<").is_some());
+        let s = lits(r"(?i)(?:sleep|benchmark)\s*\(").unwrap();
+        assert!(
+            s.contains(&"(".to_string()) || s.contains(&"sleep".to_string()),
+            "{s:?}"
+        );
+        assert_eq!(lits(r"a*"), None);
+        assert_eq!(lits(r".*"), None);
+        assert_eq!(lits(r"[a-z]+"), None);
+        assert_eq!(lits(r"^(?:GET|HEAD)$").map(|v| v.len()), Some(2));
+        assert!(lits(r"<script[^>]*>").is_some());
+    }
+
+    #[test]
+    fn prefilter_is_sound_on_samples() {
+        let pats = [
+            r"(?i)\bunion\b(?:\s|/\*.*?\*/)*(?:all|distinct|select)\b",
+            r"(?i)(?:[;&|`]|\$\(|\|\||&&)\s*(?:id|whoami|cat)\b",
+            r"(?:^|[\\/])\.\.[\\/]",
+            r"(?i)<\?(?:php\b|=|[\s\n]|$)",
+            r"(?i)java\.lang\.(?:runtime|processbuilder)",
+            r"\xac\xed\x00\x05|rO0AB",
+        ];
+        let inputs: &[&[u8]] = &[
+            b"1 UNION/**/SELECT x",
+            b"a; ID",
+            b"..\\x",
+            b"<?PHP echo",
+            b"JAVA.LANG.Runtime",
+            b"\xac\xed\x00\x05xx",
+            b"xrO0ABc",
+            b"hello world",
+        ];
+        for p in pats {
+            let re = crate::operator::compile_regex(p).unwrap();
+            let Some(set) = required_literals(re.as_str()) else {
+                continue; // no selective literal: the rule always runs
+            };
+            let m = SlotMatcher::build(&[(0, &set)]).unwrap();
+            for i in inputs {
+                let mut bits = [0u64; 1];
+                m.scan(i, &mut bits);
+                if re.is_match(i) {
+                    assert_eq!(
+                        bits[0],
+                        1,
+                        "{p} on {:?}: literals {set:?}",
+                        String::from_utf8_lossy(i)
+                    );
+                }
+            }
+        }
+    }
+}
