@@ -22,8 +22,10 @@
 //! and [`execute`] (runs the benchmark and returns the [`BenchResult`], printing nothing).
 
 mod args;
+mod codec;
 pub mod compare;
 mod error;
+mod h1;
 pub mod html;
 mod plan;
 mod progress;
@@ -201,6 +203,7 @@ fn build_result(plan: &plan::Plan, out: &worker::EngineOutput) -> BenchResult {
             streams: plan.streams,
             threads: plan.threads,
             protocol: if plan.http2 { "HTTP/2" } else { "HTTP/1.1" }.to_owned(),
+            client: plan.client.name().to_owned(),
             duration_s: match plan.stop {
                 Stop::Duration(d) => Some(d.as_secs_f64()),
                 Stop::Count(_) => None,

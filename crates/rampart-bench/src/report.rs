@@ -142,6 +142,8 @@ pub struct Settings {
     pub threads: u32,
     /// `HTTP/1.1` or `HTTP/2`.
     pub protocol: String,
+    /// The client implementation: `built-in` (HTTP/1.1 codec) or `hyper`.
+    pub client: String,
     /// `-d`, seconds.
     pub duration_s: Option<f64>,
     /// `-n`.
