@@ -105,7 +105,7 @@ strace_calls() {
 top_calls() {
     awk -v n="$2" '$1 ~ /^[0-9.]+$/ && $NF != "total" {
         c = $4 / n
-        if (c >= 0.01) printf "%s%s %.2f", sep, $NF, c; sep = ", "
+        if (c >= 0.01) { printf "%s%s %.2f", sep, $NF, c; sep = ", " }
     }' "$WORK/st.$1"
 }
 

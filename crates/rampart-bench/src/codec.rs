@@ -740,7 +740,7 @@ mod tests {
                 );
             }
         }
-        assert_eq!(decode(b"HTTP/1.1 200 OK\r\n\r\n").unwrap().close, true);
+        assert!(decode(b"HTTP/1.1 200 OK\r\n\r\n").unwrap().close);
         assert_eq!(ResponseError::ChunkSize.kind(), ErrorKind::Other);
         assert_eq!(ResponseError::Incomplete("x").kind(), ErrorKind::Reset);
     }

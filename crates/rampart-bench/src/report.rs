@@ -238,7 +238,7 @@ pub fn render_text(r: &BenchResult) -> String {
     };
     let _ = writeln!(
         o,
-        "rampart bench: {what}{}, {model}, {} connections{streams}, {} threads, {}",
+        "rampart bench: {what}{}, {model}, {} connections{streams}, {} threads, {}{}",
         if s.warmup_s > 0.0 {
             format!(" after {}s warm-up", s.warmup_s)
         } else {
@@ -246,7 +246,12 @@ pub fn render_text(r: &BenchResult) -> String {
         },
         s.connections,
         s.threads,
-        s.protocol
+        s.protocol,
+        if s.client.is_empty() {
+            String::new()
+        } else {
+            format!(" ({} client)", s.client)
+        }
     );
     for t in &s.targets {
         let _ = writeln!(o, "  {t}");
