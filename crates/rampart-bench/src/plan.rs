@@ -1,8 +1,9 @@
 //! The validated benchmark plan: targets, pre-built requests, load model and stop condition.
 //!
 //! Everything the hot loop needs is computed here once: parsed URLs, resolved addresses,
-//! complete `http::Request` values (cloned per request: the URI and header values are
-//! reference-counted `Bytes`, the body a `Bytes`), weights and assertions.
+//! complete `http::Request` values for hyper (cloned per request: the URI and header values
+//! are reference-counted `Bytes`, the body a `Bytes`), the same requests pre-encoded as
+//! HTTP/1.1 bytes for the built-in client, the client choice, weights and assertions.
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::Path;
