@@ -1,9 +1,10 @@
 //! The load engine: one OS thread per `-t`, each with a current-thread tokio runtime and a
 //! `FuturesUnordered` of connection tasks; connections are split round-robin across the workers.
 //!
-//! A *connection task* owns one connection (hyper's low-level `client::conn` over a
-//! `TcpStream` with `TCP_NODELAY`, optionally TLS) and runs one *slot* (HTTP/1.1) or
-//! `--streams` slots (HTTP/2) on it. A slot is a loop of request/response exchanges:
+//! A *connection task* owns one connection (a `TcpStream` with `TCP_NODELAY`, optionally TLS,
+//! spoken to by the built-in HTTP/1.1 client of [`crate::h1`] or by hyper's low-level
+//! `client::conn`, see [`Client`]) and runs one *slot* (HTTP/1.1) or `--streams` slots
+//! (HTTP/2) on it. A slot is a loop of request/response exchanges:
 //!
 //! * closed model: the next request leaves as soon as the previous response body is read;
 //! * open model: slot `k` of `S` sends its `i`-th request at the intended time
