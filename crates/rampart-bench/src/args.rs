@@ -95,6 +95,11 @@ pub struct BenchArgs {
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "10s")]
     pub timeout: Duration,
 
+    /// Run HTTP/1.1 on hyper's client instead of the built-in one (slower; kept for
+    /// comparison and as a fallback). HTTP/2 always uses hyper.
+    #[arg(long, conflicts_with = "http2")]
+    pub hyper_h1: bool,
+
     /// Skip TLS certificate verification (self-signed test servers).
     #[arg(long, short = 'k')]
     pub insecure: bool,

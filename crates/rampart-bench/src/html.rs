@@ -263,6 +263,7 @@ code{background:#f4f4f4;padding:1px 4px}</style></head><body>\n<h1>rampart bench
         ),
         ("threads", s.threads.to_string()),
         ("protocol", s.protocol.clone()),
+        ("client", s.client.clone()),
     ] {
         let _ = write!(o, "<tr><th>{k}</th><td>{}</td></tr>", esc(&v));
     }

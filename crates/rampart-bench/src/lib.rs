@@ -8,9 +8,11 @@
 //! * **Models.** Closed (`-c` connections, each sending its next request when the previous one
 //!   completes) or open (`--rate R`: constant arrival rate with latency measured from each
 //!   request's intended start, the coordinated-omission correction of wrk2).
-//! * **Protocols.** HTTP/1.1 keep-alive and HTTP/2 (`--http2`: h2c prior knowledge, or ALPN h2
-//!   over TLS, `--streams` per connection), on hyper 1's low-level `client::conn` directly over
-//!   tokio `TcpStream`s with `TCP_NODELAY`; TLS is rustls (ring).
+//! * **Protocols.** HTTP/1.1 keep-alive on a built-in client (`codec`: requests encoded once,
+//!   response heads parsed with `httparse`, bodies skipped and counted; `h1`: one connection's
+//!   exchange loop), and HTTP/2 (`--http2`: h2c prior knowledge, or ALPN h2 over TLS,
+//!   `--streams` per connection) on hyper 1's low-level `client::conn`; `--hyper-h1` runs
+//!   HTTP/1.1 on hyper too. Tokio `TcpStream`s with `TCP_NODELAY`; TLS is rustls (ring).
 //! * **Engine.** `-t` OS threads, each a current-thread tokio runtime; connections split
 //!   round-robin; requests pre-built once and cloned (reference-counted URI, headers, `Bytes`
 //!   body). Latency goes to a per-worker HDR histogram, merged at the end.
@@ -22,8 +24,10 @@
 //! and [`execute`] (runs the benchmark and returns the [`BenchResult`], printing nothing).
 
 mod args;
+mod codec;
 pub mod compare;
 mod error;
+mod h1;
 pub mod html;
 mod plan;
 mod progress;
@@ -201,6 +205,7 @@ fn build_result(plan: &plan::Plan, out: &worker::EngineOutput) -> BenchResult {
             streams: plan.streams,
             threads: plan.threads,
             protocol: if plan.http2 { "HTTP/2" } else { "HTTP/1.1" }.to_owned(),
+            client: plan.client.name().to_owned(),
             duration_s: match plan.stop {
                 Stop::Duration(d) => Some(d.as_secs_f64()),
                 Stop::Count(_) => None,

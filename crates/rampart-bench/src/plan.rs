@@ -1,8 +1,9 @@
 //! The validated benchmark plan: targets, pre-built requests, load model and stop condition.
 //!
 //! Everything the hot loop needs is computed here once: parsed URLs, resolved addresses,
-//! complete `http::Request` values (cloned per request: the URI and header values are
-//! reference-counted `Bytes`, the body a `Bytes`), weights and assertions.
+//! complete `http::Request` values for hyper (cloned per request: the URI and header values
+//! are reference-counted `Bytes`, the body a `Bytes`), the same requests pre-encoded as
+//! HTTP/1.1 bytes for the built-in client, the client choice, weights and assertions.
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::Path;
@@ -10,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::{HOST, HeaderName, HeaderValue};
+use http::header::{CONNECTION, HOST, HeaderName, HeaderValue, TRANSFER_ENCODING};
 use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{Method, Request, Uri, Version};
 use http_body_util::Full;
@@ -153,11 +154,16 @@ impl Expect {
 
     /// Checks a response head.
     pub fn check(&self, status: u16, headers: &http::HeaderMap) -> Result<(), String> {
+        self.check_with(status, |h| headers.contains_key(h))
+    }
+
+    /// Checks a status and header presence, whatever holds the headers (`has(name)`).
+    pub fn check_with(&self, status: u16, has: impl Fn(&HeaderName) -> bool) -> Result<(), String> {
         if !self.status.is_empty() && !self.status.contains(&status) {
             return Err(format!("status {status} not in {:?}", self.status));
         }
         for h in &self.headers {
-            if !headers.contains_key(h) {
+            if !has(h) {
                 return Err(format!("header {h} missing"));
             }
         }
@@ -194,10 +200,17 @@ pub(crate) enum Stop {
     Count(u64),
 }
 
-/// A request ready to be cloned and sent.
+/// A request ready to be sent: as an `http::Request` to clone for hyper, and (HTTP/1.1)
+/// pre-encoded wire bytes for the built-in client.
 #[derive(Debug)]
 pub(crate) struct Template {
     pub request: Request<Full<Bytes>>,
+    /// HTTP/1.1: the whole request as written on the wire (empty for HTTP/2).
+    pub wire: Bytes,
+    /// The method is `HEAD` (the response has no body).
+    pub head: bool,
+    /// The request says `Connection: close`: one exchange per connection.
+    pub close: bool,
     pub expect: Expect,
     /// `METHOD url` for display.
     pub label: String,
@@ -238,8 +251,30 @@ pub(crate) struct Plan {
     pub streams: u32,
     pub threads: u32,
     pub http2: bool,
+    /// Which HTTP/1.1 client runs the load (HTTP/2 is always hyper).
+    pub client: Client,
     pub timeout: Duration,
     pub tls: Option<Arc<rustls::ClientConfig>>,
+}
+
+/// The HTTP client implementation a run uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Client {
+    /// The built-in HTTP/1.1 codec ([`crate::codec`]): the default for HTTP/1.1.
+    BuiltIn,
+    /// hyper's low-level `client::conn` (HTTP/2, `--hyper-h1`, or requests the built-in
+    /// client does not handle: a user-set `Transfer-Encoding`).
+    Hyper,
+}
+
+impl Client {
+    /// Name in the report.
+    pub fn name(self) -> &'static str {
+        match self {
+            Client::BuiltIn => "built-in",
+            Client::Hyper => "hyper",
+        }
+    }
 }
 
 impl Plan {
@@ -347,6 +382,18 @@ pub(crate) fn build(args: &BenchArgs) -> Result<Plan, BenchError> {
         None => Load::Closed,
     };
 
+    // The built-in client sends bodies with a Content-Length only; a request that sets its own
+    // Transfer-Encoding is left to hyper, which chunk-encodes.
+    let client = if args.http2
+        || args.hyper_h1
+        || specs
+            .iter()
+            .any(|s| s.headers.iter().any(|(n, _)| n == TRANSFER_ENCODING))
+    {
+        Client::Hyper
+    } else {
+        Client::BuiltIn
+    };
     let origins = group_by_origin(specs, args.http2, args.connections)?;
     let cpus = std::thread::available_parallelism()
         .map(|n| n.get() as u32)
@@ -366,6 +413,7 @@ pub(crate) fn build(args: &BenchArgs) -> Result<Plan, BenchError> {
         streams: if args.http2 { args.streams } else { 1 },
         threads,
         http2: args.http2,
+        client,
         timeout: args.timeout,
         tls,
     })
@@ -490,6 +538,23 @@ fn build_template(spec: &RequestSpec, http2: bool) -> Result<Template, BenchErro
         }
         headers.append(n.clone(), v.clone());
     }
+    let wire = if http2 {
+        Bytes::new()
+    } else {
+        crate::codec::encode_request(
+            &spec.method,
+            spec.url.path_and_query.as_str(),
+            spec.url.authority.as_str(),
+            &spec.headers,
+            &spec.body,
+        )
+    };
+    let close = spec.headers.iter().any(|(n, v)| {
+        n == CONNECTION
+            && v.as_bytes()
+                .split(|&b| b == b',')
+                .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"close"))
+    });
     let scheme = if spec.url.https { "https" } else { "http" };
     let label = format!(
         "{} {scheme}://{}{}",
@@ -497,6 +562,9 @@ fn build_template(spec: &RequestSpec, http2: bool) -> Result<Template, BenchErro
     );
     Ok(Template {
         request,
+        wire,
+        head: spec.method == Method::HEAD,
+        close,
         expect: spec.expect.clone(),
         label,
         weight: spec.weight,

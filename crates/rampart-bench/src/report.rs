@@ -142,6 +142,8 @@ pub struct Settings {
     pub threads: u32,
     /// `HTTP/1.1` or `HTTP/2`.
     pub protocol: String,
+    /// The client implementation: `built-in` (HTTP/1.1 codec) or `hyper`.
+    pub client: String,
     /// `-d`, seconds.
     pub duration_s: Option<f64>,
     /// `-n`.
@@ -236,7 +238,7 @@ pub fn render_text(r: &BenchResult) -> String {
     };
     let _ = writeln!(
         o,
-        "rampart bench: {what}{}, {model}, {} connections{streams}, {} threads, {}",
+        "rampart bench: {what}{}, {model}, {} connections{streams}, {} threads, {}{}",
         if s.warmup_s > 0.0 {
             format!(" after {}s warm-up", s.warmup_s)
         } else {
@@ -244,7 +246,12 @@ pub fn render_text(r: &BenchResult) -> String {
         },
         s.connections,
         s.threads,
-        s.protocol
+        s.protocol,
+        if s.client.is_empty() {
+            String::new()
+        } else {
+            format!(" ({} client)", s.client)
+        }
     );
     for t in &s.targets {
         let _ = writeln!(o, "  {t}");

@@ -1,9 +1,10 @@
 //! The load engine: one OS thread per `-t`, each with a current-thread tokio runtime and a
 //! `FuturesUnordered` of connection tasks; connections are split round-robin across the workers.
 //!
-//! A *connection task* owns one connection (hyper's low-level `client::conn` over a
-//! `TcpStream` with `TCP_NODELAY`, optionally TLS) and runs one *slot* (HTTP/1.1) or
-//! `--streams` slots (HTTP/2) on it. A slot is a loop of request/response exchanges:
+//! A *connection task* owns one connection (a `TcpStream` with `TCP_NODELAY`, optionally TLS,
+//! spoken to by the built-in HTTP/1.1 client of [`crate::h1`] or by hyper's low-level
+//! `client::conn`, see [`Client`]) and runs one *slot* (HTTP/1.1) or `--streams` slots
+//! (HTTP/2) on it. A slot is a loop of request/response exchanges:
 //!
 //! * closed model: the next request leaves as soon as the previous response body is read;
 //! * open model: slot `k` of `S` sends its `i`-th request at the intended time
@@ -35,11 +36,11 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::client::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
 use crate::error::BenchError;
-use crate::plan::{Load, Origin, Plan, Stop};
+use crate::h1::{H1Conn, Stream};
+use crate::plan::{Client as ClientKind, Load, Origin, Plan, Stop, Template};
 use crate::report::ErrorKind;
 use crate::stats::WorkerStats;
 
@@ -451,10 +452,73 @@ impl Slot {
 /// A connection's driver (hyper's `Connection` future), polled by [`drive`].
 type Driver = Pin<Box<dyn Future<Output = ()>>>;
 
-/// An open connection: the request handle and its driver.
-struct Conn {
-    sender: Sender,
-    driver: Driver,
+/// An open connection.
+enum Conn {
+    /// The built-in HTTP/1.1 client.
+    BuiltIn(H1Conn),
+    /// hyper: the request handle and its driver.
+    Hyper { sender: Sender, driver: Driver },
+}
+
+/// One finished exchange.
+#[derive(Debug)]
+pub(crate) struct Exchange {
+    pub status: u16,
+    /// Body bytes received.
+    pub body_bytes: u64,
+    /// A failed scenario assertion.
+    pub assertion: Option<String>,
+    /// The connection cannot carry another request (`Connection: close` and the like).
+    pub close: bool,
+}
+
+/// Why an exchange produced no response.
+#[derive(Debug)]
+pub(crate) enum Failure {
+    /// The connection was closed before the request got any answer: on a connection that
+    /// already served requests, a keep-alive close, and the request is resent on a new one.
+    Closed(String),
+    /// The request failed.
+    Failed(ErrorKind, String),
+}
+
+/// A connection a slot sends its requests on: the built-in HTTP/1.1 client or hyper.
+trait Client {
+    /// Sends one request and reads its whole response.
+    async fn exchange(&mut self, tpl: &Template) -> Result<Exchange, Failure>;
+
+    /// Whether the connection must be replaced after a failed or timed-out exchange.
+    fn broken_after_error(&self) -> bool;
+}
+
+impl Client for H1Conn {
+    #[inline]
+    async fn exchange(&mut self, tpl: &Template) -> Result<Exchange, Failure> {
+        H1Conn::exchange(self, tpl).await
+    }
+
+    fn broken_after_error(&self) -> bool {
+        // The byte stream is out of step after any failure.
+        true
+    }
+}
+
+impl Client for Sender {
+    async fn exchange(&mut self, tpl: &Template) -> Result<Exchange, Failure> {
+        self.ready()
+            .await
+            .map_err(|e| Failure::Closed(describe(&e)))?;
+        exchange(self, tpl.request.clone(), tpl)
+            .await
+            .map_err(|e| Failure::Failed(classify(&e), describe(&e)))
+    }
+
+    fn broken_after_error(&self) -> bool {
+        match self {
+            Sender::H1(_) => true,
+            Sender::H2(s) => s.is_closed(),
+        }
+    }
 }
 
 /// A client connection handle.
@@ -478,14 +542,6 @@ impl Sender {
         match self {
             Sender::H1(s) => s.send_request(req).await,
             Sender::H2(s) => s.send_request(req).await,
-        }
-    }
-
-    /// Whether the connection must be replaced after an error.
-    fn broken_after_error(&self) -> bool {
-        match self {
-            Sender::H1(_) => true,
-            Sender::H2(s) => s.is_closed(),
         }
     }
 
@@ -513,7 +569,7 @@ async fn connection_task(ctx: Rc<Ctx>, oi: usize, global: u64, mut conn: Option<
         .collect();
     let mut attempt = global as usize;
     loop {
-        let Conn { sender, driver } = match conn.take() {
+        let next = match conn.take() {
             Some(c) => c,
             None => {
                 attempt += 1;
@@ -532,25 +588,30 @@ async fn connection_task(ctx: Rc<Ctx>, oi: usize, global: u64, mut conn: Option<
                 }
             }
         };
-        let outcome = if slots.len() == 1 {
-            let mut sender = sender;
-            drive(driver, run_slot(&ctx, origin, &mut sender, &mut slots[0])).await
-        } else {
-            let all = join_all(slots.iter_mut().map(|slot| {
-                let ctx = &ctx;
-                let s = sender.share();
-                async move {
-                    match s {
-                        Some(mut s) => run_slot(ctx, origin, &mut s, slot).await,
-                        None => Outcome::Broken,
+        let outcome = match next {
+            // One slot per connection for HTTP/1.1.
+            Conn::BuiltIn(mut c) => run_slot(&ctx, origin, &mut c, &mut slots[0]).await,
+            Conn::Hyper { sender, driver } if slots.len() == 1 => {
+                let mut sender = sender;
+                drive(driver, run_slot(&ctx, origin, &mut sender, &mut slots[0])).await
+            }
+            Conn::Hyper { sender, driver } => {
+                let all = join_all(slots.iter_mut().map(|slot| {
+                    let ctx = &ctx;
+                    let s = sender.share();
+                    async move {
+                        match s {
+                            Some(mut s) => run_slot(ctx, origin, &mut s, slot).await,
+                            None => Outcome::Broken,
+                        }
                     }
+                }));
+                let outcomes = drive(driver, all).await;
+                if outcomes.iter().any(|o| matches!(o, Outcome::Broken)) {
+                    Outcome::Broken
+                } else {
+                    Outcome::Done
                 }
-            }));
-            let outcomes = drive(driver, all).await;
-            if outcomes.iter().any(|o| matches!(o, Outcome::Broken)) {
-                Outcome::Broken
-            } else {
-                Outcome::Done
             }
         };
         match outcome {
@@ -657,10 +718,12 @@ async fn with_deadline<F: Future>(
     .await
 }
 
-/// One exchange's result: status, body bytes, failed assertion.
-type Exchange = (u16, u64, Option<String>);
-
-async fn run_slot(ctx: &Ctx, origin: &Origin, sender: &mut Sender, slot: &mut Slot) -> Outcome {
+async fn run_slot<C: Client>(
+    ctx: &Ctx,
+    origin: &Origin,
+    client: &mut C,
+    slot: &mut Slot,
+) -> Outcome {
     let timeout = ctx.shared.plan.timeout;
     // Exchanges completed on this connection by this slot.
     let mut served = 0u64;
@@ -685,30 +748,25 @@ async fn run_slot(ctx: &Ctx, origin: &Origin, sender: &mut Sender, slot: &mut Sl
         } else {
             origin.pick(slot.random())
         };
-        let req = tpl.request.clone();
         let sent = Instant::now();
-        let result = with_deadline(watchdog.as_mut(), sent + timeout, async {
-            sender.ready().await.map_err(Failure::NotReady)?;
-            exchange(sender, req, tpl).await.map_err(Failure::Request)
-        })
-        .await;
+        let result = with_deadline(watchdog.as_mut(), sent + timeout, client.exchange(tpl)).await;
         let now = Instant::now();
         let from = match p.intended {
             Some(t) if late => t,
             _ => sent,
         };
         match result {
-            Ok(Ok((status, bytes, assertion))) => {
+            Ok(Ok(x)) => {
                 served += 1;
                 if p.measured {
                     let mut st = ctx.stats.borrow_mut();
                     st.record_response(
                         now.saturating_duration_since(ctx.warm_end),
                         now - from,
-                        status,
-                        bytes,
+                        x.status,
+                        x.body_bytes,
                     );
-                    if let Some(msg) = assertion {
+                    if let Some(msg) = x.assertion {
                         st.record_error(
                             ErrorKind::Assertion,
                             Some(now.saturating_duration_since(ctx.warm_end)),
@@ -720,27 +778,28 @@ async fn run_slot(ctx: &Ctx, origin: &Origin, sender: &mut Sender, slot: &mut Sl
                 } else {
                     ctx.stats.borrow_mut().warmup_requests += 1;
                 }
+                if x.close {
+                    // The server (or the request) ends the connection: open a new one.
+                    return Outcome::Broken;
+                }
             }
-            Ok(Err(Failure::NotReady(e))) => {
+            Ok(Err(Failure::Closed(msg))) => {
                 if served > 0 {
                     // The server ended a used keep-alive connection (`Connection: close`, a
-                    // keep-alive request limit): not a failed request. Send it on a new one.
+                    // keep-alive request limit or idle timeout): not a failed request. Send it
+                    // on a new one.
                     slot.pending = Some(p);
                 } else {
-                    // A fresh connection closed before its first request: the server refuses us.
+                    // A fresh connection closed before its first response: the server refuses us.
                     ctx.record_error(ErrorKind::Reset, p.measured, now, || {
-                        format!(
-                            "connection closed before the first request: {}",
-                            describe(&e)
-                        )
+                        format!("connection closed before the first response: {msg}")
                     });
                 }
                 return Outcome::Broken;
             }
-            Ok(Err(Failure::Request(e))) => {
-                let kind = classify(&e);
-                ctx.record_error(kind, p.measured, now, || describe(&e));
-                if sender.broken_after_error() {
+            Ok(Err(Failure::Failed(kind, msg))) => {
+                ctx.record_error(kind, p.measured, now, || msg);
+                if client.broken_after_error() {
                     return Outcome::Broken;
                 }
             }
@@ -751,7 +810,7 @@ async fn run_slot(ctx: &Ctx, origin: &Origin, sender: &mut Sender, slot: &mut Sl
                         humantime::format_duration(timeout)
                     )
                 });
-                if matches!(sender, Sender::H1(_)) || sender.broken_after_error() {
+                if client.broken_after_error() {
                     return Outcome::Broken;
                 }
             }
@@ -759,15 +818,11 @@ async fn run_slot(ctx: &Ctx, origin: &Origin, sender: &mut Sender, slot: &mut Sl
     }
 }
 
-enum Failure {
-    NotReady(hyper::Error),
-    Request(hyper::Error),
-}
-
+/// One exchange on hyper: send, check the head, read the body (counting its bytes).
 async fn exchange(
     sender: &mut Sender,
     req: http::Request<Full<Bytes>>,
-    tpl: &crate::plan::Template,
+    tpl: &Template,
 ) -> Result<Exchange, hyper::Error> {
     let resp = sender.send(req).await?;
     let status = resp.status().as_u16();
@@ -783,7 +838,13 @@ async fn exchange(
             bytes += d.len() as u64;
         }
     }
-    Ok((status, bytes, assertion))
+    Ok(Exchange {
+        status,
+        body_bytes: bytes,
+        assertion,
+        // hyper keeps track of keep-alive itself: a closed connection fails `ready()`.
+        close: false,
+    })
 }
 
 /// Maps a hyper error to a kind.
@@ -850,7 +911,7 @@ async fn connect(plan: &Plan, origin: &Origin, attempt: usize) -> Result<Conn, S
     tcp.set_nodelay(true)
         .map_err(|e| format!("setting TCP_NODELAY: {e}"))?;
     if !origin.url.https {
-        return handshake(tcp, plan.http2).await;
+        return handshake(Stream::Tcp(tcp), plan).await;
     }
     let cfg = plan
         .tls
@@ -883,15 +944,17 @@ async fn connect(plan: &Plan, origin: &Origin, attempt: usize) -> Result<Conn, S
             origin.url.host_port()
         ));
     }
-    handshake(tls, plan.http2).await
+    handshake(Stream::Tls(Box::new(tls)), plan).await
 }
 
-async fn handshake<T>(io: T, http2: bool) -> Result<Conn, String>
-where
-    T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
+/// Starts the HTTP layer on an open stream: the built-in HTTP/1.1 client, or hyper's
+/// handshake.
+async fn handshake(io: Stream, plan: &Plan) -> Result<Conn, String> {
+    if plan.client == ClientKind::BuiltIn {
+        return Ok(Conn::BuiltIn(H1Conn::new(io)));
+    }
     let io = TokioIo::new(io);
-    if http2 {
+    if plan.http2 {
         let (sender, conn) = http2::Builder::new(TokioExecutor::new())
             .handshake(io)
             .await
@@ -899,7 +962,7 @@ where
         let driver: Driver = Box::pin(async move {
             let _ = conn.await;
         });
-        Ok(Conn {
+        Ok(Conn::Hyper {
             sender: Sender::H2(sender),
             driver,
         })
@@ -911,7 +974,7 @@ where
         let driver: Driver = Box::pin(async move {
             let _ = conn.await;
         });
-        Ok(Conn {
+        Ok(Conn::Hyper {
             sender: Sender::H1(sender),
             driver,
         })

@@ -451,3 +451,180 @@ fn slow_responses_count_as_timeouts() {
         r.error_samples
     );
 }
+
+/// A raw TCP server for the built-in HTTP/1.1 client: answers every request head it reads
+/// with `response`, then closes the connection if `close` (else waits for the next request).
+/// Counts the requests it read.
+struct RawServer {
+    addr: SocketAddr,
+    requests: Arc<AtomicU64>,
+}
+
+impl RawServer {
+    fn start(response: &'static [u8], close: bool) -> Self {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let requests = Arc::new(AtomicU64::new(0));
+        let count = requests.clone();
+        // Detached: it lives until the test process ends.
+        std::thread::spawn(move || {
+            for tcp in listener.incoming() {
+                let Ok(mut tcp) = tcp else { continue };
+                let count = count.clone();
+                std::thread::spawn(move || {
+                    let mut buf = Vec::new();
+                    let mut chunk = [0u8; 4096];
+                    loop {
+                        let Ok(n) = tcp.read(&mut chunk) else { return };
+                        if n == 0 {
+                            return;
+                        }
+                        buf.extend_from_slice(&chunk[..n]);
+                        while let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                            buf.drain(..i + 4);
+                            count.fetch_add(1, Ordering::SeqCst);
+                            if tcp.write_all(response).is_err() {
+                                return;
+                            }
+                            if close {
+                                let _ = tcp.shutdown(std::net::Shutdown::Both);
+                                return;
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        Self { addr, requests }
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}/", self.addr)
+    }
+}
+
+#[test]
+fn malformed_and_truncated_responses_are_counted_by_kind() {
+    // (response, close after it, expected error kind, message fragment)
+    let cases: &[(&[u8], bool, &str, &str)] = &[
+        (
+            b"NOT HTTP AT ALL\r\n\r\n",
+            false,
+            "other",
+            "invalid response head",
+        ),
+        (
+            b"HTTP/1.1 200 OK\r\nContent-Length: nope\r\n\r\n",
+            false,
+            "other",
+            "content-length",
+        ),
+        (
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+            false,
+            "other",
+            "chunk size",
+        ),
+        (
+            b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly this",
+            true,
+            "reset",
+            "middle of the response body",
+        ),
+        (
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab",
+            true,
+            "reset",
+            "middle of the response body",
+        ),
+        (
+            b"HTTP/1.1 200 OK\r\nContent-Le",
+            true,
+            "reset",
+            "before the response head",
+        ),
+        // The very first response never comes: the server refuses us.
+        (b"", true, "reset", "before the first response"),
+    ];
+    for &(response, close, kind, fragment) in cases {
+        let srv = RawServer::start(response, close);
+        let r = execute(&args(&[
+            "-n",
+            "5",
+            "-c",
+            "1",
+            "-t",
+            "1",
+            "--timeout",
+            "5s",
+            &srv.url(),
+        ]))
+        .unwrap();
+        let what = String::from_utf8_lossy(response);
+        assert_eq!(r.responses, 0, "{what}");
+        assert_eq!(r.requests, 5, "{what}: {:?}", r.error_samples);
+        let counted = match kind {
+            "other" => r.errors.other,
+            _ => r.errors.reset,
+        };
+        assert_eq!(counted, 5, "{what}: {:?}", r.error_samples);
+        assert!(
+            r.error_samples[kind].contains(fragment),
+            "{what}: {:?}",
+            r.error_samples
+        );
+        assert_eq!(srv.requests.load(Ordering::SeqCst), 5, "{what}");
+    }
+}
+
+#[test]
+fn chunked_interim_and_unannounced_closes_are_handled() {
+    // Chunked with extensions and trailers after an interim 100, on a keep-alive connection.
+    let body =
+        b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n\
+        4;x=y\r\nabcd\r\n6\r\nefghij\r\n0\r\nX-Trailer: t\r\n\r\n";
+    let srv = RawServer::start(body, false);
+    let r = execute(&args(&["-n", "50", "-c", "2", "-t", "1", &srv.url()])).unwrap();
+    assert_eq!(r.errors.total(), 0, "{:?}", r.error_samples);
+    assert_eq!(r.responses, 50);
+    assert_eq!(r.body_bytes, 50 * 10);
+    assert_eq!(srv.requests.load(Ordering::SeqCst), 50);
+
+    // A server that closes every connection after one response without saying so: the next
+    // request on it finds it closed and is resent on a new connection, not counted as an error.
+    let srv = RawServer::start(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", true);
+    let r = execute(&args(&["-n", "40", "-c", "2", "-t", "1", &srv.url()])).unwrap();
+    assert_eq!(r.errors.total(), 0, "{:?}", r.error_samples);
+    assert_eq!(r.responses, 40);
+    assert_eq!(r.body_bytes, 80);
+
+    // Close-delimited body (no length): counted up to the close.
+    let srv = RawServer::start(b"HTTP/1.1 200 OK\r\nServer: raw\r\n\r\n0123456789", true);
+    let r = execute(&args(&["-n", "10", "-c", "1", "-t", "1", &srv.url()])).unwrap();
+    assert_eq!(r.errors.total(), 0, "{:?}", r.error_samples);
+    assert_eq!((r.responses, r.body_bytes), (10, 100));
+}
+
+#[test]
+fn hyper_h1_client_gives_the_same_counts() {
+    let srv = TestServer::start();
+    let r = execute(&args(&[
+        "-n",
+        "500",
+        "-c",
+        "4",
+        "-t",
+        "2",
+        "--hyper-h1",
+        &srv.url("/"),
+    ]))
+    .unwrap();
+    assert_eq!(srv.count(), 500);
+    assert_eq!(r.responses, 500);
+    assert_eq!(r.body_bytes, 500 * BODY.len() as u64);
+    assert_eq!(r.settings.client, "hyper");
+    assert_eq!(r.errors.total(), 0, "{:?}", r.error_samples);
+    let r = execute(&args(&["-n", "10", "-c", "1", &srv.url("/")])).unwrap();
+    assert_eq!(r.settings.client, "built-in");
+}
