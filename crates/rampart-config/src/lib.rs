@@ -18,8 +18,8 @@
 //! durations and sizes are parsed into [`std::time::Duration`] and [`ByteSize`] here, and
 //! secrets are wrapped in [`Secret`] so they never print.
 
-pub mod compress;
 pub mod auth;
+pub mod compress;
 pub mod error;
 pub mod guard;
 pub mod hygiene;
@@ -32,8 +32,8 @@ pub mod upstream;
 pub mod validate;
 pub mod waf;
 
-pub use compress::{CompressionConfig, LevelsConfig, RouteCompressionConfig};
 pub use auth::*;
+pub use compress::{CompressionConfig, LevelsConfig, RouteCompressionConfig};
 pub use error::{ConfigError, ConfigErrors};
 pub use guard::*;
 pub use hygiene::RouteHygieneConfig;

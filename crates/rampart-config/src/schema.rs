@@ -7,14 +7,14 @@ use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    compress::{CompressionConfig, RouteCompressionConfig},
     auth::{AuthConfig, RouteAuthConfig},
+    compress::{CompressionConfig, RouteCompressionConfig},
     guard::{
         AuditConfig, BansConfig, CorsConfig, IpListsConfig, RateLimitConfig, RouteWafConfig,
         SecurityHeadersConfig, WafConfig,
     },
-    statics::StaticOptionsConfig,
     hygiene::RouteHygieneConfig,
+    statics::StaticOptionsConfig,
     types::{ByteSize, Secret, duration},
     upstream::{BalanceStrategy, BreakerConfig, HealthCheckConfig, OutlierConfig, RetryConfig},
 };

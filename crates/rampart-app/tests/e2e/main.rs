@@ -10,9 +10,9 @@ use rampart_testkit::{
     client::{request, send},
 };
 
-mod compress;
 mod audit;
 mod auth;
+mod compress;
 mod core;
 mod hygiene;
 mod resilience;
