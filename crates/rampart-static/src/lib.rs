@@ -37,3 +37,12 @@ pub use config::{DEFAULT_IMMUTABLE_PATTERN, MinifyKind, MinifyPolicy, StaticSett
 pub use metrics::{MinifyMetrics, MinifyStats};
 pub use service::{StaticLayer, StaticService};
 pub use transform::{MinifyLayer, MinifyService};
+
+/// The response future of the services in this crate.
+type BoxFut = std::pin::Pin<
+    Box<
+        dyn std::future::Future<
+                Output = Result<http::Response<rampart_core::Body>, rampart_core::BoxError>,
+            > + Send,
+    >,
+>;

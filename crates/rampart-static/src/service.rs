@@ -5,9 +5,8 @@
 //! service (the upstream dispatcher). Responses look like a well-behaved origin's, so the
 //! cache above stores them like any other: validators, `Cache-Control`, `Vary`.
 
+use crate::BoxFut;
 use std::{
-    future::Future,
-    pin::Pin,
     sync::Arc,
     task::{Context, Poll},
 };
@@ -53,8 +52,6 @@ impl<S> Layer<S> for StaticLayer {
 pub struct StaticService<S> {
     inner: S,
 }
-
-type BoxFut = Pin<Box<dyn Future<Output = Result<Response<Body>, BoxError>> + Send>>;
 
 impl<S> Service<Request<Body>> for StaticService<S>
 where

@@ -12,9 +12,9 @@
 //! full body is what comes back (a server may ignore `Range`); the cache answers ranges of
 //! the stored, minified entry.
 
+use crate::BoxFut;
 use std::{
     collections::VecDeque,
-    future::Future,
     pin::Pin,
     sync::Arc,
     task::{Context, Poll},
@@ -63,8 +63,6 @@ pub struct MinifyService<S> {
     inner: S,
     metrics: MinifyMetrics,
 }
-
-type BoxFut = Pin<Box<dyn Future<Output = Result<Response<Body>, BoxError>> + Send>>;
 
 impl<S> Service<Request<Body>> for MinifyService<S>
 where

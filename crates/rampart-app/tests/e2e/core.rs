@@ -754,16 +754,7 @@ async fn reload_swaps_config_and_keeps_old_one_on_error() {
         std::fs::write(&path, text).unwrap();
     };
     write(&a.url());
-    let config = rampart_config::load_file(&path, &rampart_config::Overrides::default()).unwrap();
-    let app = rampart_app::start(
-        config,
-        rampart_app::StartOptions {
-            config_path: Some(path.clone()),
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
+    let app = crate::start_from_file(&path).await;
     let addr = app.listen_addrs()[0];
     assert_eq!(client::get(addr, "/").await.body(), "a");
     write(&b.url());

@@ -65,3 +65,17 @@ pub async fn admin_get(px: &TestProxy, path: &str) -> (u16, String) {
         String::from_utf8_lossy(r.body()).into_owned(),
     )
 }
+
+/// Start the gateway from a config file (so `reload` re-reads it).
+pub async fn start_from_file(path: &std::path::Path) -> rampart_app::RunningApp {
+    let config = rampart_config::load_file(path, &rampart_config::Overrides::default()).unwrap();
+    rampart_app::start(
+        config,
+        rampart_app::StartOptions {
+            config_path: Some(path.to_path_buf()),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap()
+}

@@ -583,16 +583,7 @@ async fn endpoint_state_survives_a_reload() {
         std::fs::write(&path, text).unwrap();
     };
     write("");
-    let config = rampart_config::load_file(&path, &rampart_config::Overrides::default()).unwrap();
-    let app = rampart_app::start(
-        config,
-        rampart_app::StartOptions {
-            config_path: Some(path.clone()),
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
+    let app = crate::start_from_file(&path).await;
     let addr = app.listen_addrs()[0];
     let mut saw_500 = false;
     for _ in 0..2 {
