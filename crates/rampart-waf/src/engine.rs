@@ -260,6 +260,18 @@ impl Engine {
         }
     }
 
+    /// With `false`, every rule is evaluated on every value: no literal prefilter and no
+    /// collection-presence skip. Verdicts must not change (the corpus test compares both); this
+    /// exists for that test and for measuring what the prefilters save.
+    pub fn with_prefilters(mut self, on: bool) -> Self {
+        self.pre = if on {
+            Prefilters::build(&self.items)
+        } else {
+            Prefilters::default()
+        };
+        self
+    }
+
     /// The built-in rule set (embedded), compiled.
     pub fn builtin() -> Result<Self, crate::seclang::LoadError> {
         crate::builtin::engine()

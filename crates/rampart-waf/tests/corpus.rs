@@ -5,7 +5,7 @@
 
 use std::{path::PathBuf, sync::Arc};
 
-use rampart_waf::{Engine, WafPolicy, corpus};
+use rampart_waf::{Engine, Verdict, WafPolicy, cli::case_to_request, corpus};
 
 fn corpus_dir() -> Option<PathBuf> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/waf-corpus");
@@ -48,4 +48,93 @@ fn builtin_rules_meet_targets_on_a_corpus_sample() {
     );
     let agree = report.crs_agree_total();
     assert!(agree.percent() >= 75.0, "crs agreement {agree:?}");
+}
+
+/// What a verdict says, for comparing two engines: outcome, score and every (rule, target).
+fn summary(v: &Verdict) -> (String, u32, Vec<(u32, String)>) {
+    (
+        v.outcome.as_str().to_string(),
+        v.score,
+        v.matches
+            .iter()
+            .map(|m| (m.rule_id, m.target.clone()))
+            .collect(),
+    )
+}
+
+/// Runs every case through `on` and `off` (same rules, prefilters off) and returns how many
+/// cases had at least one match; panics on the first case whose verdicts differ.
+fn compare(on: &WafPolicy, off: &WafPolicy, cases: &[serde_json::Value]) -> usize {
+    let mut matched = 0;
+    for c in cases {
+        let Some((key, req)) = case_to_request(c, &on.limits) else {
+            continue;
+        };
+        let a = summary(&on.engine.inspect(&req, on, None));
+        let b = summary(&off.engine.inspect(&req, off, None));
+        assert_eq!(a, b, "{key}: prefilters on (left) and off (right) disagree");
+        if !a.2.is_empty() {
+            matched += 1;
+        }
+    }
+    matched
+}
+
+/// The literal prefilter and the collection-presence skip only save work: on the corpus
+/// sample every verdict, score and matched (rule, target) is the same with them off. Runs the
+/// built-in rules at PL4 (every rule runs, so every prefilter is exercised) and PL1, and
+/// Debian's CRS when installed.
+#[test]
+fn prefilters_do_not_change_verdicts() {
+    let Some(dir) = corpus_dir() else { return };
+    let params = corpus::read_jsonl(&dir.join("params.jsonl"), 5).expect("params");
+    let crs = corpus::read_jsonl(&dir.join("crs-cases.jsonl"), 1).expect("crs cases");
+    let mut cases = params;
+    cases.extend(crs);
+    let t = std::time::Instant::now();
+    let on = WafPolicy::new(Arc::new(Engine::builtin().expect("builtin rules"))).with_paranoia(4);
+    let off = WafPolicy::new(Arc::new(
+        Engine::builtin()
+            .expect("builtin rules")
+            .with_prefilters(false),
+    ))
+    .with_paranoia(4);
+    let matched = compare(&on, &off, &cases);
+    println!(
+        "built-in PL4: {} cases, {matched} with matches, {:?}",
+        cases.len(),
+        t.elapsed()
+    );
+    // The comparison means something only if many cases match rules.
+    assert!(matched > 3000, "only {matched} cases matched");
+}
+
+/// The same with Debian's CRS 3.3.4 (chains, `skipAfter`, `ctl`, `TX` rules), on a smaller
+/// sample of `params.jsonl` (the CRS runs about six times slower than the built-in rules).
+#[test]
+fn prefilters_do_not_change_crs_verdicts() {
+    let Some(dir) = corpus_dir() else { return };
+    let crs_dir = std::path::Path::new("/usr/share/modsecurity-crs");
+    if !crs_dir.join("rules").is_dir() {
+        eprintln!(
+            "notice: OWASP CRS not installed at {}, skipping",
+            crs_dir.display()
+        );
+        return;
+    }
+    let mut cases = corpus::read_jsonl(&dir.join("params.jsonl"), 15).expect("params");
+    cases.extend(corpus::read_jsonl(&dir.join("crs-cases.jsonl"), 1).expect("crs cases"));
+    let t = std::time::Instant::now();
+    let on = WafPolicy::new(Arc::new(Engine::crs(crs_dir).expect("crs"))).with_paranoia(4);
+    let off = WafPolicy::new(Arc::new(
+        Engine::crs(crs_dir).expect("crs").with_prefilters(false),
+    ))
+    .with_paranoia(4);
+    let matched = compare(&on, &off, &cases);
+    println!(
+        "CRS PL4: {} cases, {matched} with matches, {:?}",
+        cases.len(),
+        t.elapsed()
+    );
+    assert!(matched > 2500, "CRS: only {matched} cases matched");
 }
