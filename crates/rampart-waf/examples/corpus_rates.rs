@@ -2,7 +2,8 @@
 //! the first argument) on the whole WAF corpus.
 //!
 //! `cargo run -p rampart-waf --release --example corpus_rates [-- CRS_DIR [PARANOIA]]`
-//! Set `WAF_MISSES=1` to list every wrong verdict.
+//! Set `WAF_MISSES=1` to list every wrong verdict, `WAF_CASE=<key>[,<key>...]` to print the
+//! whole verdict (matches with targets and excerpts) of those cases only.
 
 use std::{path::PathBuf, sync::Arc};
 
@@ -18,6 +19,32 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let pl: u8 = args.next().and_then(|a| a.parse().ok()).unwrap_or(1);
     eprintln!("{}", engine.report());
     let policy = WafPolicy::new(Arc::new(engine)).with_paranoia(pl);
+    if let Ok(keys) = std::env::var("WAF_CASE") {
+        let keys: Vec<&str> = keys.split(',').collect();
+        for file in ["params.jsonl", "crs-cases.jsonl"] {
+            for c in corpus::read_jsonl(&dir.join(file), 1)? {
+                let Some((key, req)) = rampart_waf::cli::case_to_request(&c, &policy.limits) else {
+                    continue;
+                };
+                if keys.contains(&key.as_str()) {
+                    let v = policy.engine.inspect(&req, &policy, None);
+                    println!("{key}: {} score {}", v.outcome.as_str(), v.score);
+                    for m in &v.matches {
+                        println!("  {} {} {:?}", m.rule_id, m.target, m.excerpt);
+                    }
+                    for e in req.entries() {
+                        println!(
+                            "    [{}:{}] {:?}",
+                            e.coll,
+                            e.key,
+                            String::from_utf8_lossy(&e.value)
+                        );
+                    }
+                }
+            }
+        }
+        return Ok(());
+    }
     let mut report = corpus::CorpusReport::default();
     let params = corpus::read_jsonl(&dir.join("params.jsonl"), 1)?;
     let crs = corpus::read_jsonl(&dir.join("crs-cases.jsonl"), 1)?;

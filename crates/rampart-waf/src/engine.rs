@@ -881,11 +881,18 @@ impl<'r> Txn<'r> {
                 };
                 for e in req.entries() {
                     if colls.contains(&e.coll) && keep(&e.key) {
+                        // JSON leaves are keyed `json.a.b`; the name inspected is the key path
+                        // without the `json.` root (as libmodsecurity names them), so an
+                        // attack in a top-level key is at the start of the name.
+                        let bytes = match e.key.strip_prefix("json.") {
+                            Some(k) if e.coll == Collection::ArgsPost => k.as_bytes(),
+                            _ => e.key.as_bytes(),
+                        };
                         out.push(Val {
                             coll: Some(e.coll),
                             name,
                             key: Cow::Borrowed(e.key.as_str()),
-                            bytes: Cow::Borrowed(e.key.as_bytes()),
+                            bytes: Cow::Borrowed(bytes),
                             entry: None,
                         });
                     }
@@ -1405,6 +1412,28 @@ mod tests {
         assert!(!v1.rule_ids().contains(&242210), "{:?}", v1.rule_ids());
         assert!(v2.rule_ids().contains(&242210), "{:?}", v2.rule_ids());
         assert!(pl1.engine.needs_body(1));
+    }
+
+    #[test]
+    fn json_keys_are_names_without_the_root() {
+        // A top-level JSON key is inspected as `ARGS_NAMES` without the `json.` root, so
+        // anchored name rules (shellshock `^() {`) see it as sent.
+        let p = policy();
+        let headers: [(&[u8], &[u8]); 3] = [
+            (b"Host", b"example.com"),
+            (b"User-Agent", b"Mozilla/5.0"),
+            (b"Content-Type", b"application/json"),
+        ];
+        let req = WafRequest::build(
+            "POST",
+            b"/api",
+            "HTTP/1.1",
+            headers,
+            Some(br#"{"() { :; }": "x"}"#),
+            &Limits::default(),
+        );
+        let v = p.engine.inspect(&req, &p, None);
+        assert!(v.rule_ids().contains(&232120), "{:?}", v.matches);
     }
 
     #[test]

@@ -265,6 +265,7 @@ fn case_free(t: Transform) -> bool {
             | NormalisePath
             | NormalisePathWin
             | CmdLine
+            | ShellNormalise
     )
 }
 

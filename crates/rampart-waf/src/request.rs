@@ -473,17 +473,45 @@ pub fn multipart_boundary(ct: &[u8]) -> Option<Vec<u8>> {
 }
 
 fn header_param(value: &[u8], name: &[u8]) -> Option<Vec<u8>> {
-    for param in value.split(|c| *c == b';').skip(1) {
-        let param = param.trim_ascii();
-        if param.len() > name.len()
-            && param[..name.len()].eq_ignore_ascii_case(name)
-            && param[name.len()] == b'='
-        {
-            let mut v = &param[name.len() + 1..];
-            if v.len() >= 2 && v[0] == b'"' && v[v.len() - 1] == b'"' {
-                v = &v[1..v.len() - 1];
+    // `;`-separated parameters; a quoted value may contain `;` (and `\"`).
+    let mut i = value.iter().position(|c| *c == b';')? + 1;
+    while i < value.len() {
+        while i < value.len() && (value[i].is_ascii_whitespace() || value[i] == b';') {
+            i += 1;
+        }
+        let ns = i;
+        while i < value.len() && value[i] != b'=' && value[i] != b';' {
+            i += 1;
+        }
+        let pname = value[ns..i].trim_ascii();
+        if i >= value.len() || value[i] == b';' {
+            continue;
+        }
+        i += 1; // '='
+        while i < value.len() && value[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        let mut v = Vec::new();
+        if value.get(i) == Some(&b'"') {
+            i += 1;
+            while i < value.len() && value[i] != b'"' {
+                if value[i] == b'\\' && i + 1 < value.len() {
+                    i += 1;
+                }
+                v.push(value[i]);
+                i += 1;
             }
-            return Some(v.to_vec());
+            i += 1;
+        } else {
+            while i < value.len() && value[i] != b';' {
+                v.push(value[i]);
+                i += 1;
+            }
+            let t = v.trim_ascii().len();
+            v.truncate(t);
+        }
+        if pname.eq_ignore_ascii_case(name) {
+            return Some(v);
         }
     }
     None
@@ -664,7 +692,7 @@ fn xml_values(body: &[u8], max: usize) -> Vec<(&'static str, Vec<u8>)> {
         }
         let t = text.trim_ascii();
         if !t.is_empty() {
-            out.push(("/*", t.to_vec()));
+            out.push(("/*", xml_unescape(t)));
         }
         text.clear();
         let end = body[i..]
@@ -714,7 +742,7 @@ fn xml_values(body: &[u8], max: usize) -> Vec<(&'static str, Vec<u8>)> {
                         .iter()
                         .position(|c| *c == q)
                         .map_or(tag.len(), |p| vs + p);
-                    out.push(("@", tag[vs..ve].to_vec()));
+                    out.push(("@", xml_unescape(&tag[vs..ve])));
                     j = ve + 1;
                 } else {
                     let vs = j;
@@ -730,7 +758,46 @@ fn xml_values(body: &[u8], max: usize) -> Vec<(&'static str, Vec<u8>)> {
     }
     let t = text.trim_ascii();
     if !t.is_empty() && out.len() < max {
-        out.push(("/*", t.to_vec()));
+        out.push(("/*", xml_unescape(t)));
+    }
+    out
+}
+
+/// Text and attribute values as an XML parser delivers them: the five predefined entities
+/// and character references decoded; anything else (e.g. an HTML entity, which is not
+/// XML) kept as written.
+fn xml_unescape(v: &[u8]) -> Vec<u8> {
+    if !v.contains(&b'&') {
+        return v.to_vec();
+    }
+    let mut out = Vec::with_capacity(v.len());
+    let mut i = 0;
+    while i < v.len() {
+        if v[i] == b'&' {
+            if let Some(len) = v[i..].iter().take(12).position(|c| *c == b';') {
+                let name = &v[i + 1..i + len];
+                let ch: Option<u32> = match name {
+                    b"amp" => Some(u32::from(b'&')),
+                    b"lt" => Some(u32::from(b'<')),
+                    b"gt" => Some(u32::from(b'>')),
+                    b"quot" => Some(u32::from(b'"')),
+                    b"apos" => Some(u32::from(b'\'')),
+                    [b'#', b'x' | b'X', hex @ ..] => std::str::from_utf8(hex)
+                        .ok()
+                        .and_then(|h| u32::from_str_radix(h, 16).ok()),
+                    [b'#', dec @ ..] => std::str::from_utf8(dec).ok().and_then(|d| d.parse().ok()),
+                    _ => None,
+                };
+                if let Some(c) = ch.and_then(char::from_u32) {
+                    let mut buf = [0u8; 4];
+                    out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+                    i += len + 1;
+                    continue;
+                }
+            }
+        }
+        out.push(v[i]);
+        i += 1;
     }
     out
 }
@@ -827,6 +894,16 @@ mod tests {
             Some("--XyZ\r\nContent-Disposition: form-data; name=\"a\"\r\n"),
         );
         assert_eq!(bad.first(Collection::MultipartStrictError), Some(&b"1"[..]));
+        // A quoted parameter value keeps its `;` (and an escaped quote).
+        let quoted = req(
+            "POST",
+            "/",
+            &[("Content-Type", "multipart/form-data; boundary=XyZ")],
+            Some(
+                "--XyZ\r\nContent-Disposition: form-data; name=\"a;b\\\"c\"; filename=\"x;y\"\r\n\r\nz\r\n--XyZ--\r\n",
+            ),
+        );
+        assert_eq!(get(&quoted, Collection::Files, "a;b\"c"), Some("x;y"));
     }
 
     #[test]
@@ -859,13 +936,15 @@ mod tests {
             "POST",
             "/",
             &[("Content-Type", "application/xml")],
-            Some(r#"<?xml version="1.0"?><a x="v1" y='v2'><b>text</b></a>"#),
+            Some(
+                r#"<?xml version="1.0"?><a x="v1" y='v2' z="O:1:&quot;x&#x7B;&tab;"><b>t&amp;ext</b></a>"#,
+            ),
         );
         let vals: Vec<&str> = r
             .values(Collection::Xml)
             .map(|e| std::str::from_utf8(&e.value).unwrap())
             .collect();
-        for want in ["a", "x", "v1", "y", "v2", "b", "text"] {
+        for want in ["a", "x", "v1", "y", "v2", "b", "t&ext", "O:1:\"x{&tab;"] {
             assert!(vals.contains(&want), "{want} in {vals:?}");
         }
     }

@@ -808,7 +808,12 @@ fn check(toks: &[Token<'_>], ctx: Option<u8>) -> Option<&'static str> {
                         while j < n && code[j].kind == Tok::RParen {
                             j += 1;
                         }
-                        if j < n && code[j].kind == Tok::Op && code[j].cmp {
+                        // ... with something compared against: `or 1=` alone is a fragment.
+                        if j + 1 < n
+                            && code[j].kind == Tok::Op
+                            && code[j].cmp
+                            && is_operand(code[j + 1])
+                        {
                             return Some("numeric tautology");
                         }
                     }
@@ -855,17 +860,22 @@ fn check(toks: &[Token<'_>], ctx: Option<u8>) -> Option<&'static str> {
                         let sym_cmp = window.iter().any(|c| {
                             c.kind == Tok::Op && c.cmp && !c.text[0].is_ascii_alphabetic()
                         });
+                        // A word comparison (`like`, `glob`) needs a value on its left.
                         let word_cmp = window.iter().enumerate().any(|(k, c)| {
                             c.kind == Tok::Op
                                 && c.cmp
                                 && c.text[0].is_ascii_alphabetic()
+                                && k > 0
+                                && matches!(
+                                    window[k - 1].kind,
+                                    Tok::Num | Tok::Str | Tok::RParen | Tok::Word | Tok::Var
+                                )
                                 && (window.get(k + 1).is_some_and(|x| {
                                     matches!(x.kind, Tok::Num | Tok::Str | Tok::LParen)
-                                }) || (k > 0
-                                    && matches!(
-                                        window[k - 1].kind,
-                                        Tok::Num | Tok::Str | Tok::RParen
-                                    )))
+                                }) || matches!(
+                                    window[k - 1].kind,
+                                    Tok::Num | Tok::Str | Tok::RParen
+                                ))
                         });
                         if (sym_cmp || word_cmp)
                             && window
@@ -892,10 +902,15 @@ fn check(toks: &[Token<'_>], ctx: Option<u8>) -> Option<&'static str> {
                             Tok::Str => !a.text.is_empty(),
                             _ => broke_out || tail_comment || j2 > j + 1,
                         };
+                        // `; <statement>` may follow, but not `; <anything>`.
+                        let after_semi_ok = code
+                            .get(j2 + 1)
+                            .is_none_or(|x| matches!(x.kind, Tok::Stmt | Tok::Tsql | Tok::Comment));
                         if matches!(a.kind, Tok::Num | Tok::Var | Tok::Str)
                             && (after.is_none()
                                 || after.is_some_and(|x| {
-                                    matches!(x.kind, Tok::RParen | Tok::Semi | Tok::Logic)
+                                    matches!(x.kind, Tok::RParen | Tok::Logic)
+                                        || (x.kind == Tok::Semi && after_semi_ok)
                                 }))
                             && (broke_out || starts_numeric)
                             && literal_ok
@@ -951,7 +966,7 @@ fn check(toks: &[Token<'_>], ctx: Option<u8>) -> Option<&'static str> {
                             Tok::Op | Tok::Logic | Tok::LParen | Tok::Comma | Tok::Semi
                         )
                     })
-                    || i == 0
+                    || (i == 0 && n > i + 2)
                 {
                     return Some("dangerous function");
                 }
@@ -986,7 +1001,12 @@ fn check(toks: &[Token<'_>], ctx: Option<u8>) -> Option<&'static str> {
                 let good_operand = next.is_some_and(|nx| match nx.kind {
                     Tok::Num | Tok::Var | Tok::Func | Tok::LParen => true,
                     Tok::Str => nx.closed || !nx.text.is_empty(),
-                    Tok::Word => next2.is_none_or(|x| x.kind == Tok::Logic),
+                    // `'>word` ends the value; `'>word--` is a fragment libinjection passes.
+                    Tok::Word => {
+                        next2.is_some_and(|x| x.kind == Tok::Logic)
+                            || (next2.is_none()
+                                && toks.last().is_none_or(|t| t.kind != Tok::Comment))
+                    }
                     Tok::Op => nx.text.eq_ignore_ascii_case(b"not") || nx.text == b"!",
                     _ => false,
                 });
@@ -1242,6 +1262,12 @@ mod tests {
             "tom & jerry",
             "",
             "2+2=4",
+            // Fragments libinjection passes: a comparison with nothing compared against, a
+            // literal followed by more prose, a word comparison without a left value.
+            "test' or 1=",
+            "' or true; foo",
+            "'or(glob 1)--",
+            "x'<email--",
         ] {
             assert!(
                 detect(b.as_bytes()).is_none(),

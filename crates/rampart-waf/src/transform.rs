@@ -65,6 +65,13 @@ pub enum Transform {
     TrimRight,
     /// C / ANSI escape sequences (`\n`, `\x41`, `\101`) decoded.
     EscapeSeqDecode,
+    /// Rampart extension (not in ModSecurity): shell-evasion normalisation for command
+    /// injection rules. Like `cmdLine` it removes `\ " ' ^` and lowercases, but it keeps the
+    /// command separators (`;` `|` `&` newlines) and whitespace; `$IFS` / `${IFS}` become a
+    /// space, `$SHELL` becomes `sh`, other simple expansions (`$x`, `${x}`, `$@`, `$1`) are
+    /// dropped (an undefined variable expands to nothing: `c$@at` runs `cat`). `$(` and `${`
+    /// with anything else are kept.
+    ShellNormalise,
 }
 
 impl Transform {
@@ -100,6 +107,7 @@ impl Transform {
             "trimleft" => TrimLeft,
             "trimright" => TrimRight,
             "escapeseqdecode" => EscapeSeqDecode,
+            "shellnormalise" | "shellnormalize" => ShellNormalise,
             other => return Err(other.to_string()),
         })
     }
@@ -135,6 +143,7 @@ impl Transform {
             TrimLeft => trim_start(v).to_vec(),
             TrimRight => trim_end(v).to_vec(),
             EscapeSeqDecode => escape_seq_decode(v),
+            ShellNormalise => shell_normalise(v),
         }
     }
 }
@@ -768,6 +777,61 @@ fn cmd_line(v: &[u8]) -> Vec<u8> {
     out
 }
 
+fn shell_normalise(v: &[u8]) -> Vec<u8> {
+    let is_ident = |c: u8| c.is_ascii_alphanumeric() || c == b'_';
+    let mut out: Vec<u8> = Vec::with_capacity(v.len());
+    let mut i = 0;
+    while i < v.len() {
+        let c = v[i];
+        match c {
+            b'\\' | b'"' | b'\'' | b'^' => i += 1,
+            b'$' => {
+                let next = v.get(i + 1).copied().unwrap_or(0);
+                let name_end = |from: usize| {
+                    let mut j = from;
+                    while j < v.len() && is_ident(v[j]) {
+                        j += 1;
+                    }
+                    j
+                };
+                let (name, end) = if next == b'{' {
+                    let j = name_end(i + 2);
+                    if v.get(j) == Some(&b'}') {
+                        (&v[i + 2..j], j + 1)
+                    } else {
+                        (&v[0..0], i)
+                    }
+                } else if next.is_ascii_alphabetic() || next == b'_' {
+                    let j = name_end(i + 1);
+                    (&v[i + 1..j], j)
+                } else if matches!(next, b'@' | b'*' | b'#' | b'?' | b'!' | b'-')
+                    || next.is_ascii_digit()
+                {
+                    (&v[i + 1..i + 2], i + 2)
+                } else {
+                    (&v[0..0], i)
+                };
+                if end == i {
+                    out.push(b'$');
+                    i += 1;
+                } else {
+                    if name.eq_ignore_ascii_case(b"ifs") {
+                        out.push(b' ');
+                    } else if name.eq_ignore_ascii_case(b"shell") {
+                        out.extend_from_slice(b"sh");
+                    }
+                    i = end;
+                }
+            }
+            _ => {
+                out.push(c.to_ascii_lowercase());
+                i += 1;
+            }
+        }
+    }
+    out
+}
+
 fn utf8_to_unicode(v: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(v.len());
     for chunk in v.utf8_chunks() {
@@ -921,6 +985,16 @@ mod tests {
         );
         assert_eq!(t(CmdLine, "cat /etc/passwd"), "cat/etc/passwd");
         assert_eq!(t(CmdLine, "ping  (x)"), "ping(x)");
+        assert_eq!(t(ShellNormalise, "a;W'h'o\\am$@i"), "a;whoami");
+        assert_eq!(
+            t(ShellNormalise, "cat${IFS}/etc/pa$1sswd|x"),
+            "cat /etc/passwd|x"
+        );
+        assert_eq!(
+            t(ShellNormalise, "sh$XX -c $SHELL ${HOME}/x"),
+            "sh -c sh /x"
+        );
+        assert_eq!(t(ShellNormalise, "$(id) ${a:-b} $ 5"), "$(id) ${a:-b} $ 5");
         assert_eq!(t(Utf8ToUnicode, "aé"), "a%u00e9");
         assert_eq!(t(Length, "hello"), "5");
     }

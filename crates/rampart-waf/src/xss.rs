@@ -81,7 +81,6 @@ const URL_SCHEMES: &[&[u8]] = &[
     b"data:text/html",
     b"data:application/x-javascript",
     b"data:image/svg",
-    b"jar:",
 ];
 
 fn lower(v: &[u8]) -> Vec<u8> {
@@ -104,6 +103,7 @@ pub fn detect(v: &[u8]) -> bool {
     }
     let l = lower(v);
     (lt && tag_check(&l))
+        || black_attr(&l)
         || (colon && scheme_check(&l))
         || (quote && attr_breakout(&l))
         || ((colon || paren_or_at) && css_check(&l))
@@ -270,6 +270,34 @@ fn attr_breakout(l: &[u8]) -> bool {
     false
 }
 
+/// A value read as an unquoted attribute value (libinjection's no-quote context): every
+/// word is an attribute name, and `style=` there runs CSS. A `style` (or `formaction`) word
+/// directly followed by `=`, at the start, after whitespace or after a quote.
+fn black_attr(l: &[u8]) -> bool {
+    const NAMES: [&[u8]; 2] = [b"style", b"formaction"];
+    let mut start = 0;
+    while let Some(p) = memchr::memchr(b'=', &l[start..]) {
+        let eq = start + p;
+        let mut end = eq;
+        while end > 0 && is_space(l[end - 1]) {
+            end -= 1;
+        }
+        for n in NAMES {
+            if end >= n.len() && &l[end - n.len()..end] == n {
+                let before = end - n.len();
+                if before == 0
+                    || is_space(l[before - 1])
+                    || matches!(l[before - 1], b'"' | b'\'' | b'`')
+                {
+                    return true;
+                }
+            }
+        }
+        start = eq + 1;
+    }
+    false
+}
+
 fn has_event_handler_at_start(r: &[u8]) -> bool {
     if !r.starts_with(b"on") {
         return false;
@@ -319,6 +347,9 @@ mod tests {
             "<IMG SRC=\"jav\tascript:alert(1)\">",
             "<?import namespace=\"x\" implementation=\"http://x/x.htc\">",
             "<details open ontoggle=alert(1)>",
+            "style=color:red",
+            "div style=\"x",
+            "x' style=background:url(a)",
         ] {
             assert!(detect(a.as_bytes()), "missed {a:?}");
         }
@@ -337,6 +368,8 @@ mod tests {
             "x = \"onion\"",
             "<p>paragraph</p>",
             "1 <2",
+            "lifestyle=healthy",
+            "stylesheet",
         ] {
             assert!(!detect(b.as_bytes()), "false positive {b:?}");
         }

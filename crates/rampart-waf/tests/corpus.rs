@@ -47,7 +47,7 @@ fn builtin_rules_meet_targets_on_a_corpus_sample() {
         rate("benign")
     );
     let agree = report.crs_agree_total();
-    assert!(agree.percent() >= 75.0, "crs agreement {agree:?}");
+    assert!(agree.percent() >= 96.0, "crs agreement {agree:?}");
 }
 
 /// What a verdict says, for comparing two engines: outcome, score and every (rule, target).
@@ -122,7 +122,7 @@ fn prefilters_do_not_change_crs_verdicts() {
         );
         return;
     }
-    let mut cases = corpus::read_jsonl(&dir.join("params.jsonl"), 15).expect("params");
+    let mut cases = corpus::read_jsonl(&dir.join("params.jsonl"), 40).expect("params");
     cases.extend(corpus::read_jsonl(&dir.join("crs-cases.jsonl"), 1).expect("crs cases"));
     let t = std::time::Instant::now();
     let on = WafPolicy::new(Arc::new(Engine::crs(crs_dir).expect("crs"))).with_paranoia(4);
@@ -136,5 +136,5 @@ fn prefilters_do_not_change_crs_verdicts() {
         cases.len(),
         t.elapsed()
     );
-    assert!(matched > 2500, "CRS: only {matched} cases matched");
+    assert!(matched > 2000, "CRS: only {matched} cases matched");
 }
