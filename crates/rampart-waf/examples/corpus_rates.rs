@@ -2,7 +2,8 @@
 //! the first argument) on the whole WAF corpus.
 //!
 //! `cargo run -p rampart-waf --release --example corpus_rates [-- CRS_DIR [PARANOIA]]`
-//! Set `WAF_MISSES=1` to list every wrong verdict, `WAF_CASE=<key>[,<key>...]` to print the
+//! Set `WAF_MISSES=1` to list every wrong verdict, `WAF_DUMP=1` to print every CRS case's
+//! outcome and matched ids, `WAF_CASE=<key>[,<key>...]` to print the
 //! whole verdict (matches with targets and excerpts) of those cases only.
 
 use std::{path::PathBuf, sync::Arc};
@@ -19,6 +20,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let pl: u8 = args.next().and_then(|a| a.parse().ok()).unwrap_or(1);
     eprintln!("{}", engine.report());
     let policy = WafPolicy::new(Arc::new(engine)).with_paranoia(pl);
+    if std::env::var_os("WAF_DUMP").is_some() {
+        // Every crs-cases.jsonl case: key, outcome and matched rule ids (for id-level analysis).
+        for c in corpus::read_jsonl(&dir.join("crs-cases.jsonl"), 1)? {
+            if let Some((key, req)) = rampart_waf::cli::case_to_request(&c, &policy.limits) {
+                let v = policy.engine.inspect(&req, &policy, None);
+                println!("{key}\t{}\t{:?}", v.outcome.as_str(), v.rule_ids());
+            }
+        }
+        return Ok(());
+    }
     if let Ok(keys) = std::env::var("WAF_CASE") {
         let keys: Vec<&str> = keys.split(',').collect();
         for file in ["params.jsonl", "crs-cases.jsonl"] {

@@ -808,8 +808,9 @@ impl<'r> Txn<'r> {
                 .any(|(t, s, sel)| tags.iter().any(|rt| rt == t) && covers(*s, sel))
     }
 
-    /// Evaluate a rule and its chain; on a full match run the setvars/ctls of every link and
-    /// leave the match records in `pending`.
+    /// Evaluate a rule and its chain, running each link's setvars/ctls as soon as that link
+    /// matches (as ModSecurity does: the CRS sets `tx.content_type` in a chain's first rule
+    /// and reads it in the next); leave the match records in `pending` on a full match.
     fn eval_chain(&mut self, head: &Rule) -> bool {
         self.matched_vars.clear();
         self.pending.clear();
@@ -820,10 +821,6 @@ impl<'r> Txn<'r> {
                 self.pending.clear();
                 return false;
             }
-            cur = rule.chain.as_deref();
-        }
-        let mut cur = Some(head);
-        while let Some(rule) = cur {
             if !rule.actions.setvars.is_empty() || !rule.actions.ctls.is_empty() {
                 self.run_actions(rule, head);
             }

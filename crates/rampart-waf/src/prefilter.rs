@@ -230,9 +230,15 @@ fn need(h: &Hir) -> Option<Vec<Vec<u8>>> {
 /// transformations are dropped too. Scanning `reduce(chain)(v)` ASCII case-insensitively finds
 /// the same literals as scanning `chain(v)`.
 pub fn reduce(chain: &[Transform], features: u32) -> Vec<Transform> {
+    // A leading transformation is dropped when it cannot change this value, or when it can
+    // only change its case and everything after it is case-free.
     let start = chain
         .iter()
-        .position(|t| !t.is_noop_given(features))
+        .enumerate()
+        .position(|(i, t)| {
+            !(t.is_noop_given(features)
+                || (t.only_case_given(features) && chain[i + 1..].iter().all(|u| case_free(*u))))
+        })
         .unwrap_or(chain.len());
     let tail = &chain[start..];
     if tail.iter().all(|t| case_free(*t)) {
@@ -338,6 +344,16 @@ mod tests {
                 f
             ),
             vec![RemoveWhitespace]
+        );
+        assert_eq!(
+            reduce(&[UrlDecodeUni, ShellNormalise], f),
+            vec![],
+            "no quote, backslash or $: shellNormalise only lowercases"
+        );
+        let q = crate::transform::features(b"w'h'oami");
+        assert_eq!(
+            reduce(&[UrlDecodeUni, ShellNormalise], q),
+            vec![ShellNormalise]
         );
         let g = crate::transform::features(b"A%41");
         assert_eq!(

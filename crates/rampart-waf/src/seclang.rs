@@ -1112,6 +1112,28 @@ SecRule TX:ANOMALY_SCORE "@ge %{tx.inbound_anomaly_score_threshold}" "id:949110,
     }
 
     #[test]
+    fn chain_link_setvar_is_visible_to_the_next_link() {
+        // CRS 920420's shape: the first link stores the content type, the next reads it.
+        let e = engine(
+            r#"
+SecRule ARGS:t "@rx ^(\w+)" "id:30,phase:2,deny,capture,setvar:'tx.ct=|%{tx.1}|',chain"
+    SecRule TX:ct "!@within |json| |form|"
+"#,
+            Scoring::Rules,
+        );
+        let policy = WafPolicy::new(Arc::new(Engine::new(
+            vec![],
+            Scoring::Native,
+            [Disruptive::Pass; 3],
+            EngineState::On,
+            LoadReport::default(),
+        )));
+        assert_eq!(e.inspect(&get("/?t=json"), &policy, None).outcome, Outcome::Pass);
+        let v = e.inspect(&get("/?t=xml"), &policy, None);
+        assert_eq!(v.blocking_rule, Some(30), "{v:?}");
+    }
+
+    #[test]
     fn ctl_and_remove() {
         let e = engine(
             r#"

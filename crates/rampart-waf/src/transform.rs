@@ -172,6 +172,9 @@ impl Transform {
             SqlHexDecode => {
                 memchr::memmem::find(v, b"0x").is_none() && memchr::memmem::find(v, b"0X").is_none()
             }
+            ShellNormalise => !v
+                .iter()
+                .any(|c| c.is_ascii_uppercase() || matches!(c, b'\\' | b'\'' | b'"' | b'^' | b'$')),
             _ => false,
         }
     }
@@ -196,6 +199,8 @@ pub fn features(v: &[u8]) -> u32 {
             b'<' => F_LT,
             b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c | 0xa0 => F_SPACE,
             0x80..=0xff => F_NONASCII,
+            b'\'' | b'"' => F_QUOTE,
+            b'$' | b'^' => F_SHELL,
             _ => 0,
         };
         if (c == b'x' || c == b'X') && prev == b'0' {
@@ -220,6 +225,8 @@ const F_LT: u32 = 1 << 10;
 const F_SPACE: u32 = 1 << 11;
 const F_NONASCII: u32 = 1 << 12;
 const F_HEX: u32 = 1 << 13;
+const F_QUOTE: u32 = 1 << 14;
+const F_SHELL: u32 = 1 << 15;
 
 impl Transform {
     /// As [`Transform::is_noop_for`], from the value's [`features`].
@@ -237,6 +244,18 @@ impl Transform {
             ReplaceComments => f & F_STAR == 0,
             RemoveWhitespace | CompressWhitespace | Trim | TrimLeft | TrimRight => f & F_SPACE == 0,
             SqlHexDecode => f & F_HEX == 0,
+            ShellNormalise => f & F_UPPER == 0 && self.only_case_given(f),
+            _ => false,
+        }
+    }
+
+    /// `true` when, for a value with these [`features`], the transformation changes nothing
+    /// but ASCII case (so a case-insensitive literal scan can skip it).
+    pub fn only_case_given(self, f: u32) -> bool {
+        use Transform::*;
+        match self {
+            Lowercase | Uppercase => true,
+            ShellNormalise => f & (F_BACKSLASH | F_QUOTE | F_SHELL) == 0,
             _ => false,
         }
     }
@@ -1027,10 +1046,13 @@ mod tests {
             "sqlhexdecode",
             "escapeseqdecode",
             "removecommentschar",
+            "shellnormalise",
         ] {
             let t = Transform::from_name(name).unwrap();
             for v in [
                 &b"plain text 123"[..],
+                b"w'h'o$1ami",
+                b"Plain",
                 b"a%41",
                 b"A&lt;",
                 b"x\\y",
@@ -1052,7 +1074,9 @@ mod tests {
 
     #[test]
     fn never_panics_on_odd_input() {
-        let inputs: [&[u8]; 8] = [b"%", b"%u", b"&#", b"\\", b"\\x", b"0x", b"&#x", b"/.."];
+        let inputs: [&[u8]; 10] = [
+            b"%", b"%u", b"&#", b"\\", b"\\x", b"0x", b"&#x", b"/..", b"${", b"$",
+        ];
         for i in inputs {
             for name in [
                 "urldecode",
@@ -1067,6 +1091,7 @@ mod tests {
                 "sqlhexdecode",
                 "cmdline",
                 "escapeseqdecode",
+                "shellnormalise",
             ] {
                 let _ = Transform::from_name(name).map(|t| t.apply(i));
             }
