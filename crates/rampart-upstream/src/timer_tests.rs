@@ -159,6 +159,16 @@ fn upstream(origins: &[&Origin], rs: ResilienceSettings) -> Upstream {
 }
 
 fn upstream_with(origins: &[&Origin], rs: ResilienceSettings, m: &UpstreamMetrics) -> Upstream {
+    upstream_in(origins, rs, m, &EndpointRegistry::new())
+}
+
+/// An upstream whose endpoint state comes from `registry` (as a config reload builds one).
+fn upstream_in(
+    origins: &[&Origin],
+    rs: ResilienceSettings,
+    m: &UpstreamMetrics,
+    registry: &EndpointRegistry,
+) -> Upstream {
     Upstream::build(
         "u",
         origins.iter().map(|o| o.endpoint()).collect(),
@@ -166,7 +176,7 @@ fn upstream_with(origins: &[&Origin], rs: ResilienceSettings, m: &UpstreamMetric
         None,
         rs,
         m,
-        &EndpointRegistry::new(),
+        registry,
     )
 }
 
@@ -494,26 +504,28 @@ async fn share(u: &Upstream, a: &Origin, n: usize) -> usize {
     a.hits() - before
 }
 
+/// Weighted round robin, 10 s slow start, ejection after one failure for 5 s.
+fn slow_start_settings() -> ResilienceSettings {
+    ResilienceSettings {
+        strategy: Strategy::WeightedRoundRobin,
+        slow_start: secs(10),
+        outlier: OutlierSettings {
+            consecutive: 1,
+            base: secs(5),
+            max: secs(60),
+            max_percent: 50,
+        },
+        ..quiet()
+    }
+}
+
 #[tokio::test(start_paused = true)]
 async fn slow_start_ramps_a_returning_endpoint_over_the_window() {
     let _hold = ClockHold::new();
     let (a, b) = (Origin::start(500).await, Origin::start(200).await);
-    let u = upstream(
-        &[&a, &b],
-        ResilienceSettings {
-            strategy: Strategy::WeightedRoundRobin,
-            slow_start: secs(10),
-            outlier: OutlierSettings {
-                consecutive: 1,
-                base: secs(5),
-                max: secs(60),
-                max_percent: 50,
-            },
-            ..quiet()
-        },
-    );
-    // Every endpoint ramps up from its creation too: let both reach full weight first.
-    step(secs(10)).await;
+    let u = upstream(&[&a, &b], slow_start_settings());
+    // No ramp from creation: the endpoints take full weight at once (a fails its first
+    // request and is ejected at t0).
     while !snap(&u, 0).ejected {
         get(&u).await.unwrap();
     }
@@ -529,6 +541,82 @@ async fn slow_start_ramps_a_returning_endpoint_over_the_window() {
     assert!((47..=53).contains(&got), "at 5 s: {got} of 150");
     // At the end: equal.
     step(secs(5)).await;
+    let got = share(&u, &a, 100).await;
+    assert!((48..=52).contains(&got), "at 10 s: {got} of 100");
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_endpoint_added_by_a_reload_takes_full_weight_while_a_returning_one_ramps() {
+    let _hold = ClockHold::new();
+    let (a, b, c) = (
+        Origin::start(500).await,
+        Origin::start(200).await,
+        Origin::start(200).await,
+    );
+    let m = UpstreamMetrics::register(&mut Registry::default());
+    let registry = EndpointRegistry::new();
+    let old = upstream_in(&[&a, &b], slow_start_settings(), &m, &registry);
+    // Long past any window counted from creation.
+    step(secs(60)).await;
+    while !snap(&old, 0).ejected {
+        get(&old).await.unwrap();
+    }
+    a.set(200);
+    step(secs(5)).await;
+    assert!(snap(&old, 0).available);
+
+    // The reload: a and b keep their state through the registry, c is new.
+    let u = upstream_in(&[&a, &b, &c], slow_start_settings(), &m, &registry);
+    drop(old);
+    let before = (a.hits(), b.hits(), c.hits());
+    for _ in 0..210 {
+        assert_eq!(get(&u).await, Ok(200));
+    }
+    let got = (a.hits() - before.0, b.hits() - before.1, c.hits() - before.2);
+    // 10 : 100 : 100: a just returned from ejection ramps, c (no history) has all its weight
+    // at once, as much as b. With a ramp from creation c would get 10 as well.
+    assert!((8..=12).contains(&got.0), "a, just returned: {got:?}");
+    assert!((95..=105).contains(&got.2), "c, new: {got:?}");
+    assert!((95..=105).contains(&got.1), "b: {got:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn slow_start_ramps_an_endpoint_whose_breaker_closed_again() {
+    let _hold = ClockHold::new();
+    let (a, b) = (Origin::start(200).await, Origin::start(200).await);
+    let u = upstream(
+        &[&a, &b],
+        ResilienceSettings {
+            strategy: Strategy::WeightedRoundRobin,
+            slow_start: secs(10),
+            breaker: BreakerSettings {
+                enabled: true,
+                failure_rate: 0.5,
+                min_requests: 2,
+                window: secs(10),
+                cool_down: secs(5),
+                probes: 1,
+            },
+            ..quiet()
+        },
+    );
+    // A new endpoint: no ramp (equal shares from the first request).
+    let got = share(&u, &a, 100).await;
+    assert!((48..=52).contains(&got), "at creation: {got} of 100");
+    a.set(500);
+    while snap(&u, 0).breaker != BreakerState::Open {
+        get(&u).await.unwrap();
+    }
+    a.set(200);
+    step(secs(5)).await;
+    while snap(&u, 0).breaker != BreakerState::Closed {
+        assert_eq!(get(&u).await, Ok(200));
+    }
+    // Closed again: back at 10 % weight, 10 : 100.
+    let got = share(&u, &a, 110).await;
+    assert!((8..=12).contains(&got), "after closing: {got} of 110");
+    // At the end of the window: equal.
+    step(secs(10)).await;
     let got = share(&u, &a, 100).await;
     assert!((48..=52).contains(&got), "at 10 s: {got} of 100");
 }
@@ -615,7 +703,7 @@ async fn health_checks_flip_the_endpoint_at_the_interval() {
     step(MS).await;
     wait_until("check 5", || streak(&u) == (2, 0)).await;
     assert!(snap(&u, 0).available);
-    assert_eq!(u.eps()[0].state.lock().unwrap().up_since, at(4));
+    assert_eq!(u.eps()[0].state.lock().unwrap().returned_at, Some(at(4)));
     assert_eq!(o.seen()[4..], [at(3), at(4)]);
     assert_eq!(get(&u).await, Ok(200));
 }
