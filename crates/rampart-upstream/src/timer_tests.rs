@@ -572,7 +572,11 @@ async fn an_endpoint_added_by_a_reload_takes_full_weight_while_a_returning_one_r
     for _ in 0..210 {
         assert_eq!(get(&u).await, Ok(200));
     }
-    let got = (a.hits() - before.0, b.hits() - before.1, c.hits() - before.2);
+    let got = (
+        a.hits() - before.0,
+        b.hits() - before.1,
+        c.hits() - before.2,
+    );
     // 10 : 100 : 100: a just returned from ejection ramps, c (no history) has all its weight
     // at once, as much as b. With a ramp from creation c would get 10 as well.
     assert!((8..=12).contains(&got.0), "a, just returned: {got:?}");
