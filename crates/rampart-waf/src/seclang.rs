@@ -1128,7 +1128,10 @@ SecRule ARGS:t "@rx ^(\w+)" "id:30,phase:2,deny,capture,setvar:'tx.ct=|%{tx.1}|'
             EngineState::On,
             LoadReport::default(),
         )));
-        assert_eq!(e.inspect(&get("/?t=json"), &policy, None).outcome, Outcome::Pass);
+        assert_eq!(
+            e.inspect(&get("/?t=json"), &policy, None).outcome,
+            Outcome::Pass
+        );
         let v = e.inspect(&get("/?t=xml"), &policy, None);
         assert_eq!(v.blocking_rule, Some(30), "{v:?}");
     }
