@@ -1411,25 +1411,30 @@ mod tests {
         assert!(pl1.engine.needs_body(1));
     }
 
-    #[test]
-    fn json_keys_are_names_without_the_root() {
-        // A top-level JSON key is inspected as `ARGS_NAMES` without the `json.` root, so
-        // anchored name rules (shellshock `^() {`) see it as sent.
-        let p = policy();
+    fn json_post(body: &[u8]) -> WafRequest {
         let headers: [(&[u8], &[u8]); 3] = [
             (b"Host", b"example.com"),
             (b"User-Agent", b"Mozilla/5.0"),
             (b"Content-Type", b"application/json"),
         ];
-        let req = WafRequest::build(
+        WafRequest::build(
             "POST",
             b"/api",
             "HTTP/1.1",
             headers,
-            Some(br#"{"() { :; }": "x"}"#),
+            Some(body),
             &Limits::default(),
-        );
-        let v = p.engine.inspect(&req, &p, None);
+        )
+    }
+
+    #[test]
+    fn json_keys_are_names_without_the_root() {
+        // A top-level JSON key is inspected as `ARGS_NAMES` without the `json.` root, so
+        // anchored name rules (shellshock `^() {`) see it as sent.
+        let p = policy();
+        let v = p
+            .engine
+            .inspect(&json_post(br#"{"() { :; }": "x"}"#), &p, None);
         assert!(v.rule_ids().contains(&232120), "{:?}", v.matches);
     }
 
@@ -1437,20 +1442,7 @@ mod tests {
     fn json_structure_is_not_sql() {
         let p = policy();
         let body = br#"{"select":{"from":["where","union"]},"or":1,"note":"it's fine"}"#;
-        let headers: [(&[u8], &[u8]); 3] = [
-            (b"Host", b"example.com"),
-            (b"User-Agent", b"Mozilla/5.0"),
-            (b"Content-Type", b"application/json"),
-        ];
-        let req = WafRequest::build(
-            "POST",
-            b"/api",
-            "HTTP/1.1",
-            headers,
-            Some(body),
-            &Limits::default(),
-        );
-        let v = p.engine.inspect(&req, &p, None);
+        let v = p.engine.inspect(&json_post(body), &p, None);
         assert_eq!(v.outcome, Outcome::Pass, "{:?}", v.matches);
     }
 }

@@ -1077,6 +1077,17 @@ mod tests {
         );
     }
 
+    /// A policy whose own engine has no rules (the tests inspect with the engine they load).
+    fn empty_policy() -> WafPolicy {
+        WafPolicy::new(Arc::new(Engine::new(
+            vec![],
+            Scoring::Native,
+            [Disruptive::Pass; 3],
+            EngineState::On,
+            LoadReport::default(),
+        )))
+    }
+
     #[test]
     fn crs_style_scoring_chain_skipafter() {
         let e = engine(
@@ -1093,13 +1104,7 @@ SecRule TX:ANOMALY_SCORE "@ge %{tx.inbound_anomaly_score_threshold}" "id:949110,
             Scoring::Rules,
         );
         assert!(e.report().dropped_rules.is_empty(), "{}", e.report());
-        let policy = WafPolicy::new(Arc::new(Engine::new(
-            vec![],
-            Scoring::Native,
-            [Disruptive::Pass; 3],
-            EngineState::On,
-            LoadReport::default(),
-        )));
+        let policy = empty_policy();
         let v = e.inspect(&get("/?q=UNION"), &policy, None);
         assert_eq!(v.outcome, Outcome::Block);
         assert_eq!(v.blocking_rule, Some(949110));
@@ -1121,13 +1126,7 @@ SecRule ARGS:t "@rx ^(\w+)" "id:30,phase:2,deny,capture,setvar:'tx.ct=|%{tx.1}|'
 "#,
             Scoring::Rules,
         );
-        let policy = WafPolicy::new(Arc::new(Engine::new(
-            vec![],
-            Scoring::Native,
-            [Disruptive::Pass; 3],
-            EngineState::On,
-            LoadReport::default(),
-        )));
+        let policy = empty_policy();
         assert_eq!(
             e.inspect(&get("/?t=json"), &policy, None).outcome,
             Outcome::Pass
