@@ -80,6 +80,21 @@ fn compare(on: &WafPolicy, off: &WafPolicy, cases: &[serde_json::Value]) -> usiz
     matched
 }
 
+/// Builds the rules twice (prefilters on and off), compares them at PL4 on `cases` and
+/// returns how many cases matched a rule.
+fn compare_at_pl4(name: &str, cases: &[serde_json::Value], build: impl Fn() -> Engine) -> usize {
+    let t = std::time::Instant::now();
+    let on = WafPolicy::new(Arc::new(build())).with_paranoia(4);
+    let off = WafPolicy::new(Arc::new(build().with_prefilters(false))).with_paranoia(4);
+    let matched = compare(&on, &off, cases);
+    println!(
+        "{name} PL4: {} cases, {matched} with matches, {:?}",
+        cases.len(),
+        t.elapsed()
+    );
+    matched
+}
+
 /// The literal prefilter and the collection-presence skip only save work: on the corpus
 /// sample every verdict, score and matched (rule, target) is the same with them off. Runs the
 /// built-in rules at PL4 (every rule runs, so every prefilter is exercised) and PL1, and
@@ -91,20 +106,9 @@ fn prefilters_do_not_change_verdicts() {
     let crs = corpus::read_jsonl(&dir.join("crs-cases.jsonl"), 1).expect("crs cases");
     let mut cases = params;
     cases.extend(crs);
-    let t = std::time::Instant::now();
-    let on = WafPolicy::new(Arc::new(Engine::builtin().expect("builtin rules"))).with_paranoia(4);
-    let off = WafPolicy::new(Arc::new(
-        Engine::builtin()
-            .expect("builtin rules")
-            .with_prefilters(false),
-    ))
-    .with_paranoia(4);
-    let matched = compare(&on, &off, &cases);
-    println!(
-        "built-in PL4: {} cases, {matched} with matches, {:?}",
-        cases.len(),
-        t.elapsed()
-    );
+    let matched = compare_at_pl4("built-in", &cases, || {
+        Engine::builtin().expect("builtin rules")
+    });
     // The comparison means something only if many cases match rules.
     assert!(matched > 3000, "only {matched} cases matched");
 }
@@ -124,17 +128,6 @@ fn prefilters_do_not_change_crs_verdicts() {
     }
     let mut cases = corpus::read_jsonl(&dir.join("params.jsonl"), 40).expect("params");
     cases.extend(corpus::read_jsonl(&dir.join("crs-cases.jsonl"), 1).expect("crs cases"));
-    let t = std::time::Instant::now();
-    let on = WafPolicy::new(Arc::new(Engine::crs(crs_dir).expect("crs"))).with_paranoia(4);
-    let off = WafPolicy::new(Arc::new(
-        Engine::crs(crs_dir).expect("crs").with_prefilters(false),
-    ))
-    .with_paranoia(4);
-    let matched = compare(&on, &off, &cases);
-    println!(
-        "CRS PL4: {} cases, {matched} with matches, {:?}",
-        cases.len(),
-        t.elapsed()
-    );
+    let matched = compare_at_pl4("CRS", &cases, || Engine::crs(crs_dir).expect("crs"));
     assert!(matched > 2000, "CRS: only {matched} cases matched");
 }
