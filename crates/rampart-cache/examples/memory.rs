@@ -75,8 +75,7 @@ fn main() -> Result<(), BoxError> {
                 .iter()
                 .map(|(n, v)| n.as_str().len() + v.len())
                 .sum::<usize>();
-            let mut req =
-                Request::get(format!("http://bench.example{path}")).body(body::empty())?;
+            let mut req = Request::get(format!("http://bench.example{path}")).body(body::empty())?;
             req.extensions_mut().insert(route.clone());
             let resp = svc.ready().await?.call(req).await?;
             resp.into_body().collect().await?;

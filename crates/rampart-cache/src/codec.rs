@@ -129,7 +129,9 @@ impl<'a> Reader<'a> {
         if v & 1 == 0 {
             return Some(Duration::from_secs(v >> 1));
         }
-        let nanos = u32::try_from(self.varint()?).ok().filter(|n| *n < 1_000_000_000)?;
+        let nanos = u32::try_from(self.varint()?)
+            .ok()
+            .filter(|n| *n < 1_000_000_000)?;
         Some(Duration::new(v >> 1, nanos))
     }
 
@@ -310,7 +312,11 @@ mod tests {
         put_name(&mut b, &header::CONTENT_TYPE);
         put_name(&mut b, &HeaderName::from_static("cdn-cache-control"));
         assert_eq!(b.len(), 2);
-        assert!(NAMES.iter().all(|n| n.as_str() == n.as_str().to_ascii_lowercase()));
+        assert!(
+            NAMES
+                .iter()
+                .all(|n| n.as_str() == n.as_str().to_ascii_lowercase())
+        );
         assert!(CODINGS.len() < 256 && NAMES.len() < 256);
     }
 

@@ -201,7 +201,10 @@ impl CodingsSrc<'_> {
         match self {
             Self::Raw(r) => out.extend_from_slice(r),
             Self::List(l) => {
-                let known = || l.iter().filter_map(|(c, b)| Some((codec::coding_code(c)?, b)));
+                let known = || {
+                    l.iter()
+                        .filter_map(|(c, b)| Some((codec::coding_code(c)?, b)))
+                };
                 codec::put_varint(out, known().count() as u64);
                 for (code, b) in known() {
                     out.push(code);
@@ -269,10 +272,11 @@ fn pack(
         TagsSrc::Raw(r) => r.len(),
         TagsSrc::List(l) => 10 + l.iter().map(|t| t.len() + 10).sum::<usize>(),
     };
-    let fields_len: usize = 10 + headers
-        .iter()
-        .map(|(n, v)| n.as_str().len() + v.len() + 12)
-        .sum::<usize>();
+    let fields_len: usize = 10
+        + headers
+            .iter()
+            .map(|(n, v)| n.as_str().len() + v.len() + 12)
+            .sum::<usize>();
     let body_len: usize = body.iter().map(Bytes::len).sum();
     let mut buf = Vec::with_capacity(10 + body_len + codings.len() + tags_len + fields_len);
     codec::put_varint(&mut buf, body_len as u64);
@@ -581,7 +585,10 @@ impl Entry {
     /// The stored variant of `coding`, if made.
     pub fn encoded(&self, coding: &str) -> Option<Bytes> {
         match &self.added {
-            Some(list) => list.iter().find(|(c, _)| *c == coding).map(|(_, b)| b.clone()),
+            Some(list) => list
+                .iter()
+                .find(|(c, _)| *c == coding)
+                .map(|(_, b)| b.clone()),
             None => self
                 .raw_codings()
                 .find(|(c, _)| *c == coding)

@@ -517,10 +517,7 @@ impl Shard {
     /// with the same key hash (usually another Vary variant of the key) still needs.
     fn unindex(&mut self, cx: &Cx, slot: Slot) {
         let Self {
-            table,
-            segs,
-            index,
-            ..
+            table, segs, index, ..
         } = self;
         let Some(obj) = segs.object(slot.id(), slot.off()).and_then(parse) else {
             return;
@@ -624,7 +621,10 @@ impl Shard {
     fn find_version(&self, cx: &Cx, h: u32, key: &[u8], version: u64) -> Option<(usize, Slot)> {
         self.find(h, key).into_iter().find_map(|i| {
             let slot = *self.table.get_bucket(i)?;
-            let (view, _) = self.obj_at(slot).filter(|o| !o.is_pass())?.state(cx.epoch)?;
+            let (view, _) = self
+                .obj_at(slot)
+                .filter(|o| !o.is_pass())?
+                .state(cx.epoch)?;
             (view.version == version).then_some((i, slot))
         })
     }
@@ -863,9 +863,9 @@ impl Shard {
         for (off, bytes) in snapshot.objects() {
             let Some(obj) = parse(&bytes) else { continue };
             let h = cx.short(obj.key());
-            let found = self
-                .table
-                .find_bucket_index(spread(h), |s| s.hash() == h && s.id() == id && s.off() == off);
+            let found = self.table.find_bucket_index(spread(h), |s| {
+                s.hash() == h && s.id() == id && s.off() == off
+            });
             let Some(i) = found else { continue };
             let Some(&slot) = self.table.get_bucket(i) else {
                 continue;
@@ -882,7 +882,11 @@ impl Shard {
                 self.remove_at(cx, i, Why::Size);
                 continue;
             }
-            let freq = if q == Queue::Small { 0 } else { slot.freq() - 1 };
+            let freq = if q == Queue::Small {
+                0
+            } else {
+                slot.freq() - 1
+            };
             if large {
                 self.segs.requeue(id, Queue::Main);
                 if let Some(s) = self.table.get_bucket_mut(i) {
@@ -906,7 +910,7 @@ impl Shard {
         }
     }
 
-    /// At most once a second: evict the sealed segments whose objects all expired.
+    /// At most once a second: evict the segments whose objects all expired.
     fn sweep(&mut self, cx: &Cx, now_ns: i64) {
         if now_ns < self.next_sweep {
             return;
@@ -1035,7 +1039,9 @@ impl MemoryStore {
         let n = inner.shards.len();
         let mut idle = 0;
         for _ in 0..MAX_EVICTIONS {
-            if inner.acct.bytes.load(Ordering::Relaxed) <= i64::try_from(inner.cx.max_size).unwrap_or(i64::MAX) {
+            if inner.acct.bytes.load(Ordering::Relaxed)
+                <= i64::try_from(inner.cx.max_size).unwrap_or(i64::MAX)
+            {
                 return;
             }
             let i = inner.cursor.fetch_add(1, Ordering::Relaxed) % n;
@@ -1175,9 +1181,9 @@ impl Store for MemoryStore {
 mod tests {
     use super::*;
     use crate::entry::EntryMeta;
-    use std::time::Duration;
     use bytes::Bytes;
     use http::{HeaderMap, StatusCode};
+    use std::time::Duration;
 
     fn entry(url: &str, secondary: &str, tags: &[&str], body_len: usize) -> Arc<Entry> {
         let now = Instant::now();
@@ -1348,5 +1354,405 @@ mod tests {
         assert!(rec.is_pass(Instant::now()));
         tokio::time::advance(Duration::from_secs(11)).await;
         assert!(s.get(&k, Instant::now()).await.is_none());
+    }
+
+    // Tests of the slab store itself (added with it).
+
+    fn entry_with(url: &str, body: &[u8], ttl: Duration, field: &str) -> Arc<Entry> {
+        let now = Instant::now();
+        let mut meta = EntryMeta {
+            lifetime: ttl,
+            initial_age: Duration::from_nanos(1234),
+            stored_at: now,
+            no_cache: false,
+            forbids_stale: false,
+            swr: Duration::ZERO,
+            sie: Duration::from_secs(5),
+            has_validator: true,
+            soft_purged: false,
+            expires_at: now,
+        };
+        meta.compute_expiry(Duration::ZERO);
+        let mut h = HeaderMap::new();
+        h.insert(http::header::CONTENT_TYPE, "text/plain".parse().unwrap());
+        h.insert("x-field", field.parse().unwrap());
+        Arc::new(
+            Entry::new(
+                StatusCode::OK,
+                &h,
+                &[Bytes::copy_from_slice(body)],
+                meta,
+                vec![],
+                String::new(),
+                vec![],
+                Arc::from(url),
+            )
+            .unwrap(),
+        )
+    }
+
+    fn evicted(m: &CacheMetrics, reason: &'static str) -> u64 {
+        m.evictions
+            .get_or_create(&crate::metrics::ReasonLabels { reason })
+            .get()
+    }
+
+    fn now_or_never<T>(f: StoreFuture<'_, T>) -> T {
+        futures_util::FutureExt::now_or_never(f).expect("the memory tier completes at once")
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn objects_read_back_intact_from_open_and_sealed_segments() {
+        let s = MemoryStore::new(4 << 20, 4, CacheMetrics::default());
+        assert_eq!(s.layout(), (1, 64 << 10));
+        let body = |i: usize| format!("body-{i}-").repeat(i % 40 + 1).into_bytes();
+        for i in 0..400 {
+            let url = format!("http://h/o/{i}");
+            s.put_variant(
+                Arc::from(url.as_str()),
+                entry_with(&url, &body(i), Duration::from_secs(60), &i.to_string()),
+            )
+            .await;
+        }
+        assert!(
+            lock(&s.inner.shards[0]).segs.count() > 1,
+            "segments were sealed"
+        );
+        for i in 0..400 {
+            let url = format!("http://h/o/{i}");
+            let rec = s.get(&url, Instant::now()).await.unwrap();
+            let e = &rec.variants[0];
+            assert_eq!(e.body(), body(i));
+            assert_eq!(
+                e.header(&http::HeaderName::from_static("x-field")).unwrap(),
+                i.to_string().as_str()
+            );
+            assert_eq!(e.url(), url);
+            assert_eq!(e.meta.initial_age, Duration::from_nanos(1234));
+            assert_eq!(e.meta.sie, Duration::from_secs(5));
+            assert!(e.meta.has_validator);
+        }
+        assert_eq!(s.stats().entries, 400);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn keys_sharing_a_slot_hash_stay_apart() {
+        // One shard, 30 000 keys: about fifty pairs share the 23-bit hash kept in a slot.
+        let s = MemoryStore::new(7 << 20, 4, CacheMetrics::default());
+        let n = 30_000;
+        for i in 0..n {
+            let url = format!("http://h/d{}/{i}", i % 7);
+            s.put_variant(Arc::from(url.as_str()), entry(&url, "", &[], 8))
+                .await;
+        }
+        assert_eq!(s.stats().entries, n as u64);
+        let distinct = {
+            let shard = lock(&s.inner.shards[0]);
+            let mut hashes: Vec<u32> = shard.table.iter().map(|s| s.hash()).collect();
+            hashes.sort_unstable();
+            hashes.dedup();
+            hashes.len()
+        };
+        assert!(distinct < n, "the test needs colliding slot hashes");
+        let now = Instant::now();
+        let urls: Vec<String> = (0..n)
+            .step_by(2)
+            .map(|i| format!("http://h/d{}/{i}", i % 7))
+            .collect();
+        assert_eq!(
+            s.purge(&PurgeSelector::Urls(urls), None, now).await,
+            (n / 2) as u64
+        );
+        for i in 0..n {
+            let url = format!("http://h/d{}/{i}", i % 7);
+            let rec = s.get(&url, now).await;
+            assert_eq!(rec.is_some(), i % 2 == 1, "{url}");
+            if let Some(rec) = rec {
+                assert_eq!(rec.variants[0].url(), url);
+            }
+        }
+        // Directory d3 keeps exactly its odd members.
+        let left = (0..n).filter(|i| i % 2 == 1 && i % 7 == 3).count() as u64;
+        assert_eq!(
+            s.purge(&PurgeSelector::Prefix("/d3/".into()), None, now)
+                .await,
+            left
+        );
+        assert_eq!(s.stats().entries, (n / 2) as u64 - left);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_scan_of_one_time_objects_does_not_flush_what_is_used() {
+        let metrics = CacheMetrics::default();
+        let s = MemoryStore::new(2 << 20, 4, metrics.clone());
+        let hot: Vec<String> = (0..200).map(|i| format!("http://h/hot/{i}")).collect();
+        for u in &hot {
+            s.put_variant(Arc::from(u.as_str()), entry(u, "", &[], 1000))
+                .await;
+            assert!(s.get(u, Instant::now()).await.is_some());
+        }
+        // Ten times the cache's size in objects read once (never read again).
+        for i in 0..20_000 {
+            let u = format!("http://h/scan/{i}");
+            s.put_variant(Arc::from(u.as_str()), entry(&u, "", &[], 1000))
+                .await;
+        }
+        assert!(s.stats().bytes <= 2 << 20, "{:?}", s.stats());
+        assert!(evicted(&metrics, "size") > 15_000);
+        let kept = futures_util::future::join_all(hot.iter().map(|u| s.get(u, Instant::now())))
+            .await
+            .iter()
+            .filter(|r| r.is_some())
+            .count();
+        assert_eq!(
+            kept,
+            hot.len(),
+            "the used objects were moved to the main queue"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_key_evicted_unused_comes_back_to_the_main_queue() {
+        let s = MemoryStore::new(200_000, 4, CacheMetrics::default());
+        let first = "http://h/first";
+        let h = s.inner.cx.short(first.as_bytes());
+        let slot = |s: &MemoryStore| {
+            let shard = lock(&s.inner.shards[0]);
+            let slot = shard.table.find(spread(h), |x| x.hash() == h).copied();
+            slot.map(|x| (x, shard.segs.queue_of(x.id())))
+        };
+        s.put_variant(Arc::from(first), entry(first, "", &[], 500))
+            .await;
+        assert_eq!(slot(&s).unwrap().1, Some(Queue::Small));
+        let mut i = 0;
+        while slot(&s).is_some() {
+            let u = format!("http://h/{i}");
+            s.put_variant(Arc::from(u.as_str()), entry(&u, "", &[], 500))
+                .await;
+            i += 1;
+            assert!(i < 1000, "never evicted");
+        }
+        s.put_variant(Arc::from(first), entry(first, "", &[], 500))
+            .await;
+        assert_eq!(
+            slot(&s).unwrap().1,
+            Some(Queue::Main),
+            "the ghost remembered it"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn expired_objects_are_reclaimed_without_being_read() {
+        let metrics = CacheMetrics::default();
+        let s = MemoryStore::new(4 << 20, 4, metrics.clone());
+        for i in 0..300 {
+            let u = format!("http://h/{i}");
+            s.put_variant(
+                Arc::from(u.as_str()),
+                entry_with(&u, &[b'x'; 600], Duration::from_secs(10), "a"),
+            )
+            .await;
+        }
+        let full = s.stats();
+        tokio::time::advance(Duration::from_secs(20)).await;
+        // A later write sweeps the segments whose objects all expired.
+        let u = "http://h/new";
+        s.put_variant(
+            Arc::from(u),
+            entry_with(u, b"y", Duration::from_secs(10), "b"),
+        )
+        .await;
+        let st = s.stats();
+        assert!(
+            st.entries <= 2 && st.bytes < full.bytes / 4,
+            "{full:?} -> {st:?}"
+        );
+        assert!(evicted(&metrics, "expired") >= 298);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn rewriting_the_same_keys_stays_within_the_budget() {
+        let s = MemoryStore::new(300_000, 4, CacheMetrics::default());
+        for round in 0..100 {
+            for i in 0..100 {
+                let u = format!("http://h/{i}");
+                let body = vec![b'a' + (round % 26) as u8; 1000];
+                s.put_variant(
+                    Arc::from(u.as_str()),
+                    entry_with(&u, &body, Duration::from_secs(60), "r"),
+                )
+                .await;
+            }
+            assert!(s.stats().bytes <= 300_000, "{:?}", s.stats());
+        }
+        let st = s.stats();
+        assert!(st.entries > 50, "{st:?}");
+        assert!(
+            st.bytes >= st.entries * 1000,
+            "charged bytes cover the bodies: {st:?}"
+        );
+        let rec = s.get("http://h/99", Instant::now()).await.unwrap();
+        assert_eq!(rec.variants[0].body()[0], b'a' + 99 % 26);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_object_larger_than_a_shard_share_fits_the_global_budget() {
+        let s = MemoryStore::new(40 << 20, 4, CacheMetrics::default());
+        assert_eq!(s.layout().0, 5);
+        let u = "http://h/big";
+        let body = vec![7u8; 12 << 20];
+        s.put_variant(
+            Arc::from(u),
+            entry_with(u, &body, Duration::from_secs(60), "big"),
+        )
+        .await;
+        let rec = s.get(u, Instant::now()).await.unwrap();
+        assert_eq!(rec.variants[0].body_len(), 12 << 20);
+        // Larger than the whole cache: not stored.
+        let huge = vec![7u8; 41 << 20];
+        s.put_variant(
+            Arc::from("http://h/huge"),
+            entry_with("http://h/huge", &huge, Duration::from_secs(60), "x"),
+        )
+        .await;
+        assert!(s.get("http://h/huge", Instant::now()).await.is_none());
+        assert!(s.stats().bytes <= 40 << 20);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn repeated_hits_follow_every_change_of_the_key() {
+        let s = store();
+        let k: Arc<str> = Arc::from("http://h/a");
+        s.put_variant(
+            k.clone(),
+            entry_with(&k, b"one", Duration::from_secs(60), "1"),
+        )
+        .await;
+        let rec = s.get(&k, Instant::now()).await.unwrap();
+        let again = s.get(&k, Instant::now()).await.unwrap();
+        assert!(
+            Arc::ptr_eq(&rec, &again),
+            "the second hit reuses the decoded record"
+        );
+        // An added coding replaces the variant; a handle on the old one no longer can.
+        let old = rec.variants[0].clone();
+        let new = Arc::new(old.with_encoded("br", Bytes::from_static(b"BR")));
+        assert!(s.replace_variant(k.clone(), old.clone(), new).await);
+        let rec = s.get(&k, Instant::now()).await.unwrap();
+        assert_eq!(rec.variants[0].encoded("br").unwrap(), "BR");
+        assert_eq!(rec.variants[0].body(), "one");
+        let stale = Arc::new(old.with_encoded("gzip", Bytes::from_static(b"GZ")));
+        assert!(!s.replace_variant(k.clone(), old, stale).await);
+        // A new response, a soft purge, a removal: each is seen at once.
+        s.put_variant(
+            k.clone(),
+            entry_with(&k, b"two", Duration::from_secs(60), "2"),
+        )
+        .await;
+        assert_eq!(
+            s.get(&k, Instant::now()).await.unwrap().variants[0].body(),
+            "two"
+        );
+        let soft = SoftPurge {
+            stale_window: Duration::from_secs(30),
+            keep: Duration::ZERO,
+        };
+        assert_eq!(
+            s.purge(&PurgeSelector::Tags(vec![]), Some(soft), Instant::now())
+                .await,
+            0
+        );
+        assert_eq!(
+            s.purge(&PurgeSelector::All, Some(soft), Instant::now())
+                .await,
+            1
+        );
+        assert!(
+            s.get(&k, Instant::now()).await.unwrap().variants[0]
+                .meta
+                .soft_purged
+        );
+        assert_eq!(s.remove(&k).await, 1);
+        assert!(s.get(&k, Instant::now()).await.is_none());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn purge_by_url_finds_keys_that_are_not_their_url() {
+        let s = store();
+        let url = "http://h/p?b=2&a=1";
+        for key in ["http://h/p?b=2&a=1|cookie=x", "http://h/p?b=2&a=1|cookie=y"] {
+            s.put_variant(Arc::from(key), entry(url, "", &["t"], 5))
+                .await;
+        }
+        s.put_variant(
+            Arc::from("http://h/p?a=1&b=2"),
+            entry("http://h/p?a=1&b=2", "", &[], 5),
+        )
+        .await;
+        s.put_variant(
+            Arc::from("http://h/other"),
+            entry("http://h/other", "", &[], 5),
+        )
+        .await;
+        let now = Instant::now();
+        // Purge by URL tries the URL as given and with its query sorted.
+        assert_eq!(
+            s.purge(&PurgeSelector::Urls(vec![url.into()]), None, now)
+                .await,
+            3
+        );
+        assert_eq!(s.stats().entries, 1);
+        assert_eq!(
+            s.purge(&PurgeSelector::Tags(vec!["t".into()]), None, now)
+                .await,
+            0
+        );
+    }
+
+    #[test]
+    fn threads_reading_writing_and_purging_keep_the_counts_true() {
+        let s = MemoryStore::new(1 << 20, 4, CacheMetrics::default());
+        let keys: Vec<String> = (0..64).map(|i| format!("http://h/{}/{i}", i % 4)).collect();
+        std::thread::scope(|scope| {
+            for t in 0..4usize {
+                let (s, keys) = (&s, &keys);
+                scope.spawn(move || {
+                    for n in 0..3000usize {
+                        let k = &keys[(n * 7 + t * 13) % keys.len()];
+                        match n % 10 {
+                            0 => {
+                                now_or_never(s.remove(k));
+                            }
+                            1 => {
+                                let sel = PurgeSelector::Prefix(format!("/{}/", n % 4));
+                                now_or_never(s.purge(&sel, None, Instant::now()));
+                            }
+                            2..=5 => {
+                                let v = ["", "gzip", "br"][n % 3];
+                                now_or_never(
+                                    s.put_variant(Arc::from(k.as_str()), entry(k, v, &[], 700)),
+                                );
+                            }
+                            _ => {
+                                if let Some(r) = now_or_never(s.get(k, Instant::now())) {
+                                    assert!(r.variants.iter().all(|v| v.url() == k));
+                                }
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        let stored: usize = keys
+            .iter()
+            .filter_map(|k| now_or_never(s.get(k, Instant::now())))
+            .map(|r| r.variants.len())
+            .sum();
+        let st = s.stats();
+        assert_eq!(st.entries, stored as u64);
+        assert!(st.bytes <= 1 << 20);
+        let n = now_or_never(s.purge(&PurgeSelector::All, None, Instant::now()));
+        assert_eq!(n, stored as u64);
+        assert_eq!(s.stats(), StoreStats::default());
     }
 }

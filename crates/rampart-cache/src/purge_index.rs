@@ -303,7 +303,10 @@ impl PurgeIndex {
         let mut out = Vec::new();
         for start in starts {
             let mut keys = Vec::new();
-            let from = (std::ops::Bound::Included(start.as_str()), std::ops::Bound::Unbounded);
+            let from = (
+                std::ops::Bound::Included(start.as_str()),
+                std::ops::Bound::Unbounded,
+            );
             for (dir, m) in self.dirs.range::<str, _>(from) {
                 if !dir.starts_with(start.as_str()) {
                     break;

@@ -41,7 +41,10 @@ pub(crate) enum Queue {
 
 #[derive(Debug)]
 enum Data {
-    Open { pieces: Vec<(u32, Bytes)>, len: usize },
+    Open {
+        pieces: Vec<(u32, Bytes)>,
+        len: usize,
+    },
     Sealed(Bytes),
 }
 
@@ -325,9 +328,8 @@ impl Segments {
             self.stale[q] += 1;
             if self.stale[q] > 64 && self.stale[q] * 2 > self.fifo[q].len() {
                 let (list, gens) = (&self.list, &self.gens);
-                self.fifo[q].retain(|(id, g)| {
-                    gens[*id as usize] == *g && list[*id as usize].is_some()
-                });
+                self.fifo[q]
+                    .retain(|(id, g)| gens[*id as usize] == *g && list[*id as usize].is_some());
                 self.stale[q] = 0;
             }
         }
@@ -375,16 +377,12 @@ impl Segments {
         self.push_fifo(id);
     }
 
-    /// Sealed segments whose objects have all expired at `now_ns` (not yet evicted).
+    /// Segments whose objects have all expired at `now_ns`.
     pub(crate) fn expired(&self, now_ns: i64) -> Vec<u32> {
         self.list
             .iter()
             .enumerate()
-            .filter(|(_, s)| {
-                s.as_ref().is_some_and(|s| {
-                    s.max_expiry <= now_ns && matches!(s.data, Data::Sealed(_))
-                })
-            })
+            .filter(|(_, s)| s.as_ref().is_some_and(|s| s.max_expiry <= now_ns))
             .filter_map(|(id, _)| u32::try_from(id).ok())
             .collect()
     }
