@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use http::{HeaderMap, Request, Response};
 use http_body_util::BodyExt;
-use rampart_cache::{Cache, CacheLayer, CacheMetrics, CachePolicy, CacheSettings};
+use rampart_cache::{Cache, CacheLayer, CacheMetrics, CachePolicy, CacheSettings, MemoryStore};
 use rampart_core::{Body, BoxError, RouteId, RoutePolicy, body};
 use tower::{Layer, Service, ServiceExt};
 
@@ -61,7 +61,13 @@ fn main() -> Result<(), BoxError> {
             max_size: 1 << 30,
             ..CacheSettings::default()
         };
-        let cache = Cache::new(settings, CacheMetrics::default());
+        // The store `Cache::new` would build, kept at hand for its usage breakdown.
+        let store = MemoryStore::new(
+            settings.max_size,
+            settings.max_variants,
+            CacheMetrics::default(),
+        );
+        let cache = Cache::with_store(settings, CacheMetrics::default(), Arc::new(store.clone()));
         let mut svc = CacheLayer::new(cache.clone()).layer(origin);
         let mut route = RoutePolicy::new(RouteId(0), "mem", None);
         route.extensions.insert(CachePolicy::default());
@@ -100,6 +106,22 @@ fn main() -> Result<(), BoxError> {
                 b / with_headers
             );
         }
+        let u = store.usage();
+        let per = |b: u64| b as f64 / u.objects.max(1) as f64;
+        println!(
+            "per object:              {:.0} B encoded object, {:.1} B segments beyond it, \
+             {:.1} B index, {:.1} B purge indexes, {:.1} B other",
+            per(u.object_bytes),
+            per(u.segment_bytes.saturating_sub(u.object_bytes)),
+            per(u.index_bytes),
+            per(u.purge_index_bytes),
+            per(u.other_bytes),
+        );
+        let (shards, seg) = store.layout();
+        println!(
+            "layout:                  {shards} shards, {} KiB segments",
+            seg >> 10
+        );
         Ok(())
     })
 }

@@ -96,11 +96,16 @@ impl<'a> Reader<'a> {
         if b < 0x80 {
             return Some(u64::from(b));
         }
-        self.varint_rest(u64::from(b & 0x7f))
+        let v = u64::from(b & 0x7f);
+        let b = self.u8()?;
+        if b < 0x80 {
+            return Some(v | u64::from(b) << 7);
+        }
+        self.varint_rest(v | u64::from(b & 0x7f) << 7)
     }
 
     fn varint_rest(&mut self, mut v: u64) -> Option<u64> {
-        let mut shift = 7;
+        let mut shift = 14;
         while shift < 64 {
             let b = self.u8()?;
             v |= u64::from(b & 0x7f) << shift;
@@ -123,7 +128,7 @@ impl<'a> Reader<'a> {
         Some(((v >> 1) as i64) ^ -((v & 1) as i64))
     }
 
-    #[inline]
+    #[inline(always)]
     pub(crate) fn duration(&mut self) -> Option<Duration> {
         let v = self.varint()?;
         if v & 1 == 0 {

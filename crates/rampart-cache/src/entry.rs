@@ -365,7 +365,10 @@ impl<'a> StateView<'a> {
         };
         let status = r.take(2)?;
         let status = u16::from_le_bytes([status[0], status[1]]);
-        let stored = r.signed()?;
+        let stored = r.take(8)?;
+        let stored = i64::from_le_bytes([
+            stored[0], stored[1], stored[2], stored[3], stored[4], stored[5], stored[6], stored[7],
+        ]);
         let lifetime = r.duration()?;
         let initial_age = r.duration()?;
         let swr = if flags & FLAG_SWR != 0 {
@@ -700,7 +703,7 @@ impl Entry {
             codec::put_varint(out, self.version.wrapping_sub(self.body_id));
         }
         out.extend_from_slice(&self.status.as_u16().to_le_bytes());
-        codec::put_signed(out, codec::instant_ns(m.stored_at, epoch));
+        out.extend_from_slice(&codec::instant_ns(m.stored_at, epoch).to_le_bytes());
         codec::put_duration(out, m.lifetime);
         codec::put_duration(out, m.initial_age);
         if !m.swr.is_zero() {

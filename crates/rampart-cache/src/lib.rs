@@ -55,7 +55,7 @@ pub use config::{
     TagHeader, TagSeparator,
 };
 pub use error::PurgeError;
-pub use memory::MemoryStore;
+pub use memory::{MemoryStore, MemoryUsage};
 pub use metrics::{CacheMetrics, CacheOutcome, CacheStats};
 pub use service::{CacheLayer, CacheService};
 pub use store::{PurgeSelector, SoftPurge, Store, StoreStats};

@@ -152,8 +152,10 @@ struct Hot {
     rec: Arc<Record>,
 }
 
-/// Hot records per shard (direct-mapped by key hash).
-const HOT: usize = 64;
+/// Hot records per shard (direct-mapped by key hash): one per 64 KiB of the shard's share
+/// of `max_size`, within these bounds.
+const HOT_MIN: u64 = 16;
+const HOT_MAX: u64 = 1024;
 /// Bytes charged per hot record (the record, its entries and their decoded fields).
 const HOT_COST: usize = 512;
 
@@ -307,6 +309,7 @@ struct Shard {
     /// S3-FIFO ghost: 16-bit tags of hashes evicted from the small queue, direct-mapped.
     ghost: Vec<u16>,
     hot: Vec<Option<Hot>>,
+    hot_cells: usize,
     hot_count: usize,
     next_order: u64,
     next_sweep: i64,
@@ -319,13 +322,14 @@ struct Shard {
 }
 
 impl Shard {
-    fn new(seg_size: usize) -> Self {
+    fn new(seg_size: usize, hot_cells: usize) -> Self {
         Self {
             table: HashTable::new(),
             segs: Segments::new(seg_size),
             index: PurgeIndex::default(),
             ghost: Vec::new(),
             hot: Vec::new(),
+            hot_cells,
             hot_count: 0,
             next_order: 0,
             next_sweep: i64::MIN,
@@ -366,13 +370,14 @@ impl Shard {
     }
 
     /// A lookup: the live variants of `key` (newest first) and its marker; expired ones go.
-    fn hot_pos(h: u32) -> usize {
-        (h as usize >> 7) % HOT
+    fn hot_pos(&self, h: u32) -> usize {
+        (h as usize >> 7) % self.hot.len().max(1)
     }
 
     /// Drop the hot record of hash `h`, if any (a slot with that hash changes).
     fn unhot(&mut self, h: u32) {
-        let Some(cell) = self.hot.get_mut(Self::hot_pos(h)) else {
+        let pos = self.hot_pos(h);
+        let Some(cell) = self.hot.get_mut(pos) else {
             return;
         };
         if cell.as_ref().is_some_and(|x| x.slot.hash() == h) {
@@ -383,9 +388,10 @@ impl Shard {
 
     fn set_hot(&mut self, slot: Slot, rec: &Arc<Record>) {
         if self.hot.is_empty() {
-            self.hot.resize_with(HOT, || None);
+            self.hot.resize_with(self.hot_cells, || None);
         }
-        let cell = &mut self.hot[Self::hot_pos(slot.hash())];
+        let pos = self.hot_pos(slot.hash());
+        let cell = &mut self.hot[pos];
         if cell.is_none() {
             self.hot_count += 1;
         }
@@ -397,7 +403,7 @@ impl Shard {
 
     /// The hot record for `slot` (the key's first slot), if still usable at `now`.
     fn hot_for(&self, slot: Slot, now: Instant) -> Option<Arc<Record>> {
-        let hot = self.hot.get(Self::hot_pos(slot.hash()))?.as_ref()?;
+        let hot = self.hot.get(self.hot_pos(slot.hash()))?.as_ref()?;
         let rec = &hot.rec;
         let usable = hot.slot.place() == slot.place()
             && rec.variants.iter().all(|v| v.meta.expires_at > now)
@@ -927,7 +933,7 @@ impl Shard {
     fn flush(&mut self, acct: &Accounting) {
         if self.table.is_empty() && self.table.allocation_size() > 0 {
             let keep = (self.reported, self.evicted, self.next_order);
-            *self = Self::new(self.segs.seg_size());
+            *self = Self::new(self.segs.seg_size(), self.hot_cells);
             (self.reported, self.evicted, self.next_order) = keep;
         }
         let bytes = i64::try_from(self.charged()).unwrap_or(i64::MAX);
@@ -962,6 +968,24 @@ impl Accounting {
             self.metrics.evicted("expired", expired);
         }
     }
+}
+
+/// Where a memory store's charged bytes go ([`MemoryStore::usage`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MemoryUsage {
+    /// Stored objects (variants and hit-for-pass markers).
+    pub objects: u64,
+    /// Their encoded bytes (key, URL, facts, fields, body, encoded variants).
+    pub object_bytes: u64,
+    /// Segments: the objects plus dead space (removed or moved objects not yet evicted),
+    /// per-object costs of open segments and per-segment records.
+    pub segment_bytes: u64,
+    /// The key → slot index tables.
+    pub index_bytes: u64,
+    /// URL, directory, tag indexes.
+    pub purge_index_bytes: u64,
+    /// Ghost tables and hot records.
+    pub other_bytes: u64,
 }
 
 struct Inner {
@@ -1001,9 +1025,12 @@ impl MemoryStore {
         let shards = (max_size / BYTES_PER_SHARD).clamp(1, MAX_SHARDS);
         let seg = (max_size / shards / 64).clamp(SEG_MIN, SEG_MAX);
         let seg = 1usize << (63 - seg.leading_zeros());
+        let hot = (max_size / shards / (64 << 10)).clamp(HOT_MIN, HOT_MAX) as usize;
         Self {
             inner: Arc::new(Inner {
-                shards: (0..shards).map(|_| Mutex::new(Shard::new(seg))).collect(),
+                shards: (0..shards)
+                    .map(|_| Mutex::new(Shard::new(seg, hot)))
+                    .collect(),
                 cx: Cx {
                     epoch: Instant::now(),
                     hasher: DefaultHashBuilder::default(),
@@ -1024,6 +1051,30 @@ impl MemoryStore {
     pub fn layout(&self) -> (usize, usize) {
         let seg = lock(&self.inner.shards[0]).segs.seg_size();
         (self.inner.shards.len(), seg)
+    }
+
+    /// Where the charged bytes go (walks every shard: for measurements, not the request
+    /// path).
+    pub fn usage(&self) -> MemoryUsage {
+        let mut u = MemoryUsage::default();
+        for shard in &self.inner.shards {
+            let shard = lock(shard);
+            for slot in shard.table.iter() {
+                u.objects += 1;
+                u.object_bytes += shard
+                    .segs
+                    .object(slot.id(), slot.off())
+                    .map_or(0, |o| o.len() as u64);
+            }
+            u.segment_bytes += shard.segs.charged() as u64;
+            u.index_bytes += shard.table.allocation_size() as u64;
+            u.purge_index_bytes += shard.index.charged() as u64;
+            u.other_bytes += (shard.charged()
+                - shard.segs.charged()
+                - shard.table.allocation_size()
+                - shard.index.charged()) as u64;
+        }
+        u
     }
 
     fn shard(&self, key: &[u8]) -> (MutexGuard<'_, Shard>, u32) {
@@ -1107,7 +1158,7 @@ impl MemoryStore {
             if soft.is_none() && *selector == PurgeSelector::All {
                 n += shard.variants.max(0) as u64;
                 let keep = (shard.reported, shard.evicted, shard.next_order);
-                *shard = Shard::new(shard.segs.seg_size());
+                *shard = Shard::new(shard.segs.seg_size(), shard.hot_cells);
                 (shard.reported, shard.evicted, shard.next_order) = keep;
             } else {
                 for key in shard.select(cx, selector) {
