@@ -311,6 +311,8 @@ struct Shard {
     hot: Vec<Option<Hot>>,
     hot_cells: usize,
     hot_count: usize,
+    /// Something changed since the last [`Self::flush`].
+    dirty: bool,
     next_order: u64,
     next_sweep: i64,
     /// Stored variants.
@@ -331,6 +333,7 @@ impl Shard {
             hot: Vec::new(),
             hot_cells,
             hot_count: 0,
+            dirty: false,
             next_order: 0,
             next_sweep: i64::MIN,
             variants: 0,
@@ -383,6 +386,7 @@ impl Shard {
         if cell.as_ref().is_some_and(|x| x.slot.hash() == h) {
             *cell = None;
             self.hot_count -= 1;
+            self.dirty = true;
         }
     }
 
@@ -394,6 +398,7 @@ impl Shard {
         let cell = &mut self.hot[pos];
         if cell.is_none() {
             self.hot_count += 1;
+            self.dirty = true;
         }
         *cell = Some(Hot {
             slot,
@@ -506,6 +511,7 @@ impl Shard {
             return;
         };
         let (slot, _) = e.remove();
+        self.dirty = true;
         self.unhot(slot.hash());
         if !slot.is_pass() {
             self.unindex(cx, slot);
@@ -936,6 +942,7 @@ impl Shard {
             *self = Self::new(self.segs.seg_size(), self.hot_cells);
             (self.reported, self.evicted, self.next_order) = keep;
         }
+        self.dirty = false;
         let bytes = i64::try_from(self.charged()).unwrap_or(i64::MAX);
         let (db, de) = (bytes - self.reported.0, self.variants - self.reported.1);
         self.reported = (bytes, self.variants);
@@ -1109,9 +1116,8 @@ impl MemoryStore {
 
     fn get_sync(&self, key: &str, now: Instant) -> Option<Arc<Record>> {
         let (mut shard, h) = self.shard(key.as_bytes());
-        let before = (shard.variants, shard.hot_count);
         let rec = shard.get(&self.inner.cx, h, key.as_bytes(), now);
-        if (shard.variants, shard.hot_count) != before || rec.is_none() {
+        if shard.dirty {
             shard.flush(&self.inner.acct);
         }
         rec
