@@ -105,15 +105,7 @@ impl Activity {
         if self.in_flight.load(Ordering::Acquire) != 0 {
             return;
         }
-        let end = data
-            .windows(4)
-            .position(|w| w == b"\r\n\r\n")
-            .unwrap_or(data.len());
-        const NEEDLE: &[u8] = b"\ncontent-length:";
-        if data[..end]
-            .windows(NEEDLE.len())
-            .any(|w| w.eq_ignore_ascii_case(NEEDLE))
-        {
+        if head_has_content_length(data) {
             self.cl_in_head.store(true, Ordering::Release);
         }
     }
@@ -241,6 +233,27 @@ impl<T: AsyncRead> AsyncRead for TrackedIo<T> {
         }
         r
     }
+}
+
+/// Whether a `Content-Length` field starts a line of the head at the start of `data` (up to
+/// the blank line ending it). One `memchr` per line, so a typical head costs a few hundred
+/// instructions.
+fn head_has_content_length(data: &[u8]) -> bool {
+    const NAME: &[u8] = b"content-length:";
+    for nl in memchr::memchr_iter(b'\n', data) {
+        let line = &data[nl + 1..];
+        match line.first() {
+            // A blank line ends the head; body bytes after it never count.
+            None | Some(b'\r') | Some(b'\n') => return false,
+            Some(b'c' | b'C') => {
+                if line.len() >= NAME.len() && line[..NAME.len()].eq_ignore_ascii_case(NAME) {
+                    return true;
+                }
+            }
+            Some(_) => {}
+        }
+    }
+    false
 }
 
 impl<T: AsyncWrite> AsyncWrite for TrackedIo<T> {
@@ -376,5 +389,37 @@ where
                 conn.as_mut().graceful_shutdown();
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::head_has_content_length;
+
+    #[test]
+    fn content_length_found_only_in_the_head() {
+        assert!(head_has_content_length(
+            b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabc"
+        ));
+        assert!(head_has_content_length(
+            b"POST / HTTP/1.1\r\ncontent-length:3\r\ntransfer-encoding: chunked\r\n\r\n"
+        ));
+        assert!(head_has_content_length(
+            b"POST / HTTP/1.1\nCONTENT-LENGTH: 1\n\n"
+        ));
+        // Not a field name at the start of a line.
+        assert!(!head_has_content_length(
+            b"GET / HTTP/1.1\r\nX-Content-Length: 3\r\n\r\n"
+        ));
+        // After the blank line it is body, not head (CRLF and bare LF heads).
+        assert!(!head_has_content_length(
+            b"POST / HTTP/1.1\r\nHost: a\r\n\r\nContent-Length: 3\r\n"
+        ));
+        assert!(!head_has_content_length(
+            b"POST / HTTP/1.1\nHost: a\n\ncontent-length: 3\n"
+        ));
+        // A truncated name is not a match.
+        assert!(!head_has_content_length(b"POST / HTTP/1.1\r\nContent-Len"));
+        assert!(!head_has_content_length(b""));
     }
 }
