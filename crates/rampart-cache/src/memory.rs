@@ -934,9 +934,25 @@ impl Shard {
         }
     }
 
+    /// Drop the hot records read from segments that were open and are now sealed: they
+    /// hold the pieces sealing copied, whose memory is no longer charged.
+    fn drop_hot_of_sealed(&mut self) {
+        let Some(sealed) = self.segs.take_sealed() else {
+            return;
+        };
+        for cell in &mut self.hot {
+            if cell.as_ref().is_some_and(|x| sealed.contains(&x.slot.id())) {
+                *cell = None;
+                self.hot_count -= 1;
+                self.dirty = true;
+            }
+        }
+    }
+
     /// Report size changes and evictions to the store-wide counts and metrics. An empty
     /// shard gives back its tables.
     fn flush(&mut self, acct: &Accounting) {
+        self.drop_hot_of_sealed();
         if self.table.is_empty() && self.table.allocation_size() > 0 {
             let keep = (self.reported, self.evicted, self.next_order);
             *self = Self::new(self.segs.seg_size(), self.hot_cells);
@@ -1731,6 +1747,26 @@ mod tests {
         );
         assert_eq!(s.remove(&k).await, 1);
         assert!(s.get(&k, Instant::now()).await.is_none());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn sealing_drops_hot_records_holding_open_pieces() {
+        let s = MemoryStore::new(1 << 20, 4, CacheMetrics::default());
+        let k = "http://h/k";
+        s.put_variant(Arc::from(k), entry(k, "", &[], 100)).await;
+        let hot = s.get(k, Instant::now()).await.unwrap();
+        let piece = hot.variants[0].body();
+        assert_eq!(lock(&s.inner.shards[0]).hot_count, 1);
+        // 16 KiB segments: this fills the open one and seals it.
+        for i in 0..200 {
+            let u = format!("http://h/{i}");
+            s.put_variant(Arc::from(u.as_str()), entry(&u, "", &[], 100))
+                .await;
+        }
+        assert_eq!(lock(&s.inner.shards[0]).hot_count, 0, "sealed since");
+        let sealed = s.get(k, Instant::now()).await.unwrap();
+        assert_eq!(sealed.variants[0].body(), piece);
+        assert_ne!(sealed.variants[0].body().as_ptr(), piece.as_ptr());
     }
 
     #[tokio::test(start_paused = true)]

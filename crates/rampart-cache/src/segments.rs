@@ -109,6 +109,8 @@ pub(crate) struct Segments {
     bytes: [usize; 2],
     seg_size: usize,
     large: usize,
+    /// Segments sealed since [`Self::take_sealed`] (their open pieces were dropped).
+    sealed: Vec<u32>,
 }
 
 impl Segments {
@@ -123,6 +125,7 @@ impl Segments {
             bytes: [0, 0],
             seg_size,
             large: (seg_size / 4).max(1),
+            sealed: Vec::new(),
         }
     }
 
@@ -274,6 +277,13 @@ impl Segments {
         let before = std::mem::replace(&mut seg.charged, charged);
         self.bytes[q as usize] = self.bytes[q as usize] - before + charged;
         self.push_fifo(id);
+        self.sealed.push(id);
+    }
+
+    /// The segments sealed since the last call: objects read from them while open are
+    /// copies of pieces that sealing dropped, which nothing should keep for long.
+    pub(crate) fn take_sealed(&mut self) -> Option<Vec<u32>> {
+        (!self.sealed.is_empty()).then(|| std::mem::take(&mut self.sealed))
     }
 
     /// The object at `off` of segment `id`.
