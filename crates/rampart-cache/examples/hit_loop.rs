@@ -11,12 +11,13 @@
 //!
 //! `HIT_LOOP_KEYS=K` spreads the hits over `K` stored objects (default 1).
 
-use std::sync::Arc;
+#[path = "support/origin.rs"]
+mod origin;
 
-use http::{Request, Response};
+use http::Request;
 use http_body_util::BodyExt;
-use rampart_cache::{Cache, CacheLayer, CacheMetrics, CachePolicy, CacheSettings};
-use rampart_core::{Body, BoxError, RouteId, RoutePolicy, body};
+use rampart_cache::{Cache, CacheLayer, CacheMetrics, CacheSettings};
+use rampart_core::{Body, BoxError, body};
 use tower::{Layer, Service, ServiceExt};
 
 fn main() -> Result<(), BoxError> {
@@ -34,25 +35,12 @@ fn main() -> Result<(), BoxError> {
         .build()?;
     let payload = bytes::Bytes::from(vec![b'x'; 1024]);
     let origin = tower::service_fn(move |_req: Request<Body>| {
-        let payload = payload.clone();
-        async move {
-            let mut r = Response::new(body::full(payload));
-            let h = r.headers_mut();
-            h.insert("content-type", http::HeaderValue::from_static("text/plain"));
-            h.insert(
-                "cache-control",
-                http::HeaderValue::from_static("max-age=3600"),
-            );
-            h.insert("etag", http::HeaderValue::from_static("\"abc\""));
-            h.insert("content-length", 1024.into());
-            Ok::<_, BoxError>(r)
-        }
+        let r = origin::hot_object(&payload);
+        async move { Ok::<_, BoxError>(r) }
     });
     let cache = Cache::new(CacheSettings::default(), CacheMetrics::default());
     let svc = CacheLayer::new(cache.clone()).layer(origin);
-    let mut route = RoutePolicy::new(RouteId(0), "bench", None);
-    route.extensions.insert(CachePolicy::default());
-    let route = Arc::new(route);
+    let route = origin::route();
     let paths: Vec<String> = (0..keys).map(|i| format!("/hot/{i}.txt")).collect();
     let make = |path: &str| -> Result<Request<Body>, BoxError> {
         let mut req = Request::get(path)

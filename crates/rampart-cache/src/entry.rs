@@ -425,47 +425,45 @@ impl<'a> StateView<'a> {
         let vary = (0..self.vary_len)
             .map(|_| r.name()?.to_name())
             .collect::<Option<Box<[HeaderName]>>>()?;
-        Some(Entry {
-            status: StatusCode::from_u16(self.status).ok()?,
-            blob: obj,
+        Some(Entry::from_parts(
+            StatusCode::from_u16(self.status).ok()?,
+            (obj, start, l),
+            self.meta,
+            vary,
+            Box::from(std::str::from_utf8(self.secondary).ok()?),
+            Url::InBlob(url),
+            self.version,
+            self.body_id,
+        ))
+    }
+}
+
+impl Entry {
+    #[allow(clippy::too_many_arguments)]
+    fn from_parts(
+        status: StatusCode,
+        (blob, start, l): (Bytes, usize, Layout),
+        meta: EntryMeta,
+        vary: Box<[HeaderName]>,
+        secondary: Box<str>,
+        url: Url,
+        version: u64,
+        body_id: u64,
+    ) -> Self {
+        Self {
+            status,
+            blob,
             start,
             body_start: l.body_start,
             body_end: l.body_end,
             tags_start: l.tags_start,
             fields_start: l.fields_start,
-            meta: self.meta,
-            vary,
-            secondary: Box::from(std::str::from_utf8(self.secondary).ok()?),
-            url: Url::InBlob(url),
-            added: None,
-            version: self.version,
-            body_id: self.body_id,
-        })
-    }
-}
-
-impl Entry {
-    fn from_packed(
-        src: &Entry,
-        (blob, l): (Bytes, Layout),
-        meta: EntryMeta,
-        url: Url,
-        body_id: u64,
-    ) -> Self {
-        Self {
-            status: src.status,
-            blob,
-            start: 0,
-            body_start: l.body_start,
-            body_end: l.body_end,
-            tags_start: l.tags_start,
-            fields_start: l.fields_start,
             meta,
-            vary: src.vary.clone(),
-            secondary: src.secondary.clone(),
+            vary,
+            secondary,
             url,
             added: None,
-            version: next_id(),
+            version,
             body_id,
         }
     }
@@ -485,22 +483,16 @@ impl Entry {
     ) -> Option<Self> {
         let (blob, l) = pack(body, &CodingsSrc::List(&[]), TagsSrc::List(&tags), headers);
         let version = next_id();
-        Some(Self {
+        Some(Self::from_parts(
             status,
-            blob,
-            start: 0,
-            body_start: l.body_start,
-            body_end: l.body_end,
-            tags_start: l.tags_start,
-            fields_start: l.fields_start,
+            (blob, 0, l),
             meta,
-            vary: vary.into_boxed_slice(),
-            secondary: secondary.into_boxed_str(),
-            url: Url::Shared(url),
-            added: None,
+            vary.into_boxed_slice(),
+            secondary.into_boxed_str(),
+            Url::Shared(url),
             version,
-            body_id: version,
-        })
+            version,
+        ))
     }
 
     /// Same body, new headers and facts (304 / HEAD update). The encoded variants of the
@@ -512,8 +504,17 @@ impl Entry {
             TagsSrc::Raw(&self.blob[self.tags_start..self.fields_start]),
             headers,
         );
-        let url = Url::Shared(Arc::from(self.url()));
-        Some(Self::from_packed(self, packed, meta, url, self.body_id))
+        let (blob, l) = packed;
+        Some(Self::from_parts(
+            self.status,
+            (blob, 0, l),
+            meta,
+            self.vary.clone(),
+            self.secondary.clone(),
+            Url::Shared(Arc::from(self.url())),
+            next_id(),
+            self.body_id,
+        ))
     }
 
     /// This entry plus one more coding of its body (replacing an earlier one of that coding).
