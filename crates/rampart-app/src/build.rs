@@ -3,8 +3,10 @@
 
 use std::sync::Arc;
 
-use http::Method;
-use rampart_cache::{Cache, CacheLayer, CacheMetrics, CachePolicy, CacheSettings, QueryKey};
+use http::{HeaderName, Method};
+use rampart_cache::{
+    Cache, CacheLayer, CacheMetrics, CachePolicy, CacheSettings, Overrides, QueryKey, TagHeader,
+};
 use rampart_config::{CacheConfig, Config, ConfigError, ConfigErrors};
 use rampart_core::{RouteId, RoutePolicy};
 use rampart_guard::{
@@ -58,15 +60,7 @@ impl Shared {
         let upstream_metrics = metrics.register_with(UpstreamMetrics::register);
         let cache = cache.enabled.then(|| {
             let cache_metrics = metrics.register_with(CacheMetrics::register);
-            let settings = CacheSettings {
-                max_size: cache.max_size.bytes(),
-                max_object_size: cache.max_object_size.bytes(),
-                hit_for_pass_ttl: cache.hit_for_pass_ttl,
-                coalesce_wait: cache.coalesce_wait,
-                purge_allow: cache.purge_allow.clone(),
-                ..CacheSettings::default()
-            };
-            Cache::new(settings, cache_metrics)
+            Cache::new(cache_settings(cache), cache_metrics)
         });
         let guard_metrics = metrics.register_with(GuardMetrics::register);
         metrics
@@ -90,6 +84,36 @@ impl Shared {
     }
 }
 
+/// `[cache]` as the cache crate's settings. Names were checked by validation; a name that
+/// still does not parse is left out rather than failing the start.
+fn cache_settings(c: &CacheConfig) -> CacheSettings {
+    let header = |n: &str| HeaderName::from_bytes(n.as_bytes()).ok();
+    CacheSettings {
+        max_size: c.max_size.bytes(),
+        max_object_size: c.max_object_size.bytes(),
+        hit_for_pass_ttl: c.hit_for_pass_ttl,
+        coalesce_wait: c.coalesce_wait,
+        coalesce_max_waiters: c.coalesce_max_waiters,
+        targeted_field: header(&c.targeted_field),
+        forward_targeted: c.forward_targeted,
+        tag_headers: c
+            .tag_headers
+            .iter()
+            .filter_map(|t| {
+                Some(TagHeader {
+                    name: header(&t.name)?,
+                    separator: t.separator.parse().ok()?,
+                })
+            })
+            .collect(),
+        heuristic_max: c.heuristic_max,
+        keep_for_revalidation: c.keep_for_revalidation,
+        soft_purge_stale: c.soft_purge_stale,
+        max_variants: c.max_variants,
+        purge_allow: c.purge_allow.clone(),
+    }
+}
+
 fn cache_policy(r: &rampart_config::RouteCacheConfig) -> Result<CachePolicy, String> {
     let mut p = CachePolicy {
         enabled: r.enabled,
@@ -98,13 +122,41 @@ fn cache_policy(r: &rampart_config::RouteCacheConfig) -> Result<CachePolicy, Str
         stale_while_revalidate: r.stale_while_revalidate,
         stale_if_error: r.stale_if_error,
         deception_guard: r.deception_guard,
+        overrides: Overrides {
+            ignore_no_cache: r.ignore_no_cache,
+            ignore_no_store: r.ignore_no_store,
+            ignore_private: r.ignore_private,
+            ignore_request_no_cache: r.ignore_request_no_cache,
+        },
         ..CachePolicy::default()
     };
     p.set_cookie = r
         .set_cookie
         .parse()
         .map_err(|e: rampart_cache::config::ParseConfigError| e.to_string())?;
-    p.key.query = QueryKey::from_mode(&r.query).map_err(|e| e.to_string())?;
+    let params = || {
+        r.query_params
+            .iter()
+            .map(|n| Arc::from(n.as_str()))
+            .collect()
+    };
+    p.key.query = match r.query.as_str() {
+        "allow" => QueryKey::Allow(params()),
+        "deny" => QueryKey::Deny(params()),
+        mode => QueryKey::from_mode(mode).map_err(|e| e.to_string())?,
+    };
+    p.key.scheme = r.key_scheme;
+    p.key.host = r.key_host;
+    p.key.headers = r
+        .key_headers
+        .iter()
+        .map(|h| HeaderName::from_bytes(h.as_bytes()).map_err(|_| format!("invalid header {h:?}")))
+        .collect::<Result<_, _>>()?;
+    p.key.cookies = r
+        .key_cookies
+        .iter()
+        .map(|c| Arc::from(c.as_str()))
+        .collect();
     Ok(p)
 }
 

@@ -241,27 +241,16 @@ pub fn fold_whitespace(v: &str) -> String {
     out
 }
 
-/// Canonical `Accept-Encoding`: lowercased codings with q > 0, `identity` dropped, sorted,
-/// deduplicated, comma-joined.
+/// Canonical `Accept-Encoding`: the codings the client accepts (q > 0), read as the
+/// representation layer reads them (`rampart_core::negotiate::members`: a member with a
+/// malformed weight such as `q=abc` or `q=2` counts for nothing), lowercased, aliases folded
+/// (`x-gzip` is `gzip`), `identity` dropped, sorted, deduplicated, comma-joined.
 pub fn canonical_accept_encoding(v: &str) -> String {
-    let mut codings: Vec<String> = v
-        .split(',')
-        .filter_map(|item| {
-            let mut parts = item.split(';');
-            let coding = parts.next()?.trim().to_ascii_lowercase();
-            if coding.is_empty() || coding == "identity" {
-                return None;
-            }
-            for p in parts {
-                let q = p
-                    .split_once('=')
-                    .filter(|(k, _)| k.trim().eq_ignore_ascii_case("q"))
-                    .map(|(_, v)| v.trim().parse::<f32>().unwrap_or(1.0));
-                if q.is_some_and(|q| q <= 0.0) {
-                    return None;
-                }
-            }
-            Some(coding)
+    use rampart_core::negotiate::{Coding, members};
+    let mut codings: Vec<String> = members(v)
+        .filter(|(coding, q)| *q > 0 && !coding.eq_ignore_ascii_case("identity"))
+        .map(|(coding, _)| {
+            Coding::parse(coding).map_or_else(|| coding.to_ascii_lowercase(), |c| c.to_string())
         })
         .collect();
     codings.sort_unstable();
@@ -419,6 +408,14 @@ mod tests {
             ("br,gzip", "br,gzip"),
             ("GZIP;q=0.5 , br;q=1.0", "br,gzip"),
             ("gzip;q=0, br", "br"),
+            ("gzip;q=0.000, br;Q=0", ""),
+            (
+                "gzip;q=abc, br;q=2, zstd;q=0.0001, deflate;q=0.001",
+                "deflate",
+            ),
+            ("x-gzip, GZIP;q=0.5", "gzip"),
+            ("gzip;q=0, gzip", "gzip"),
+            ("*;q=0, compress", "compress"),
             ("identity", ""),
             ("gzip, gzip", "gzip"),
             ("", ""),

@@ -3,6 +3,8 @@
 //! One-shot [`encode`] / [`decode`] for bodies stored in the cache, a [`StreamEncoder`] for
 //! responses that stream through, and [`Levels`] per algorithm. Decoding is always capped
 //! (`max` output bytes): a small compressed body cannot expand into unbounded memory.
+//! [`Coding`] itself (tokens, parsing) lives in `rampart_core::negotiate`, shared with the
+//! static file service and the cache.
 
 use std::io::{self, Read, Write};
 
@@ -10,58 +12,7 @@ use bytes::Bytes;
 
 use crate::error::DecodeError;
 
-/// A content coding the gateway can produce and read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Coding {
-    /// Brotli (RFC 7932).
-    Br,
-    /// Zstandard (RFC 8878).
-    Zstd,
-    /// gzip (RFC 1952).
-    Gzip,
-    /// "deflate": the zlib format (RFC 1950), as HTTP defines it.
-    Deflate,
-}
-
-impl Coding {
-    /// Every coding, in the default server preference order.
-    pub const ALL: [Coding; 4] = [Coding::Br, Coding::Zstd, Coding::Gzip, Coding::Deflate];
-
-    /// The token (`br`, `zstd`, `gzip`, `deflate`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Coding::Br => "br",
-            Coding::Zstd => "zstd",
-            Coding::Gzip => "gzip",
-            Coding::Deflate => "deflate",
-        }
-    }
-
-    /// Parse a token, case-insensitively (`x-gzip` is `gzip`, RFC 9110 §8.4.1.3).
-    pub fn parse(token: &str) -> Option<Coding> {
-        let t = token.trim();
-        [
-            ("br", Coding::Br),
-            ("zstd", Coding::Zstd),
-            ("gzip", Coding::Gzip),
-            ("x-gzip", Coding::Gzip),
-            ("deflate", Coding::Deflate),
-        ]
-        .into_iter()
-        .find(|(n, _)| t.eq_ignore_ascii_case(n))
-        .map(|(_, c)| c)
-    }
-
-    fn index(self) -> usize {
-        self as usize
-    }
-}
-
-impl std::fmt::Display for Coding {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+pub use rampart_core::negotiate::{Coding, CodingSet};
 
 /// A compression level per coding (brotli 0-11, zstd 1-22, gzip / deflate 0-9).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -249,31 +200,6 @@ fn read_capped(r: impl Read, max: u64) -> Result<Bytes, DecodeError> {
     Ok(Bytes::from(out))
 }
 
-/// A set of codings (a bit per coding).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct CodingSet(u8);
-
-impl CodingSet {
-    /// The empty set.
-    pub const EMPTY: CodingSet = CodingSet(0);
-
-    /// With `c` added.
-    pub fn with(self, c: Coding) -> Self {
-        CodingSet(self.0 | 1 << c.index())
-    }
-
-    /// Whether `c` is in the set.
-    pub fn contains(self, c: Coding) -> bool {
-        self.0 & (1 << c.index()) != 0
-    }
-}
-
-impl FromIterator<Coding> for CodingSet {
-    fn from_iter<I: IntoIterator<Item = Coding>>(iter: I) -> Self {
-        iter.into_iter().fold(CodingSet::EMPTY, CodingSet::with)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -319,14 +245,5 @@ mod tests {
                 "{c}"
             );
         }
-    }
-
-    #[test]
-    fn tokens_parse_case_insensitively() {
-        assert_eq!(Coding::parse(" GZip "), Some(Coding::Gzip));
-        assert_eq!(Coding::parse("x-gzip"), Some(Coding::Gzip));
-        assert_eq!(Coding::parse("compress"), None);
-        let s: CodingSet = [Coding::Br, Coding::Gzip].into_iter().collect();
-        assert!(s.contains(Coding::Br) && !s.contains(Coding::Zstd));
     }
 }

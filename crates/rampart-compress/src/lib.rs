@@ -10,16 +10,17 @@
 //! in bounded memory, at the on-the-fly levels.
 //!
 //! **What it does:**
-//! * [`negotiate`]: `Accept-Encoding` with q-values, wildcards and `identity;q=0` (RFC 9110
-//!   §12.5.3), server preference order for ties; 406 only when identity is refused and no
-//!   acceptable coding can be sent;
+//! * negotiation (`rampart_core::negotiate`, re-exported as [`Accepted`] / [`Choice`]):
+//!   `Accept-Encoding` with q-values, wildcards and `identity;q=0` (RFC 9110 §12.5.3), server
+//!   preference order for ties; 406 only when identity is refused and no acceptable coding
+//!   can be sent;
 //! * [`coding`]: br (`brotli`), zstd (`zstd`), gzip and deflate (`flate2` on `zlib-rs`),
 //!   one-shot and streaming, decoding always capped;
-//! * [`validators`]: weak / strong ETag comparison, weakening of transformed representations,
-//!   §13.2.2 precedence (412 / 304), generated strong ETags;
-//! * [`range`]: `bytes` ranges (single, multiple as `multipart/byteranges`, suffix,
-//!   open-ended), `If-Range`, 416 with `Content-Range: bytes */len`, ranges of the selected
-//!   encoding;
+//! * [`validators`]: weakening of transformed representations, generated strong ETags; the
+//!   §13.2.2 precedence (412 / 304) is `rampart_core::conditional`;
+//! * ranges (`rampart_core::range`): `bytes` ranges (single, multiple as
+//!   `multipart/byteranges`, suffix, open-ended), `If-Range`, 416 with
+//!   `Content-Range: bytes */len`, ranges of the selected encoding;
 //! * request bodies with a `Content-Encoding` decoded when the route allows it, with a
 //!   decompression-bomb cap (413).
 //!
@@ -40,8 +41,6 @@ pub mod coding;
 pub mod config;
 pub mod error;
 pub mod metrics;
-pub mod negotiate;
-pub mod range;
 pub mod service;
 pub mod validators;
 
@@ -49,5 +48,5 @@ pub use coding::{Coding, CodingSet, Levels, StreamEncoder, decode, encode};
 pub use config::{CompressPolicy, ContentTypes};
 pub use error::DecodeError;
 pub use metrics::{CompressMetrics, Mode};
-pub use negotiate::{Accepted, Choice};
+pub use rampart_core::negotiate::{Accepted, Choice};
 pub use service::{CompressLayer, CompressService};

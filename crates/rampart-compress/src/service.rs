@@ -32,6 +32,9 @@ use http::{
 use http_body_util::BodyExt;
 use rampart_core::{
     Body, BoxError, Error, ErrorKind, RoutePolicy, body as core_body,
+    conditional::{self, NOT_MODIFIED_FIELDS, Precondition, Validators},
+    negotiate::{Accepted, Choice},
+    range::{self, RangeOutcome},
     stored::{RepresentationsAbove, StoredBody, StoredVariants},
 };
 use tokio::sync::Semaphore;
@@ -42,9 +45,7 @@ use crate::{
     coding::{Coding, CodingSet, StreamEncoder, decode, encode},
     config::CompressPolicy,
     metrics::{CompressMetrics, Mode},
-    negotiate::{Accepted, Choice},
-    range::{self, RangeOutcome},
-    validators::{self, NOT_MODIFIED_FIELDS, Precondition, Validators},
+    validators,
 };
 
 /// Most variants being made at once (each takes a blocking-pool thread).
@@ -506,7 +507,7 @@ impl CompressLayer {
             .headers
             .insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
         let v = Validators::from_headers(&parts.headers);
-        match validators::evaluate(&asked.method, &asked.conditions, v) {
+        match conditional::evaluate(&asked.method, &asked.conditions, v) {
             Precondition::Proceed => {}
             Precondition::NotModified => {
                 let mut h = HeaderMap::new();

@@ -29,7 +29,8 @@ pub struct RouteHygieneConfig {
     pub body_read_timeout: Option<Duration>,
 }
 
-fn is_token(s: &str) -> bool {
+/// An RFC 9110 token (header field names, methods, cookie names).
+pub(crate) fn is_token(s: &str) -> bool {
     !s.is_empty()
         && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))

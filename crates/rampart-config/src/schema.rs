@@ -69,9 +69,32 @@ pub struct CacheConfig {
     /// How long a coalesced request waits for the leader before going upstream. Default `"5s"`.
     #[serde(with = "duration")]
     pub coalesce_wait: Duration,
+    /// How many requests may wait on one coalesced miss; more go upstream at once.
+    /// Default `1024`.
+    pub coalesce_max_waiters: usize,
     /// Client CIDRs allowed to send `PURGE <url>` on the data listeners. Default: none (the
     /// method is not special).
     pub purge_allow: Vec<IpNet>,
+    /// Response headers whose values are cache tags (for purge by tag). Default:
+    /// `Surrogate-Key` (space-separated) and `Cache-Tag` (comma-separated).
+    pub tag_headers: Vec<TagHeaderConfig>,
+    /// The gateway-targeted cache-control field (RFC 9213), obeyed above `CDN-Cache-Control`
+    /// and `Cache-Control`; `""` for none. Default `"Rampart-Cache-Control"`.
+    pub targeted_field: String,
+    /// Forward `CDN-Cache-Control` and the targeted field downstream. Default `false`.
+    pub forward_targeted: bool,
+    /// Cap on heuristic freshness (10 % of the `Last-Modified` age). Default `"24h"`.
+    #[serde(with = "duration")]
+    pub heuristic_max: Duration,
+    /// How long a stale entry with a validator is kept to be revalidated. Default `"10m"`.
+    #[serde(with = "duration")]
+    pub keep_for_revalidation: Duration,
+    /// Stale window of soft-purged entries that have no `stale-while-revalidate` of their
+    /// own. Default `"30s"`.
+    #[serde(with = "duration")]
+    pub soft_purge_stale: Duration,
+    /// At most this many `Vary` variants per URL; the oldest goes. Default `32`.
+    pub max_variants: usize,
 }
 
 impl Default for CacheConfig {
@@ -82,9 +105,36 @@ impl Default for CacheConfig {
             max_object_size: ByteSize::mib(8),
             hit_for_pass_ttl: Duration::from_secs(10),
             coalesce_wait: Duration::from_secs(5),
+            coalesce_max_waiters: 1024,
             purge_allow: Vec::new(),
+            tag_headers: vec![
+                TagHeaderConfig {
+                    name: "Surrogate-Key".into(),
+                    separator: "space".into(),
+                },
+                TagHeaderConfig {
+                    name: "Cache-Tag".into(),
+                    separator: "comma".into(),
+                },
+            ],
+            targeted_field: "Rampart-Cache-Control".into(),
+            forward_targeted: false,
+            heuristic_max: Duration::from_secs(24 * 3600),
+            keep_for_revalidation: Duration::from_secs(600),
+            soft_purge_stale: Duration::from_secs(30),
+            max_variants: 32,
         }
     }
+}
+
+/// `[[cache.tag_headers]]`: a response header whose value lists cache tags.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TagHeaderConfig {
+    /// The header name, e.g. `"Surrogate-Key"`.
+    pub name: String,
+    /// How its tags are separated: `"space"` or `"comma"`.
+    pub separator: String,
 }
 
 /// `[routes.cache]`: the cache policy of one route.
@@ -93,8 +143,21 @@ impl Default for CacheConfig {
 pub struct RouteCacheConfig {
     /// Cache this route. Default `true` (when `[cache].enabled`).
     pub enabled: bool,
-    /// Query string in the key: `"all"` (as sent), `"sorted"` or `"ignore"`. Default `"all"`.
+    /// Query string in the key: `"all"` (as sent), `"sorted"`, `"ignore"`, `"allow"` (only
+    /// the parameters in `query_params`, sorted) or `"deny"` (all but those, sorted).
+    /// Default `"all"`.
     pub query: String,
+    /// Parameter names for `query = "allow"` / `"deny"`. Default `[]`.
+    pub query_params: Vec<String>,
+    /// Include the scheme in the key. Default `true`.
+    pub key_scheme: bool,
+    /// Include the host in the key. Default `true`.
+    pub key_host: bool,
+    /// Request headers whose values are added to the key (e.g. `["Accept-Language"]`).
+    /// Default `[]`.
+    pub key_headers: Vec<String>,
+    /// Cookies whose values are added to the key. Default `[]`.
+    pub key_cookies: Vec<String>,
     /// Freshness for responses that carry none (opt-in, off by the RFC). Default: none.
     #[serde(with = "duration::option")]
     pub default_ttl: Option<Duration>,
@@ -113,6 +176,16 @@ pub struct RouteCacheConfig {
     /// Store only when `Content-Type` matches the path's extension (cache deception guard).
     /// Default `false`.
     pub deception_guard: bool,
+    /// Opt-in: reuse responses marked `no-cache` without revalidating while fresh.
+    /// Default `false`.
+    pub ignore_no_cache: bool,
+    /// Opt-in: store responses marked `no-store`. Default `false`.
+    pub ignore_no_store: bool,
+    /// Opt-in: store responses marked `private`. Default `false`.
+    pub ignore_private: bool,
+    /// Opt-in: ignore the request's `no-cache` / `Pragma: no-cache` / `max-age=0` (reload
+    /// storms). Default `false`.
+    pub ignore_request_no_cache: bool,
 }
 
 impl Default for RouteCacheConfig {
@@ -126,6 +199,15 @@ impl Default for RouteCacheConfig {
             stale_if_error: None,
             set_cookie: "pass".into(),
             deception_guard: false,
+            query_params: Vec::new(),
+            key_scheme: true,
+            key_host: true,
+            key_headers: Vec::new(),
+            key_cookies: Vec::new(),
+            ignore_no_cache: false,
+            ignore_no_store: false,
+            ignore_private: false,
+            ignore_request_no_cache: false,
         }
     }
 }

@@ -260,15 +260,68 @@ pub fn validate(c: &Config) -> Vec<ConfigError> {
             "must not exceed cache.max_size".into(),
         );
     }
+    for (j, t) in c.cache.tag_headers.iter().enumerate() {
+        if !crate::hygiene::is_token(&t.name) {
+            err(
+                format!("cache.tag_headers[{j}].name"),
+                format!("{:?} is not a valid header name", t.name),
+            );
+        }
+        if !matches!(t.separator.as_str(), "space" | "comma") {
+            err(
+                format!("cache.tag_headers[{j}].separator"),
+                format!("{:?} is not \"space\" or \"comma\"", t.separator),
+            );
+        }
+    }
+    if !c.cache.targeted_field.is_empty() && !crate::hygiene::is_token(&c.cache.targeted_field) {
+        err(
+            "cache.targeted_field".into(),
+            format!(
+                "{:?} is not a valid header name (use \"\" for none)",
+                c.cache.targeted_field
+            ),
+        );
+    }
+    if c.cache.max_variants == 0 {
+        err("cache.max_variants".into(), "must be at least 1".into());
+    }
     for (i, r) in c.routes.iter().enumerate() {
-        if !matches!(r.cache.query.as_str(), "all" | "sorted" | "ignore") {
+        let q = r.cache.query.as_str();
+        if !matches!(q, "all" | "sorted" | "ignore" | "allow" | "deny") {
             err(
                 format!("routes[{i}].cache.query"),
                 format!(
-                    "{:?} is not one of \"all\", \"sorted\", \"ignore\"",
+                    "{:?} is not one of \"all\", \"sorted\", \"ignore\", \"allow\", \"deny\"",
                     r.cache.query
                 ),
             );
+        } else if matches!(q, "allow" | "deny") && r.cache.query_params.is_empty() {
+            err(
+                format!("routes[{i}].cache.query_params"),
+                format!("must list at least one parameter when query = {q:?}"),
+            );
+        } else if !matches!(q, "allow" | "deny") && !r.cache.query_params.is_empty() {
+            err(
+                format!("routes[{i}].cache.query_params"),
+                format!("only used with query = \"allow\" or \"deny\" (query is {q:?})"),
+            );
+        }
+        for (j, h) in r.cache.key_headers.iter().enumerate() {
+            if !crate::hygiene::is_token(h) {
+                err(
+                    format!("routes[{i}].cache.key_headers[{j}]"),
+                    format!("{h:?} is not a valid header name"),
+                );
+            }
+        }
+        for (j, k) in r.cache.key_cookies.iter().enumerate() {
+            if !crate::hygiene::is_token(k) {
+                err(
+                    format!("routes[{i}].cache.key_cookies[{j}]"),
+                    format!("{k:?} is not a valid cookie name"),
+                );
+            }
         }
         if !matches!(r.cache.set_cookie.as_str(), "pass" | "strip" | "store") {
             err(

@@ -9,13 +9,20 @@
 //! * Request extensions set by the outer layers and read by the inner ones:
 //!   [`RequestId`], [`ConnInfo`], [`ClientIp`], [`RoutePolicy`].
 //! * [`stored`]: how the cache hands stored representations to the compression layer above it.
+//! * HTTP semantics more than one feature crate answers: [`negotiate`] (content codings,
+//!   `Accept-Encoding`), [`conditional`] (entity tags, preconditions) and [`range`] (`Range`,
+//!   `If-Range`, 206 / 416 fields, `multipart/byteranges`). One copy, so the compression
+//!   layer, the static file service and the cache read a request the same way.
 //!
 //! This crate depends on no other Rampart crate, and no feature crate depends on another one:
 //! they meet here.
 
 pub mod body;
+pub mod conditional;
 pub mod error;
 pub mod ext;
+pub mod negotiate;
+pub mod range;
 pub mod rescue;
 pub mod stored;
 

@@ -6,9 +6,10 @@
 //! safely ([`resolve`]: one percent-decoding, no dot segments, encoded separators, NUL,
 //! double or overlong encodings, dotfiles, nor symlinks leaving the root unless
 //! `follow_symlinks`), serves `index.html` for directories (never a listing), picks a
-//! precompressed sidecar (`.br`, `.zst`, `.gz`) from `Accept-Encoding` ([`encoding`]),
-//! sends `ETag` / `Last-Modified`, answers conditional requests and single byte ranges
-//! ([`conditional`]), HEAD, 405 for other methods, `Content-Type` by extension, and
+//! precompressed sidecar (`.br`, `.zst`, `.gz`) from `Accept-Encoding` ([`encoding`], on
+//! `rampart_core::negotiate`), sends `ETag` / `Last-Modified`, answers conditional requests
+//! and single byte ranges ([`conditional`], on `rampart_core::conditional` and
+//! `rampart_core::range`, the rules the compression layer applies to cached answers), HEAD, 405 for other methods, `Content-Type` by extension, and
 //! `Cache-Control` (`immutable` for fingerprinted names). Bodies stream from the file in
 //! 64 KiB chunks ([`body`]). The responses are ordinary cacheable origin responses: the
 //! cache above stores them, and the compression layer compresses those without a sidecar.

@@ -13,13 +13,18 @@ use std::{
 
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, header};
 use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
-use rampart_core::{Body, BoxError, Error, ErrorKind, RoutePolicy, body};
+use rampart_core::{
+    Body, BoxError, Error, ErrorKind, RoutePolicy, body,
+    conditional::{Precondition, Validators},
+    negotiate::Accepted,
+    range::{content_range, unsatisfied_range},
+};
 use tokio::io::AsyncSeekExt;
 use tower::{Layer, Service};
 
 use crate::{
     body::FileBody,
-    conditional::{self, Precondition, RangeAnswer},
+    conditional::{self, RangeAnswer},
     config::StaticSettings,
     encoding::{self, Sidecar},
     resolve::{self, Resolved},
@@ -145,14 +150,14 @@ pub async fn serve(site: &StaticSettings, req: Request<Body>) -> Result<Response
     let mut vary = false;
     let mut chosen: Option<(Sidecar, std::path::PathBuf, std::fs::Metadata)> = None;
     if site.precompressed {
-        let q = encoding::accepted(req.headers());
+        let accepted = Accepted::from_headers(req.headers());
         let mut found: [Option<(std::path::PathBuf, std::fs::Metadata)>; 3] = [None, None, None];
         for (i, s) in Sidecar::ALL.into_iter().enumerate() {
             found[i] = resolve::sidecar(&site.root, &path, s.suffix(), site.follow_symlinks).await;
         }
         vary = found.iter().any(Option::is_some);
         let available = [found[0].is_some(), found[1].is_some(), found[2].is_some()];
-        if let Some(s) = encoding::choose(q, available) {
+        if let Some(s) = encoding::choose(&accepted, available) {
             let i = Sidecar::ALL.iter().position(|x| *x == s).unwrap_or(0);
             if let Some((p, m)) = found[i].take() {
                 chosen = Some((s, p, m));
@@ -182,7 +187,11 @@ pub async fn serve(site: &StaticSettings, req: Request<Body>) -> Result<Response
         headers.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
     }
 
-    match conditional::evaluate(&method, req.headers(), &etag, last_modified) {
+    let validators = Validators {
+        etag: Some(etag.as_bytes()),
+        last_modified,
+    };
+    match rampart_core::conditional::evaluate(&method, req.headers(), validators) {
         Precondition::Proceed => {}
         Precondition::NotModified => {
             return Ok(respond(StatusCode::NOT_MODIFIED, headers, body::empty()));
@@ -203,24 +212,19 @@ pub async fn serve(site: &StaticSettings, req: Request<Body>) -> Result<Response
         );
     }
 
-    let (status, start, count) =
-        match conditional::range(&method, req.headers(), len, &etag, last_modified) {
-            RangeAnswer::Full => (StatusCode::OK, 0, len),
-            RangeAnswer::Partial { start, end } => {
-                put(
-                    &mut headers,
-                    header::CONTENT_RANGE,
-                    &format!("bytes {start}-{end}/{len}"),
-                );
-                (StatusCode::PARTIAL_CONTENT, start, end - start + 1)
-            }
-            RangeAnswer::Unsatisfiable => {
-                let mut h = HeaderMap::new();
-                put(&mut h, header::CONTENT_RANGE, &format!("bytes */{len}"));
-                h.insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
-                return Ok(respond(StatusCode::RANGE_NOT_SATISFIABLE, h, body::empty()));
-            }
-        };
+    let (status, start, count) = match conditional::range(&method, req.headers(), len, validators) {
+        RangeAnswer::Full => (StatusCode::OK, 0, len),
+        RangeAnswer::Partial { start, end } => {
+            headers.insert(header::CONTENT_RANGE, content_range(&(start..=end), len));
+            (StatusCode::PARTIAL_CONTENT, start, end - start + 1)
+        }
+        RangeAnswer::Unsatisfiable => {
+            let mut h = HeaderMap::new();
+            h.insert(header::CONTENT_RANGE, unsatisfied_range(len));
+            h.insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
+            return Ok(respond(StatusCode::RANGE_NOT_SATISFIABLE, h, body::empty()));
+        }
+    };
     put(&mut headers, header::CONTENT_LENGTH, &count.to_string());
     if method == Method::HEAD {
         return Ok(respond(status, headers, body::empty()));

@@ -56,7 +56,7 @@ pub(crate) fn apply(
         st.streak = (st.streak.0.saturating_add(1), 0);
         if !healthy && st.streak.0 >= s.healthy_threshold {
             state.check_failed.store(false, Ordering::Relaxed);
-            st.up_since = now;
+            st.returned_at = Some(now);
             return Some(true);
         }
     } else {

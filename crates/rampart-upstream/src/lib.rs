@@ -38,6 +38,9 @@ mod state;
 mod upstream;
 mod window;
 
+#[cfg(test)]
+mod timer_tests;
+
 pub use balance::Strategy;
 pub use breaker::{BreakerSettings, BreakerState};
 pub use dispatch::{DispatchService, ReadUpstream, UpstreamEndpoint};

@@ -32,8 +32,10 @@ pub(crate) struct Inner {
     pub(crate) breaker: Breaker,
     pub(crate) outlier: Outlier,
     pub(crate) ewma: PeakEwma,
-    /// When the endpoint last became healthy (slow start ramps from here).
-    pub(crate) up_since: Instant,
+    /// When the endpoint last became available again after being taken out (ejection end,
+    /// active checks healthy again, breaker closed again): slow start ramps from here. `None`
+    /// for an endpoint never taken out, which gets its full weight from the start.
+    pub(crate) returned_at: Option<Instant>,
     /// Active-check streaks: (passes, failures) in a row.
     pub(crate) streak: (u32, u32),
 }
@@ -56,7 +58,7 @@ impl EndpointState {
                 breaker: Breaker::new(breaker, now),
                 outlier: Outlier::default(),
                 ewma: PeakEwma::new(INITIAL_RTT, now),
-                up_since: now,
+                returned_at: None,
                 streak: (0, 0),
             }),
             inflight: AtomicUsize::new(0),

@@ -496,13 +496,23 @@ impl Upstream {
         }
     }
 
-    /// Slow-start factor of endpoint `i` (0.1..=1).
-    fn ramp(&self, up_since: Instant, ejected_until: Option<Instant>, now: Instant) -> f64 {
+    /// Slow-start factor (0.1..=1) of an endpoint that last returned to service at
+    /// `returned_at` and whose last ejection ends at `ejected_until`: the window starts at the
+    /// later of the two. An endpoint never taken out (new, including one a reload adds) has
+    /// neither and gets its full weight.
+    fn ramp(
+        &self,
+        returned_at: Option<Instant>,
+        ejected_until: Option<Instant>,
+        now: Instant,
+    ) -> f64 {
         let w = self.settings.slow_start;
+        let Some(since) = returned_at.max(ejected_until) else {
+            return 1.0;
+        };
         if w.is_zero() {
             return 1.0;
         }
-        let since = ejected_until.map_or(up_since, |u| u.max(up_since));
         let t = now.saturating_duration_since(since).as_secs_f64() / w.as_secs_f64();
         t.clamp(0.1, 1.0)
     }
@@ -523,7 +533,7 @@ impl Upstream {
                 continue;
             }
             let Some(st) = ep.state.lock() else { continue };
-            let ramp = self.ramp(st.up_since, st.outlier.until(), now);
+            let ramp = self.ramp(st.returned_at, st.outlier.until(), now);
             let inflight = ep.state.inflight.load(Ordering::Relaxed) as f64;
             // P2C cost before weighting: latency × load for EWMA, in-flight + 1 otherwise.
             let load = match self.settings.strategy {
@@ -793,11 +803,15 @@ impl Upstream {
             st.ewma.observe(l.as_secs_f64(), now);
         }
         if let Some(to) = st.breaker.record(&self.settings.breaker, now, !failure) {
+            if to == BreakerState::Closed {
+                // Closed again after being open: back in service, slow start from now.
+                st.returned_at = Some(now);
+            }
             tracing::warn!(upstream = %self.name, endpoint = %ep.pool.ep.label, state = to.as_str(), "circuit breaker changed state");
         }
         if let Some(d) = st.outlier.record(o, now, failure, may_eject) {
             ep.ejections.inc();
-            st.up_since = now + d;
+            st.returned_at = Some(now + d);
             tracing::warn!(upstream = %self.name, endpoint = %ep.pool.ep.label, seconds = d.as_secs_f64(), "endpoint ejected after consecutive failures");
         }
     }

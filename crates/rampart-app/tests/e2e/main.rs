@@ -12,6 +12,7 @@ use rampart_testkit::{
 
 mod audit;
 mod auth;
+mod cache_policy;
 mod compress;
 mod core;
 mod hygiene;

@@ -1,17 +1,19 @@
-//! Range requests on a complete stored representation (RFC 9110 §14): `bytes` ranges in
-//! every form (`a-b`, `a-`, `-n`), several at once as `multipart/byteranges`, `If-Range`,
-//! and 416 with `Content-Range: bytes */len`.
+//! Range requests (RFC 9110 §14) on a representation of known length: `bytes` ranges in every
+//! form (`a-b`, `a-`, `-n`), several at once (sorted and coalesced; `multipart/byteranges`
+//! built by [`multipart`]), `If-Range`, and 416 with `Content-Range: bytes */len`. Shared by
+//! `rampart-compress` (stored answers, several ranges) and `rampart-static` (files, one
+//! range; several are answered whole, as §14.2 allows).
 //!
-//! Defences: at most [`MAX_RANGES`] ranges and a request whose ranges overlap or are out of
-//! order beyond that is served whole (§14.2 lets a server ignore `Range`), so a request cannot
-//! make the gateway send the same bytes many times over.
+//! Defences: at most [`MAX_RANGES`] ranges; a request with more is served whole (§14.2 lets
+//! a server ignore `Range`), so a request cannot make the gateway send the same bytes many
+//! times over. Positions too large for 64 bits count as past the end.
 
 use std::ops::RangeInclusive;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use http::{HeaderMap, HeaderValue, header};
 
-use crate::validators::{Validators, strong_eq};
+use crate::conditional::{Validators, strong_eq};
 
 /// Most ranges served in one multipart answer.
 pub const MAX_RANGES: usize = 16;
@@ -21,13 +23,14 @@ pub const MAX_RANGES: usize = 16;
 pub enum RangeOutcome {
     /// No (usable) `Range`, or `If-Range` did not match: the whole representation, 200.
     Full,
-    /// 206 with these inclusive byte ranges (sorted, merged when they touch).
+    /// 206 with these inclusive byte ranges (sorted, merged when they overlap or touch).
     Partial(Vec<RangeInclusive<u64>>),
     /// 416: no range overlaps the representation.
     Unsatisfiable,
 }
 
-/// Evaluate `Range` (and `If-Range`) of a GET against a representation of `len` bytes.
+/// Evaluate `Range` (and `If-Range`) of a GET against a representation of `len` bytes with
+/// validators `v` (call it for GET only: other methods ignore `Range`).
 pub fn evaluate(req: &HeaderMap, len: u64, v: Validators<'_>) -> RangeOutcome {
     let Some(range) = req.get(header::RANGE).and_then(|v| v.to_str().ok()) else {
         return RangeOutcome::Full;
@@ -42,25 +45,30 @@ pub fn evaluate(req: &HeaderMap, len: u64, v: Validators<'_>) -> RangeOutcome {
 
 /// §13.1.5: an entity tag compares strongly; a date must equal `Last-Modified` exactly.
 fn if_range_matches(if_range: &HeaderValue, v: Validators<'_>) -> bool {
-    let b = if_range.as_bytes();
+    let b = if_range.as_bytes().trim_ascii();
     if b.starts_with(b"\"") || b.starts_with(b"W/") {
         return v.etag.is_some_and(|e| strong_eq(b, e));
     }
-    let date = if_range
-        .to_str()
+    let date = std::str::from_utf8(b)
         .ok()
         .and_then(|s| httpdate::parse_http_date(s).ok());
     matches!((date, v.last_modified), (Some(d), Some(lm)) if d == lm)
 }
 
+/// A byte position: digits only; more than 64 bits saturates (past any end).
+fn position(s: &str) -> Option<u64> {
+    if s.is_empty() || !s.bytes().all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    Some(s.parse::<u64>().unwrap_or(u64::MAX))
+}
+
 /// Parse a `Range` value for a representation of `len` bytes.
 pub fn parse(value: &str, len: u64) -> RangeOutcome {
-    let Some(spec) = value
-        .trim()
-        .strip_prefix("bytes=")
-        .or_else(|| value.trim().strip_prefix("Bytes="))
-    else {
-        return RangeOutcome::Full; // other units: ignored
+    let value = value.trim();
+    let spec = match value.split_at_checked(6) {
+        Some((unit, spec)) if unit.eq_ignore_ascii_case("bytes=") => spec,
+        _ => return RangeOutcome::Full, // other units: ignored
     };
     let mut ranges: Vec<RangeInclusive<u64>> = Vec::new();
     let mut count = 0usize;
@@ -73,16 +81,9 @@ pub fn parse(value: &str, len: u64) -> RangeOutcome {
             return RangeOutcome::Full; // invalid syntax: ignore the field
         };
         let (a, b) = (a.trim(), b.trim());
-        let num = |s: &str| {
-            if s.is_empty() || !s.bytes().all(|c| c.is_ascii_digit()) {
-                None
-            } else {
-                s.parse::<u64>().ok()
-            }
-        };
         let r = if a.is_empty() {
             // suffix: the last n bytes
-            let Some(n) = num(b) else {
+            let Some(n) = position(b) else {
                 return RangeOutcome::Full;
             };
             if n == 0 || len == 0 {
@@ -90,13 +91,13 @@ pub fn parse(value: &str, len: u64) -> RangeOutcome {
             }
             len.saturating_sub(n)..=len - 1
         } else {
-            let Some(first) = num(a) else {
+            let Some(first) = position(a) else {
                 return RangeOutcome::Full;
             };
             let last = if b.is_empty() {
                 u64::MAX
             } else {
-                match num(b) {
+                match position(b) {
                     Some(l) if l >= first => l,
                     _ => return RangeOutcome::Full,
                 }
@@ -129,7 +130,7 @@ pub fn parse(value: &str, len: u64) -> RangeOutcome {
     RangeOutcome::Partial(merged)
 }
 
-/// `bytes a-b/len`.
+/// `bytes a-b/len` (206).
 pub fn content_range(r: &RangeInclusive<u64>, len: u64) -> HeaderValue {
     HeaderValue::from_str(&format!("bytes {}-{}/{len}", r.start(), r.end()))
         .unwrap_or_else(|_| HeaderValue::from_static("bytes */0"))
@@ -177,11 +178,7 @@ pub fn multipart(
 
 #[cfg(test)]
 mod tests {
-    #![allow(
-        clippy::unwrap_used,
-        clippy::expect_used,
-        clippy::single_range_in_vec_init
-    )]
+    #![allow(clippy::unwrap_used, clippy::single_range_in_vec_init)]
     use super::*;
     use RangeOutcome::*;
 
@@ -191,9 +188,11 @@ mod tests {
             ("bytes=0-9", Partial(vec![0..=9])),
             ("bytes=90-", Partial(vec![90..=99])),
             ("bytes=95-200", Partial(vec![95..=99])),
+            ("bytes=90-1000", Partial(vec![90..=99])),
             ("bytes=-10", Partial(vec![90..=99])),
             ("bytes=-500", Partial(vec![0..=99])),
             ("bytes=0-0,-1", Partial(vec![0..=0, 99..=99])),
+            ("bytes=0-1,5-6", Partial(vec![0..=1, 5..=6])),
             ("bytes=10-19, 0-4", Partial(vec![0..=4, 10..=19])),
             ("bytes=0-10,5-20", Partial(vec![0..=20])),
             ("bytes=0-4,5-9", Partial(vec![0..=9])),
@@ -201,10 +200,18 @@ mod tests {
             ("bytes=200-300", Unsatisfiable),
             ("bytes=-0", Unsatisfiable),
             ("bytes=100-,0-1", Partial(vec![0..=1])),
+            // Positions beyond 64 bits are past the end, not malformed.
+            ("bytes=99999999999999999999999-", Unsatisfiable),
+            ("bytes=0-99999999999999999999999", Partial(vec![0..=99])),
+            (" Bytes=0-9", Partial(vec![0..=9])),
+            ("BYTES=0-9", Partial(vec![0..=9])),
             ("bytes=9-5", Full),
+            ("bytes=5-1", Full),
             ("bytes=abc", Full),
+            ("bytes=a-b", Full),
             ("bytes=1-2-3", Full),
             ("items=0-1", Full),
+            ("bytes", Full),
             ("bytes=", Full),
             (
                 "bytes=0-1,2-3,4-5,6-7,8-9,10-11,12-13,14-15,16-17,18-19,20-21,22-23,24-25,26-27,28-29,30-31,32-33",
@@ -225,24 +232,21 @@ mod tests {
             last_modified: lm,
         };
         let mut h = HeaderMap::new();
+        assert_eq!(evaluate(&h, 10, v), Full, "no Range");
         h.insert(header::RANGE, HeaderValue::from_static("bytes=0-1"));
         assert_eq!(evaluate(&h, 10, v), Partial(vec![0..=1]));
-        h.insert(header::IF_RANGE, HeaderValue::from_static("\"v1\""));
-        assert_eq!(evaluate(&h, 10, v), Partial(vec![0..=1]));
-        h.insert(header::IF_RANGE, HeaderValue::from_static("\"v2\""));
-        assert_eq!(evaluate(&h, 10, v), Full);
-        h.insert(header::IF_RANGE, HeaderValue::from_static("W/\"v1\""));
-        assert_eq!(evaluate(&h, 10, v), Full);
-        h.insert(
-            header::IF_RANGE,
-            HeaderValue::from_static("Sun, 01 Nov 2026 00:00:00 GMT"),
-        );
-        assert_eq!(evaluate(&h, 10, v), Partial(vec![0..=1]));
-        h.insert(
-            header::IF_RANGE,
-            HeaderValue::from_static("Mon, 02 Nov 2026 00:00:00 GMT"),
-        );
-        assert_eq!(evaluate(&h, 10, v), Full);
+        for (if_range, want) in [
+            ("\"v1\"", Partial(vec![0..=1])),
+            ("\"v2\"", Full),
+            ("W/\"v1\"", Full),
+            ("Sun, 01 Nov 2026 00:00:00 GMT", Partial(vec![0..=1])),
+            ("Mon, 02 Nov 2026 00:00:00 GMT", Full),
+            ("Sat, 31 Oct 2026 00:00:00 GMT", Full),
+            ("garbage", Full),
+        ] {
+            h.insert(header::IF_RANGE, HeaderValue::from_static(if_range));
+            assert_eq!(evaluate(&h, 10, v), want, "If-Range: {if_range}");
+        }
         // A weak ETag on the representation never matches If-Range.
         let weak = Validators {
             etag: Some(b"W/\"v1\""),
@@ -250,6 +254,12 @@ mod tests {
         };
         h.insert(header::IF_RANGE, HeaderValue::from_static("\"v1\""));
         assert_eq!(evaluate(&h, 10, weak), Full);
+    }
+
+    #[test]
+    fn content_range_values() {
+        assert_eq!(content_range(&(0..=9), 100), "bytes 0-9/100");
+        assert_eq!(unsatisfied_range(100), "bytes */100");
     }
 
     #[test]
