@@ -5,13 +5,14 @@
 //! `cargo bench -p rampart-cache --bench hit`
 #![allow(missing_docs)]
 
-use std::sync::Arc;
+#[path = "../examples/support/origin.rs"]
+mod origin;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use http::{Request, Response};
+use http::Request;
 use http_body_util::BodyExt;
-use rampart_cache::{Cache, CacheLayer, CacheMetrics, CachePolicy, CacheSettings};
-use rampart_core::{Body, BoxError, RouteId, RoutePolicy, body};
+use rampart_cache::{Cache, CacheLayer, CacheMetrics, CacheSettings};
+use rampart_core::{Body, BoxError, body};
 use tower::{Layer, Service, ServiceExt};
 
 fn hit(c: &mut Criterion) {
@@ -21,25 +22,12 @@ fn hit(c: &mut Criterion) {
         .expect("runtime");
     let payload = bytes::Bytes::from(vec![b'x'; 1024]);
     let origin = tower::service_fn(move |_req: Request<Body>| {
-        let payload = payload.clone();
-        async move {
-            let mut r = Response::new(body::full(payload));
-            let h = r.headers_mut();
-            h.insert("content-type", http::HeaderValue::from_static("text/plain"));
-            h.insert(
-                "cache-control",
-                http::HeaderValue::from_static("max-age=3600"),
-            );
-            h.insert("etag", http::HeaderValue::from_static("\"abc\""));
-            h.insert("content-length", 1024.into());
-            Ok::<_, BoxError>(r)
-        }
+        let r = origin::hot_object(&payload);
+        async move { Ok::<_, BoxError>(r) }
     });
     let cache = Cache::new(CacheSettings::default(), CacheMetrics::default());
     let svc = CacheLayer::new(cache).layer(origin.clone());
-    let mut route = RoutePolicy::new(RouteId(0), "bench", None);
-    route.extensions.insert(CachePolicy::default());
-    let route = Arc::new(route);
+    let route = origin::route();
     let make = || {
         let mut req = Request::get("/hot/object.txt")
             .header("host", "bench.example")

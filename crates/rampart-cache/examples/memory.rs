@@ -1,17 +1,18 @@
 //! Memory of 100k cached 1 KiB objects vs their payload.
 //!
 //! Fills the cache through the layer (a miss per object, as in production) from an origin
-//! answering 1024-byte bodies with typical headers, then reports the process RSS growth and
-//! the bytes the cache charges itself, both against the payload (100 000 x 1024 bytes of
-//! body). Linux only (reads /proc/self/statm).
+//! answering 1024-byte bodies with five typical headers, then reports the process RSS growth
+//! and the bytes the cache charges itself, against two payloads: the bodies alone (100 000 x
+//! 1024 bytes) and the bodies plus the stored header fields (names + values as sent). Linux
+//! only (reads /proc/self/statm).
 //!
-//! `cargo run --release -p rampart-cache --example memory`
+//! `cargo run -p rampart-cache --example memory`
 
 use std::sync::Arc;
 
-use http::{Request, Response};
+use http::{HeaderMap, Request, Response};
 use http_body_util::BodyExt;
-use rampart_cache::{Cache, CacheLayer, CacheMetrics, CachePolicy, CacheSettings};
+use rampart_cache::{Cache, CacheLayer, CacheMetrics, CachePolicy, CacheSettings, MemoryStore};
 use rampart_core::{Body, BoxError, RouteId, RoutePolicy, body};
 use tower::{Layer, Service, ServiceExt};
 
@@ -28,6 +29,20 @@ fn rss_bytes() -> u64 {
     pages * 4096
 }
 
+/// The origin's response headers for `path`.
+fn origin_headers(path: &str) -> Result<HeaderMap, BoxError> {
+    let mut h = HeaderMap::new();
+    h.insert("content-type", "application/octet-stream".parse()?);
+    h.insert("cache-control", "public, max-age=3600".parse()?);
+    h.insert("content-length", SIZE.into());
+    h.insert("etag", format!("\"{}\"", path.len()).parse()?);
+    h.insert(
+        "date",
+        httpdate::fmt_http_date(std::time::SystemTime::now()).parse()?,
+    );
+    Ok(h)
+}
+
 fn main() -> Result<(), BoxError> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_time()
@@ -38,15 +53,7 @@ fn main() -> Result<(), BoxError> {
             let payload = payload.clone();
             async move {
                 let mut r = Response::new(body::full(payload));
-                let h = r.headers_mut();
-                h.insert("content-type", "application/octet-stream".parse()?);
-                h.insert("cache-control", "public, max-age=3600".parse()?);
-                h.insert("content-length", SIZE.into());
-                h.insert("etag", format!("\"{}\"", req.uri().path().len()).parse()?);
-                h.insert(
-                    "date",
-                    httpdate::fmt_http_date(std::time::SystemTime::now()).parse()?,
-                );
+                *r.headers_mut() = origin_headers(req.uri().path())?;
                 Ok::<_, BoxError>(r)
             }
         });
@@ -54,37 +61,66 @@ fn main() -> Result<(), BoxError> {
             max_size: 1 << 30,
             ..CacheSettings::default()
         };
-        let cache = Cache::new(settings, CacheMetrics::default());
+        // The store `Cache::new` would build, kept at hand for its usage breakdown.
+        let store = MemoryStore::new(
+            settings.max_size,
+            settings.max_variants,
+            CacheMetrics::default(),
+        );
+        let cache = Cache::with_store(settings, CacheMetrics::default(), Arc::new(store.clone()));
         let mut svc = CacheLayer::new(cache.clone()).layer(origin);
         let mut route = RoutePolicy::new(RouteId(0), "mem", None);
         route.extensions.insert(CachePolicy::default());
         let route = Arc::new(route);
 
         let before = rss_bytes();
+        let mut header_bytes = 0usize;
         for i in 0..N {
-            let mut req =
-                Request::get(format!("http://bench.example/obj/{i:06}")).body(body::empty())?;
+            let path = format!("/obj/{i:06}");
+            header_bytes += origin_headers(&path)?
+                .iter()
+                .map(|(n, v)| n.as_str().len() + v.len())
+                .sum::<usize>();
+            let mut req = Request::get(format!("http://bench.example{path}")).body(body::empty())?;
             req.extensions_mut().insert(route.clone());
             let resp = svc.ready().await?.call(req).await?;
             resp.into_body().collect().await?;
         }
         let after = rss_bytes();
         let stats = cache.stats();
-        let payload_total = (N * SIZE) as f64;
+        let bodies = (N * SIZE) as f64;
+        let with_headers = bodies + header_bytes as f64;
+        let mib = |b: f64| b / 1048576.0;
+        let growth = after.saturating_sub(before) as f64;
         println!("objects stored:          {}", stats.entries);
+        println!("payload, bodies:         {:.1} MiB", mib(bodies));
+        println!("payload, headers + body: {:.1} MiB", mib(with_headers));
+        for (what, b) in [
+            ("cache-charged bytes:    ", stats.bytes as f64),
+            ("process RSS growth:     ", growth),
+        ] {
+            println!(
+                "{what} {:.1} MiB ({:.3}x bodies, {:.3}x headers + body)",
+                mib(b),
+                b / bodies,
+                b / with_headers
+            );
+        }
+        let u = store.usage();
+        let per = |b: u64| b as f64 / u.objects.max(1) as f64;
         println!(
-            "payload (bodies):        {:.1} MiB",
-            payload_total / 1048576.0
+            "per object:              {:.0} B encoded object, {:.1} B segments beyond it, \
+             {:.1} B index, {:.1} B purge indexes, {:.1} B other",
+            per(u.object_bytes),
+            per(u.segment_bytes.saturating_sub(u.object_bytes)),
+            per(u.index_bytes),
+            per(u.purge_index_bytes),
+            per(u.other_bytes),
         );
+        let (shards, seg) = store.layout();
         println!(
-            "cache-charged bytes:     {:.1} MiB ({:.2}x payload)",
-            stats.bytes as f64 / 1048576.0,
-            stats.bytes as f64 / payload_total
-        );
-        println!(
-            "process RSS growth:      {:.1} MiB ({:.2}x payload)",
-            (after.saturating_sub(before)) as f64 / 1048576.0,
-            after.saturating_sub(before) as f64 / payload_total
+            "layout:                  {shards} shards, {} KiB segments",
+            seg >> 10
         );
         Ok(())
     })

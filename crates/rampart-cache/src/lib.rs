@@ -26,11 +26,13 @@
 //! ```
 //!
 //! Modules: pure logic in [`directives`], [`freshness`], [`storable`], [`key`],
-//! [`headers`]; storage in [`entry`], [`store`], [`memory`]; the request path in
+//! [`headers`]; storage in [`entry`], [`store`], [`memory`] (with the private `codec`,
+//! `segments` and `purge_index`); the request path in
 //! [`service`].
 
 pub(crate) mod body;
 pub mod cache;
+pub(crate) mod codec;
 pub mod config;
 pub mod directives;
 pub mod entry;
@@ -40,6 +42,8 @@ pub mod headers;
 pub mod key;
 pub mod memory;
 pub mod metrics;
+pub(crate) mod purge_index;
+pub(crate) mod segments;
 pub mod service;
 pub mod storable;
 pub mod store;
@@ -51,7 +55,7 @@ pub use config::{
     TagHeader, TagSeparator,
 };
 pub use error::PurgeError;
-pub use memory::MemoryStore;
+pub use memory::{MemoryStore, MemoryUsage};
 pub use metrics::{CacheMetrics, CacheOutcome, CacheStats};
 pub use service::{CacheLayer, CacheService};
 pub use store::{PurgeSelector, SoftPurge, Store, StoreStats};

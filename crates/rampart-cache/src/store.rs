@@ -1,8 +1,9 @@
 //! The storage trait, shaped for two tiers: the embedded memory tier
 //! ([`crate::MemoryStore`]) now and a shared tier (Redis) later.
 //!
-//! The unit of storage is a [`Record`] per primary key holding every Vary variant, so purge
-//! by URL removes all variants at once. Methods are async (boxed futures) so a network tier
+//! A lookup answers a [`Record`] per primary key holding every Vary variant, and removal and
+//! purge take every variant of a key at once (the memory tier stores each variant as an
+//! object of its own and gathers them on lookup). Methods are async (boxed futures) so a network tier
 //! fits; the memory tier completes them without suspending. A tiered store would answer
 //! `get` from memory first and write through to the shared tier in the background, so
 //! `put_variant` never waits on the network on the response path.

@@ -41,15 +41,7 @@ impl std::fmt::Debug for StoredHandle {
         f.debug_struct("StoredHandle")
             .field("key", &self.key)
             .field("coding", &self.coding)
-            .field(
-                "encoded",
-                &self
-                    .entry
-                    .encoded
-                    .iter()
-                    .map(|(c, _)| *c)
-                    .collect::<Vec<_>>(),
-            )
+            .field("encoded", &self.entry.codings())
             .finish()
     }
 }
