@@ -472,7 +472,9 @@ impl Engine {
                     }
                 }
                 if !a.nolog && rule.id != 0 {
-                    txn.matches.append(&mut txn.pending);
+                    let pending = std::mem::take(&mut txn.pending);
+                    txn.matches
+                        .extend(pending.into_iter().map(|p| p.build(rule)));
                 }
                 txn.pending.clear();
                 if let Some(m) = &a.skip_after {
@@ -547,6 +549,7 @@ struct Val<'r> {
 }
 
 /// A transformed value: the raw bytes when no transformation changed them.
+#[derive(Clone)]
 enum Tv<'r> {
     Raw(&'r [u8]),
     Shared(Arc<Vec<u8>>),
@@ -564,10 +567,60 @@ impl std::ops::Deref for Tv<'_> {
 
 impl Val<'_> {
     fn display(&self) -> String {
-        match (self.name.is_empty(), self.key.is_empty()) {
-            (_, true) => self.name.to_string(),
-            (true, false) => self.key.to_string(),
-            (false, false) => format!("{}:{}", self.name, self.key),
+        display(self.name, &self.key)
+    }
+}
+
+/// `NAME:key`, `NAME` or `key`.
+fn display(name: &str, key: &str) -> String {
+    match (name.is_empty(), key.is_empty()) {
+        (_, true) => name.to_string(),
+        (true, false) => key.to_string(),
+        (false, false) => format!("{name}:{key}"),
+    }
+}
+
+/// What a match record shows of the value.
+enum Shown<'r> {
+    Tv(Tv<'r>),
+    Bytes(Vec<u8>),
+}
+
+/// A match record of a chain link, kept cheap until the chain completes and is logged.
+struct Pending<'r> {
+    /// Collection name (`ARGS`, `&ARGS` for a count) and key of the matched value.
+    name: Cow<'static, str>,
+    key: Cow<'r, str>,
+    shown: Shown<'r>,
+    detail: Option<String>,
+    /// The head's message, expanded when recorded if it has macros (their values change as
+    /// the chain goes on); a plain message is copied when the record is built.
+    msg: Option<String>,
+    score: u32,
+}
+
+impl Pending<'_> {
+    fn build(self, head: &Rule) -> RuleMatch {
+        let target = display(&self.name, &self.key);
+        let shown: &[u8] = match &self.shown {
+            Shown::Tv(t) => t,
+            Shown::Bytes(b) => b,
+        };
+        let mut ex = if sensitive(&self.key) || sensitive(&target) {
+            "[redacted]".to_string()
+        } else {
+            excerpt(shown)
+        };
+        if let Some(d) = self.detail {
+            ex = format!("{ex} (fingerprint {d})");
+        }
+        RuleMatch {
+            rule_id: head.id,
+            target,
+            excerpt: ex,
+            msg: self.msg.or_else(|| head.actions.msg.clone()),
+            severity: head.actions.severity,
+            score: self.score,
         }
     }
 }
@@ -614,7 +667,9 @@ struct Txn<'r> {
     state: EngineState,
     score: u32,
     matches: Vec<RuleMatch>,
-    pending: Vec<RuleMatch>,
+    /// Match records of the chain being evaluated, built into [`RuleMatch`]es only when the
+    /// chain completes and its head logs.
+    pending: Vec<Pending<'r>>,
     rule_id: u32,
     pre: &'r Prefilters,
     /// The prefilter (slot, chain) of the rule being evaluated.
@@ -638,16 +693,24 @@ const _: () = assert!(COLLECTIONS <= 32, "collection bits fit a u32");
 
 const EXCERPT_MAX: usize = 64;
 
+/// Whether a key or target name contains (case-insensitively) a word that marks a secret.
 fn sensitive(key: &str) -> bool {
-    const WORDS: [&[u8]; 10] = [
-        b"pass", b"pwd", b"secret", b"token", b"auth", b"session", b"cookie", b"key", b"csrf",
-        b"card",
-    ];
     let k = key.as_bytes();
     (0..k.len()).any(|i| {
-        WORDS
+        // Dispatch on the first letter: one comparison per offset for most bytes.
+        let words: &[&[u8]] = match k[i].to_ascii_lowercase() {
+            b'p' => &[b"pass", b"pwd"],
+            b's' => &[b"secret", b"session"],
+            b't' => &[b"token"],
+            b'a' => &[b"auth"],
+            b'c' => &[b"cookie", b"csrf", b"card"],
+            b'k' => &[b"key"],
+            _ => return false,
+        };
+        let rest = &k[i..];
+        words
             .iter()
-            .any(|w| k.len() - i >= w.len() && k[i..i + w.len()].eq_ignore_ascii_case(w))
+            .any(|w| rest.len() >= w.len() && rest[..w.len()].eq_ignore_ascii_case(w))
     })
 }
 
@@ -1089,11 +1152,10 @@ impl<'r> Txn<'r> {
                     any = true;
                     self.record(
                         head,
-                        rule,
-                        &format!("&{}", source_name(t.source)),
-                        n.as_bytes(),
+                        Cow::Owned(format!("&{}", source_name(t.source))),
+                        Cow::Borrowed(""),
+                        Shown::Bytes(n.into_bytes()),
                         None,
-                        "",
                     );
                 }
                 continue;
@@ -1135,48 +1197,44 @@ impl<'r> Txn<'r> {
                 }
             }
         }
-        let shown: Vec<u8> = match &m {
-            Some(OpMatch {
-                captures,
-                detail: None,
-            }) if !captures.is_empty() => captures[0].clone(),
-            _ => tv.to_vec(),
-        };
         self.matched_var = tv.to_vec();
         let display = v.display();
-        self.matched_var_name = display.clone();
         self.matched_vars.push((display.clone(), tv.to_vec()));
-        let detail = m.and_then(|m| m.detail);
-        self.record(head, rule, &display, &shown, detail, &v.key);
+        self.matched_var_name = display;
+        let (shown, detail) = match m {
+            Some(OpMatch {
+                mut captures,
+                detail: None,
+            }) if !captures.is_empty() => (Shown::Bytes(captures.swap_remove(0)), None),
+            Some(OpMatch { detail, .. }) => (Shown::Tv(tv), detail),
+            None => (Shown::Tv(tv), None),
+        };
+        self.record(head, Cow::Borrowed(v.name), v.key.clone(), shown, detail);
         true
     }
 
+    /// Keep a match record of the chain being evaluated (at most 16).
     fn record(
         &mut self,
         head: &Rule,
-        _rule: &Rule,
-        target: &str,
-        shown: &[u8],
+        name: Cow<'static, str>,
+        key: Cow<'r, str>,
+        shown: Shown<'r>,
         detail: Option<String>,
-        key: &str,
     ) {
         if self.pending.len() >= 16 {
             return;
         }
-        let mut ex = if sensitive(key) || sensitive(target) {
-            "[redacted]".to_string()
-        } else {
-            excerpt(shown)
+        let msg = match &head.actions.msg {
+            Some(m) if m.contains("%{") => Some(self.expand(m)),
+            _ => None,
         };
-        if let Some(d) = detail {
-            ex = format!("{ex} (fingerprint {d})");
-        }
-        self.pending.push(RuleMatch {
-            rule_id: head.id,
-            target: target.to_string(),
-            excerpt: ex,
-            msg: head.actions.msg.as_ref().map(|m| self.expand(m)),
-            severity: head.actions.severity,
+        self.pending.push(Pending {
+            name,
+            key,
+            shown,
+            detail,
+            msg,
             score: 0,
         });
     }
@@ -1326,6 +1384,91 @@ mod tests {
     }
 
     const SQLI: &str = "/login?password=1%27%20or%20%271%27%3D%271&user=bob";
+
+    #[test]
+    fn sensitive_finds_each_word_anywhere_in_any_case() {
+        // The plain definition: any of the words at any offset, ASCII case-insensitively.
+        fn reference(k: &str) -> bool {
+            let words = [
+                "pass", "pwd", "secret", "token", "auth", "session", "cookie", "key", "csrf",
+                "card",
+            ];
+            let k = k.to_ascii_lowercase();
+            words.iter().any(|w| k.contains(w))
+        }
+        let keys = [
+            "",
+            "q",
+            "ARGS:password",
+            "user_PWD",
+            "x-Secret",
+            "access_token",
+            "Authorization",
+            "JSESSIONID",
+            "REQUEST_COOKIES:id",
+            "apikey",
+            "X-CSRF-Token",
+            "CardNumber",
+            "pas",
+            "pw",
+            "ke",
+            "ARGS:page",
+            "REQUEST_HEADERS:Host",
+            "c",
+            "sessio",
+            "tokeN",
+            "cAr",
+            "kkey",
+            "ppass",
+            "ssecret",
+        ];
+        for k in keys {
+            assert_eq!(sensitive(k), reference(k), "{k}");
+        }
+        assert!(sensitive("ARGS:password") && !sensitive("ARGS:page"));
+    }
+
+    #[test]
+    fn records_are_kept_only_for_completed_logged_chains() {
+        let mut l = crate::seclang::Loader::new();
+        l.add_text(
+            "t.conf",
+            concat!(
+                "SecRule ARGS \"@rx ^a\" \"id:1,phase:2,pass,msg:'failed chain',chain\"\n",
+                "SecRule ARGS:b \"@rx z\" \"t:none\"\n",
+                "SecRule ARGS \"@rx ^a\" \"id:2,phase:2,pass,nolog,msg:'not logged'\"\n",
+                "SecRule ARGS \"@rx ^a\" \"id:3,phase:2,pass,msg:'on %{MATCHED_VAR_NAME}',chain\"\n",
+                "SecRule ARGS:b \"@rx ^b\" \"t:none\"\n",
+                "SecRule ARGS:token \"@rx .\" \"id:4,phase:2,pass,msg:'plain'\"\n",
+            ),
+            None,
+        )
+        .unwrap();
+        let p = WafPolicy::new(Arc::new(l.finish(Scoring::Rules)));
+        let v = p.engine.inspect(&get("/x?a=a1&b=b2&token=t0k"), &p, None);
+        let got: Vec<(u32, &str, &str, Option<&str>)> = v
+            .matches
+            .iter()
+            .map(|m| {
+                (
+                    m.rule_id,
+                    m.target.as_str(),
+                    m.excerpt.as_str(),
+                    m.msg.as_deref(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                // A record shows the match (not the whole value); its message is expanded
+                // when that link matched, not when the chain ended.
+                (3, "ARGS:a", "a", Some("on ARGS:a")),
+                (3, "ARGS:b", "b", Some("on ARGS:b")),
+                (4, "ARGS:token", "[redacted]", Some("plain")),
+            ]
+        );
+    }
 
     #[test]
     fn scores_and_threshold() {
