@@ -44,19 +44,21 @@ fn bench(c: &mut Criterion) {
 
     let store = MemoryStore::new(1_000_000);
     let limit: Arc<str> = "api/per_ip".into();
-    let hot = BucketKey {
-        limit: limit.clone(),
-        value: KeyValue::Ip("203.0.113.7".parse().expect("ip")),
-    };
+    let hot = BucketKey::new(
+        limit.clone(),
+        KeyValue::Ip("203.0.113.7".parse().expect("ip")),
+    );
     let now = Instant::now();
     c.bench_function("memory_store/hot_key", |b| {
         b.iter(|| black_box(store.check_at(&hot, &g, 1, now)))
     });
 
     let keys: Vec<BucketKey> = (0..100_000u32)
-        .map(|i| BucketKey {
-            limit: limit.clone(),
-            value: KeyValue::Ip(IpAddr::from((0x0a00_0000u32 + i).to_be_bytes())),
+        .map(|i| {
+            BucketKey::new(
+                limit.clone(),
+                KeyValue::Ip(IpAddr::from((0x0a00_0000u32 + i).to_be_bytes())),
+            )
         })
         .collect();
     c.bench_function("memory_store/ip_keys_100k", |b| {
@@ -67,10 +69,7 @@ fn bench(c: &mut Criterion) {
         })
     });
 
-    let text = BucketKey {
-        limit,
-        value: KeyValue::Text("key-2026-rotation-a".into()),
-    };
+    let text = BucketKey::new(limit, KeyValue::Text("key-2026-rotation-a".into()));
     c.bench_function("memory_store/text_key", |b| {
         b.iter(|| black_box(store.check_at(&text, &g, 1, now)))
     });

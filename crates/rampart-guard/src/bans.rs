@@ -222,6 +222,11 @@ impl BanList {
         self.settings.store(Arc::new(settings));
     }
 
+    /// Whether any automatic rule is configured (when none is, statuses need not be recorded).
+    pub fn has_rules(&self) -> bool {
+        !self.settings.load().rules.is_empty()
+    }
+
     /// Whether `ip` is banned now. Lock-free.
     pub fn check(&self, ip: IpAddr) -> Option<BanHit> {
         let snap = self.snapshot.load();

@@ -14,13 +14,13 @@ use std::{
     time::Duration,
 };
 
-use futures_util::future::BoxFuture;
 use http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use rampart_core::{BoxError, Error, ErrorKind, RoutePolicy};
 use regex::Regex;
 
 use crate::{
     events::{EventSink, SecurityEvent, SecurityEventKind},
+    future::{After, GuardFuture},
     reference,
 };
 
@@ -372,20 +372,28 @@ impl CorsPolicy {
     }
 }
 
+/// Add `Vary: Origin` unless a `Vary` field already lists `Origin` (or `*`); one hash lookup.
 fn add_vary_origin(h: &mut http::HeaderMap) {
-    let already = h.get_all(header::VARY).iter().any(|v| {
-        v.to_str()
-            .map(|s| {
-                s.split(',').any(|t| {
-                    let t = t.trim();
-                    t == "*" || t.eq_ignore_ascii_case("origin")
-                })
-            })
-            .unwrap_or(false)
-    });
-    if !already {
-        h.append(header::VARY, HeaderValue::from_static("Origin"));
+    let origin = HeaderValue::from_static("Origin");
+    match h.try_entry(header::VARY) {
+        Ok(http::header::Entry::Vacant(e)) => {
+            let _ = e.try_insert(origin);
+        }
+        Ok(http::header::Entry::Occupied(mut e)) => {
+            if !e.iter().any(|v| lists_origin(v.as_bytes())) {
+                e.append(origin);
+            }
+        }
+        Err(_) => {}
     }
+}
+
+/// Whether a `Vary` value lists `Origin` or `*`.
+fn lists_origin(v: &[u8]) -> bool {
+    v.split(|&c| c == b',').any(|t| {
+        let t = t.trim_ascii();
+        t == b"*" || t.eq_ignore_ascii_case(b"origin")
+    })
 }
 
 /// Layer 9: CORS.
@@ -424,8 +432,11 @@ pub struct CorsService<S> {
 type Req = http::Request<rampart_core::Body>;
 type Resp = http::Response<rampart_core::Body>;
 
-enum Which {
+/// Where the request's CORS policy lives.
+pub enum Which {
+    /// In the route's policy.
     Route(Arc<RoutePolicy>),
+    /// The layer's default.
     Default(Arc<CorsPolicy>),
 }
 
@@ -438,6 +449,22 @@ impl Which {
     }
 }
 
+/// The way out of [`CorsService`]: CORS response headers for the request's `Origin`.
+pub struct Decorate {
+    which: Which,
+    origin: Option<HeaderValue>,
+}
+
+impl After for Decorate {
+    fn after(self, result: Result<Resp, BoxError>) -> Result<Resp, BoxError> {
+        let mut resp = result?;
+        if let Some(policy) = self.which.get() {
+            policy.decorate(self.origin.as_ref(), resp.headers_mut());
+        }
+        Ok(resp)
+    }
+}
+
 impl<S, F> tower::Service<Req> for CorsService<S>
 where
     S: tower::Service<Req, Response = Resp, Error = BoxError, Future = F> + Clone + Send + 'static,
@@ -445,7 +472,7 @@ where
 {
     type Response = Resp;
     type Error = BoxError;
-    type Future = BoxFuture<'static, Result<Resp, BoxError>>;
+    type Future = GuardFuture<F, Option<Decorate>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
         self.inner.poll_ready(cx)
@@ -460,11 +487,11 @@ where
             Some(p) => Which::Route(p.clone()),
             None => match &self.default {
                 Some(d) => Which::Default(d.clone()),
-                None => return Box::pin(self.inner.call(req)),
+                None => return GuardFuture::inner(self.inner.call(req), None),
             },
         };
         let Some(policy) = which.get() else {
-            return Box::pin(self.inner.call(req));
+            return GuardFuture::inner(self.inner.call(req), None);
         };
         let origin = req.headers().get(header::ORIGIN).cloned();
         let is_preflight = req.method() == Method::OPTIONS
@@ -482,7 +509,7 @@ where
                     let mut resp = http::Response::new(rampart_core::body::empty());
                     *resp.status_mut() = StatusCode::NO_CONTENT;
                     *resp.headers_mut() = headers;
-                    Box::pin(async move { Ok(resp) })
+                    GuardFuture::ready(Ok(resp))
                 }
                 Err(what) => {
                     let reference = reference(&req, "cors");
@@ -497,18 +524,11 @@ where
                     );
                     let err = Error::new(ErrorKind::Forbidden { reference })
                         .with_message(format!("cors preflight refused: {what} not allowed"));
-                    Box::pin(async move { Err(Box::new(err) as BoxError) })
+                    GuardFuture::error(err)
                 }
             };
         }
-        let fut = self.inner.call(req);
-        Box::pin(async move {
-            let mut resp = fut.await?;
-            if let Some(policy) = which.get() {
-                policy.decorate(origin.as_ref(), resp.headers_mut());
-            }
-            Ok(resp)
-        })
+        GuardFuture::inner(self.inner.call(req), Some(Decorate { which, origin }))
     }
 }
 

@@ -18,9 +18,10 @@ use std::{
     task::{Context, Poll},
 };
 
-use futures_util::future::BoxFuture;
-use http::{HeaderMap, HeaderName, HeaderValue, header};
+use http::{HeaderMap, HeaderName, HeaderValue, header, header::Entry};
 use rampart_core::{BoxError, ConnInfo, RoutePolicy};
+
+use crate::future::{After, GuardFuture};
 
 /// The `strict` CSP preset.
 pub const CSP_STRICT: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; font-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'; upgrade-insecure-requests";
@@ -156,21 +157,22 @@ impl SecurityHeadersPolicy {
         })
     }
 
-    /// Apply to a response's headers.
+    /// Apply to a response's headers: one hash lookup per header (an insert only where the
+    /// upstream left the header unset, unless `override`), room reserved once.
     pub fn apply(&self, headers: &mut HeaderMap, tls: bool) {
         for name in &self.remove {
             headers.remove(name);
         }
-        let mut put = |name: &HeaderName, value: &HeaderValue| {
-            if self.override_upstream || !headers.contains_key(name) {
-                headers.insert(name.clone(), value.clone());
+        let hsts = self.hsts.as_ref().filter(|_| tls);
+        // At most this many inserts: grow the table once instead of on the way.
+        let _ = headers.try_reserve(self.set.len() + usize::from(hsts.is_some()));
+        let hsts = hsts.map(|v| (&header::STRICT_TRANSPORT_SECURITY, v));
+        for (name, value) in hsts.into_iter().chain(self.set.iter().map(|(n, v)| (n, v))) {
+            if self.override_upstream {
+                let _ = headers.try_insert(name.clone(), value.clone());
+            } else if let Ok(Entry::Vacant(e)) = headers.try_entry(name) {
+                let _ = e.try_insert(value.clone());
             }
-        };
-        if tls && let Some(v) = &self.hsts {
-            put(&header::STRICT_TRANSPORT_SECURITY, v);
-        }
-        for (name, value) in &self.set {
-            put(name, value);
         }
     }
 }
@@ -221,6 +223,31 @@ pub struct SecurityHeadersService<S> {
 type Req = http::Request<rampart_core::Body>;
 type Resp = http::Response<rampart_core::Body>;
 
+/// The way out of [`SecurityHeadersService`]: the route's policy or the default.
+pub struct ApplyHeaders {
+    policy: Which,
+    tls: bool,
+}
+
+enum Which {
+    Route(Arc<RoutePolicy>),
+    Default(Arc<SecurityHeadersPolicy>),
+}
+
+impl After for ApplyHeaders {
+    fn after(self, result: Result<Resp, BoxError>) -> Result<Resp, BoxError> {
+        let mut resp = result?;
+        let policy = match &self.policy {
+            Which::Route(r) => r.get::<SecurityHeadersPolicy>(),
+            Which::Default(d) => Some(&**d),
+        };
+        if let Some(policy) = policy {
+            policy.apply(resp.headers_mut(), self.tls);
+        }
+        Ok(resp)
+    }
+}
+
 impl<S, F> tower::Service<Req> for SecurityHeadersService<S>
 where
     S: tower::Service<Req, Response = Resp, Error = BoxError, Future = F> + Send + 'static,
@@ -228,7 +255,7 @@ where
 {
     type Response = Resp;
     type Error = BoxError;
-    type Future = BoxFuture<'static, Result<Resp, BoxError>>;
+    type Future = GuardFuture<F, ApplyHeaders>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
         self.inner.poll_ready(cx)
@@ -236,21 +263,14 @@ where
 
     fn call(&mut self, req: Req) -> Self::Future {
         let tls = req.extensions().get::<ConnInfo>().is_some_and(|c| c.tls);
-        let route = req
+        let policy = match req
             .extensions()
             .get::<Arc<RoutePolicy>>()
             .filter(|p| p.get::<SecurityHeadersPolicy>().is_some())
-            .cloned();
-        let default = self.default.clone();
-        let fut = self.inner.call(req);
-        Box::pin(async move {
-            let mut resp = fut.await?;
-            let policy = route
-                .as_deref()
-                .and_then(|r| r.get::<SecurityHeadersPolicy>())
-                .unwrap_or(&default);
-            policy.apply(resp.headers_mut(), tls);
-            Ok(resp)
-        })
+        {
+            Some(route) => Which::Route(route.clone()),
+            None => Which::Default(self.default.clone()),
+        };
+        GuardFuture::inner(self.inner.call(req), ApplyHeaders { policy, tls })
     }
 }

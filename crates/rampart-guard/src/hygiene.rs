@@ -15,13 +15,15 @@ use std::{
 };
 
 use bytes::Bytes;
-use futures_util::future::BoxFuture;
 use http::{HeaderName, Method, header};
 use http_body_util::BodyExt;
 use rampart_core::{BoxError, Error, ErrorKind, RoutePolicy};
 use tokio::time::{Instant, Sleep};
 
-use crate::events::{EventSink, SecurityEvent, SecurityEventKind};
+use crate::{
+    events::{EventSink, SecurityEvent, SecurityEventKind},
+    future::{GuardFuture, Pass},
+};
 
 /// A route's hygiene rules (a [`RoutePolicy`] extension, or the layer default).
 #[derive(Debug, Clone, Default)]
@@ -231,20 +233,20 @@ where
 {
     type Response = Resp;
     type Error = BoxError;
-    type Future = BoxFuture<'static, Result<Resp, BoxError>>;
+    type Future = GuardFuture<F, Pass>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, req: Req) -> Self::Future {
-        let route = req.extensions().get::<Arc<RoutePolicy>>().cloned();
-        let policy: Option<&HygienePolicy> = route
-            .as_deref()
+        let policy: Option<&HygienePolicy> = req
+            .extensions()
+            .get::<Arc<RoutePolicy>>()
             .and_then(|r| r.get::<HygienePolicy>())
             .or(self.default.as_deref());
         let Some(policy) = policy else {
-            return Box::pin(self.inner.call(req));
+            return GuardFuture::pass(self.inner.call(req));
         };
         if let Err((err, rule)) = policy.check(&req) {
             self.events.emit(
@@ -252,28 +254,43 @@ where
                     .rule(rule)
                     .details(err.to_string()),
             );
-            return Box::pin(async move { Err(Box::new(err) as BoxError) });
+            return GuardFuture::error(err);
         }
-        let (mut parts, body) = req.into_parts();
-        for h in &policy.strip_headers {
-            parts.headers.remove(h);
+        let (max_body, read_timeout) = (policy.max_body, policy.body_read_timeout);
+        let wrap_body = max_body.is_some() || read_timeout.is_some();
+        let strip = !policy.strip_headers.is_empty() || policy.allow_headers.is_some();
+        if !strip && !wrap_body {
+            return GuardFuture::pass(self.inner.call(req));
         }
-        if let Some(allow) = &policy.allow_headers {
-            let drop: Vec<HeaderName> = parts
-                .headers
-                .keys()
-                .filter(|k| !allow.contains(*k))
-                .cloned()
-                .collect();
-            for h in drop {
-                parts.headers.remove(&h);
-            }
+        let (mut parts, mut body) = req.into_parts();
+        if strip
+            && let Some(policy) = parts
+                .extensions
+                .get::<Arc<RoutePolicy>>()
+                .and_then(|r| r.get::<HygienePolicy>())
+                .or(self.default.as_deref())
+        {
+            strip_headers(policy, &mut parts.headers);
         }
-        let body = if policy.max_body.is_some() || policy.body_read_timeout.is_some() {
-            GuardedBody::new(body, policy.max_body, policy.body_read_timeout).boxed_unsync()
-        } else {
-            body
-        };
-        Box::pin(self.inner.call(http::Request::from_parts(parts, body)))
+        if wrap_body {
+            body = GuardedBody::new(body, max_body, read_timeout).boxed_unsync();
+        }
+        GuardFuture::pass(self.inner.call(http::Request::from_parts(parts, body)))
+    }
+}
+
+fn strip_headers(policy: &HygienePolicy, headers: &mut http::HeaderMap) {
+    for h in &policy.strip_headers {
+        headers.remove(h);
+    }
+    if let Some(allow) = &policy.allow_headers {
+        let drop: Vec<HeaderName> = headers
+            .keys()
+            .filter(|k| !allow.contains(*k))
+            .cloned()
+            .collect();
+        for h in drop {
+            headers.remove(&h);
+        }
     }
 }

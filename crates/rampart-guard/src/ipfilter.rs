@@ -13,13 +13,13 @@ use std::{
     task::{Context, Poll},
 };
 
-use futures_util::future::BoxFuture;
 use http::StatusCode;
 use rampart_core::{BoxError, ClientIp, Error, ErrorKind, RoutePolicy, rescue};
 
 use crate::{
     bans::{BanList, BanTrigger},
     events::{EventSink, SecurityEvent, SecurityEventKind},
+    future::{After, GuardFuture},
     ipset::IpAccessList,
     reference,
 };
@@ -92,6 +92,37 @@ pub struct IpFilterService<S> {
 type Req = http::Request<rampart_core::Body>;
 type Resp = http::Response<rampart_core::Body>;
 
+/// The way out of [`IpFilterService`]: the final status (typed errors of the inner layers
+/// included) goes to the ban rules.
+pub struct RecordStatus {
+    bans: Arc<BanList>,
+    waf: Option<WafClassifier>,
+    ip: std::net::IpAddr,
+    route: Option<Arc<RoutePolicy>>,
+}
+
+impl After for RecordStatus {
+    fn after(self, result: Result<Resp, BoxError>) -> Result<Resp, BoxError> {
+        let route_name = self.route.as_deref().map(|r| r.name.as_ref()).unwrap_or("");
+        let status = match &result {
+            Ok(resp) => resp.status(),
+            Err(e) => {
+                if self.waf.as_ref().is_some_and(|f| f(e.as_ref())) {
+                    self.bans.record(self.ip, route_name, BanTrigger::WafBlock);
+                }
+                rescue::classify(e.as_ref()).0.status()
+            }
+        };
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            self.bans
+                .record(self.ip, route_name, BanTrigger::RateLimited);
+        }
+        self.bans
+            .record(self.ip, route_name, BanTrigger::Status(status.as_u16()));
+        result
+    }
+}
+
 impl<S, F> tower::Service<Req> for IpFilterService<S>
 where
     S: tower::Service<Req, Response = Resp, Error = BoxError, Future = F> + Clone + Send + 'static,
@@ -99,7 +130,7 @@ where
 {
     type Response = Resp;
     type Error = BoxError;
-    type Future = BoxFuture<'static, Result<Resp, BoxError>>;
+    type Future = GuardFuture<F, Option<RecordStatus>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
         self.inner.poll_ready(cx)
@@ -107,9 +138,8 @@ where
 
     fn call(&mut self, req: Req) -> Self::Future {
         let Some(ClientIp(ip)) = req.extensions().get::<ClientIp>().copied() else {
-            return Box::pin(self.inner.call(req));
+            return GuardFuture::inner(self.inner.call(req), None);
         };
-        let route = req.extensions().get::<Arc<RoutePolicy>>().cloned();
 
         if let Some(hit) = self.cfg.bans.check(ip) {
             let reference = reference(&req, "ban");
@@ -122,15 +152,15 @@ where
             let kind = ErrorKind::Forbidden { reference };
             if self.cfg.ban_status == StatusCode::FORBIDDEN {
                 let err = Error::new(kind).with_message(format!("ip {ip} banned: {}", hit.reason));
-                return Box::pin(async move { Err(Box::new(err) as BoxError) });
+                return GuardFuture::error(err);
             }
             let mut resp = rescue::response_for(&kind, req.extensions().get());
             *resp.status_mut() = self.cfg.ban_status;
-            return Box::pin(async move { Ok(resp) });
+            return GuardFuture::ready(Ok(resp));
         }
 
+        let route = req.extensions().get::<Arc<RoutePolicy>>();
         let route_list = route
-            .as_deref()
             .and_then(|p| p.get::<IpFilterPolicy>())
             .map(|p| &p.list);
         let denied = self
@@ -150,29 +180,15 @@ where
                 "ip {ip} refused by {scope} list ({})",
                 why.as_str()
             ));
-            return Box::pin(async move { Err(Box::new(err) as BoxError) });
+            return GuardFuture::error(err);
         }
 
-        let fut = self.inner.call(req);
-        let bans = self.cfg.bans.clone();
-        let waf = self.cfg.waf.clone();
-        Box::pin(async move {
-            let result = fut.await;
-            let route_name = route.as_deref().map(|r| r.name.as_ref()).unwrap_or("");
-            let status = match &result {
-                Ok(resp) => resp.status(),
-                Err(e) => {
-                    if waf.as_ref().is_some_and(|f| f(e.as_ref())) {
-                        bans.record(ip, route_name, BanTrigger::WafBlock);
-                    }
-                    rescue::classify(e.as_ref()).0.status()
-                }
-            };
-            if status == StatusCode::TOO_MANY_REQUESTS {
-                bans.record(ip, route_name, BanTrigger::RateLimited);
-            }
-            bans.record(ip, route_name, BanTrigger::Status(status.as_u16()));
-            result
-        })
+        let after = self.cfg.bans.has_rules().then(|| RecordStatus {
+            bans: self.cfg.bans.clone(),
+            waf: self.cfg.waf.clone(),
+            ip,
+            route: route.cloned(),
+        });
+        GuardFuture::inner(self.inner.call(req), after)
     }
 }

@@ -35,6 +35,7 @@ pub mod auth;
 pub mod bans;
 pub mod cors;
 pub mod events;
+pub mod future;
 pub mod gcra;
 pub mod headers;
 pub mod hygiene;

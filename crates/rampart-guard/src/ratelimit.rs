@@ -40,6 +40,7 @@
 //! clock) can replace the memory store without changing the layer.
 
 use std::{
+    borrow::Cow,
     future::{Future, Ready, ready},
     hash::{BuildHasher, Hash},
     net::IpAddr,
@@ -49,7 +50,6 @@ use std::{
     time::Duration,
 };
 
-use futures_util::future::BoxFuture;
 use hashbrown::{DefaultHashBuilder, HashTable};
 use http::{HeaderMap, HeaderName, HeaderValue, header};
 use ipnet::IpNet;
@@ -57,8 +57,13 @@ use rampart_core::{BoxError, ClientIp, Error, ErrorKind, RoutePolicy};
 use tokio::time::Instant;
 
 use crate::{
-    auth::{Identity, apikey::ApiKeyLookup, jwt::peek_claim},
+    auth::{
+        Identity,
+        apikey::{ApiKeyLookup, ApiKeyVerdict},
+        jwt::peek_claim,
+    },
     events::{EventSink, SecurityEvent, SecurityEventKind},
+    future::{After, GuardFuture},
     gcra::{Gcra, GcraDecision},
     metrics::LimitCounters,
 };
@@ -200,8 +205,20 @@ impl KeySource {
     }
 
     /// Extract the key value from a request. `None` when the request has no such key (no
-    /// header, no cookie...): the limit does not apply to it.
-    pub fn extract<B>(&self, req: &http::Request<B>) -> Option<KeyValue> {
+    /// header, no cookie...): the limit does not apply to it. Borrows from the request where
+    /// it can (a header or cookie value, a key name), so a decision allocates nothing.
+    pub fn extract<'a, B>(&'a self, req: &'a http::Request<B>) -> Option<KeyValue<'a>> {
+        self.extract_sharing(req, &mut None)
+    }
+
+    /// [`KeySource::extract`]; an `api_key` source that had to hash the presented key leaves
+    /// the verdict in `share`, for the caller to put into the request's extensions (the auth
+    /// layer then reuses it).
+    fn extract_sharing<'a, B>(
+        &'a self,
+        req: &'a http::Request<B>,
+        share: &mut Option<ApiKeyVerdict>,
+    ) -> Option<KeyValue<'a>> {
         match self {
             Self::Ip => req
                 .extensions()
@@ -216,9 +233,9 @@ impl KeySource {
             Self::Header(name) => req
                 .headers()
                 .get(name)
-                .map(|v| KeyValue::Text(bytes_key(v.as_bytes()))),
+                .map(|v| KeyValue::Text(String::from_utf8_lossy(v.as_bytes()))),
             Self::Cookie(name) => {
-                cookie_value(req.headers(), name).map(|v| KeyValue::Text(bytes_key(v.as_bytes())))
+                cookie_value(req.headers(), name).map(|v| KeyValue::Text(Cow::Borrowed(v)))
             }
             Self::JwtClaim(claim) => {
                 if let Some(Identity::Jwt(claims)) = req.extensions().get::<Identity>() {
@@ -230,22 +247,22 @@ impl KeySource {
             }
             Self::ApiKeyName(lookup) => {
                 if let Some(Identity::ApiKey(name)) = req.extensions().get::<Identity>() {
-                    return Some(KeyValue::Text(name.as_ref().into()));
+                    return Some(KeyValue::Text(Cow::Borrowed(name)));
                 }
-                let presented = lookup.source.extract(req)?;
-                let name = lookup.keys.verify(presented.as_bytes());
-                Some(KeyValue::Text(
-                    name.map(|n| n.as_ref().into())
-                        .unwrap_or_else(|| "unknown".into()),
-                ))
+                let name = match lookup.shared(req) {
+                    Some(name) => name,
+                    None => {
+                        let (presented, raw) = lookup.source.extract_raw(req)?;
+                        let name = lookup.keys.verify(presented.as_bytes());
+                        *share = raw.and_then(|raw| lookup.verdict_from(raw, name));
+                        name
+                    }
+                };
+                // Unknown keys share one bucket.
+                Some(KeyValue::Text(Cow::Borrowed(name.map_or("unknown", |n| n))))
             }
         }
     }
-}
-
-fn bytes_key(b: &[u8]) -> Box<str> {
-    // Header values are visible ASCII in practice; anything else is kept losslessly enough.
-    String::from_utf8_lossy(b).into()
 }
 
 /// Value of the `Authorization: Bearer` token, if any.
@@ -282,26 +299,60 @@ pub(crate) fn claim_string(claims: &serde_json::Value, path: &str) -> Option<Str
     }
 }
 
-/// An extracted key value.
+/// An extracted key value. Borrowed from the request (or the limit) while a decision is made;
+/// owned ([`KeyValue::into_owned`]) in a stored bucket.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum KeyValue {
+pub enum KeyValue<'a> {
     /// One address.
     Ip(IpAddr),
     /// A network (IP prefix).
     Net(IpNet),
     /// Route-wide.
     Whole,
-    /// A header, cookie, claim or key name.
-    Text(Box<str>),
+    /// A header, cookie, claim or key name (header bytes that are not UTF-8 are replaced
+    /// lossily).
+    Text(Cow<'a, str>),
 }
 
-/// The identity of one bucket: the limit's stable id (`route/limit`) and the key value.
+impl KeyValue<'_> {
+    /// The same value, owning its text.
+    pub fn into_owned(self) -> KeyValue<'static> {
+        match self {
+            Self::Ip(ip) => KeyValue::Ip(ip),
+            Self::Net(n) => KeyValue::Net(n),
+            Self::Whole => KeyValue::Whole,
+            Self::Text(t) => KeyValue::Text(Cow::Owned(t.into_owned())),
+        }
+    }
+}
+
+/// The identity of one bucket: the limit's stable id (`route/limit`) and the key value. A
+/// lookup borrows both; a stored bucket owns them (`BucketKey<'static>`). Borrowed and owned
+/// keys hash and compare alike.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct BucketKey {
+pub struct BucketKey<'a> {
     /// `route/limit`, stable across reloads so buckets survive them.
-    pub limit: Arc<str>,
+    pub limit: Cow<'a, Arc<str>>,
     /// The extracted value.
-    pub value: KeyValue,
+    pub value: KeyValue<'a>,
+}
+
+impl<'a> BucketKey<'a> {
+    /// A key for limit id `limit` (owned: an `Arc` clone, no copy of the text).
+    pub fn new(limit: Arc<str>, value: KeyValue<'a>) -> Self {
+        Self {
+            limit: Cow::Owned(limit),
+            value,
+        }
+    }
+
+    /// The same key, owning everything (what a store keeps).
+    pub fn into_owned(self) -> BucketKey<'static> {
+        BucketKey {
+            limit: Cow::Owned(self.limit.into_owned()),
+            value: self.value.into_owned(),
+        }
+    }
 }
 
 /// A store failure (only remote stores can fail; the memory store never does).
@@ -309,22 +360,31 @@ pub struct BucketKey {
 #[error("rate-limit store: {0}")]
 pub struct StoreError(#[source] pub BoxError);
 
-/// Where buckets live. The memory store answers synchronously (a `Ready` future); a Redis store
-/// would run the same GCRA arithmetic in a script on the server.
+/// Where buckets live. The memory store answers at once ([`RateLimitStore::check_now`]); a
+/// Redis store would answer through [`RateLimitStore::check`]'s future, running the same GCRA
+/// arithmetic in a script on the server.
 pub trait RateLimitStore: Send + Sync + 'static {
     /// The future of one decision.
     type Future: Future<Output = Result<GcraDecision, StoreError>> + Send + 'static;
 
     /// Decide one request of weight `cost` against bucket `key` with limit `gcra`, updating the
     /// bucket when allowed.
-    fn check(&self, key: BucketKey, gcra: &Gcra, cost: u32) -> Self::Future;
+    fn check(&self, key: BucketKey<'static>, gcra: &Gcra, cost: u32) -> Self::Future;
+
+    /// The same decision made at once, on a borrowed key, by a store that can (an in-process
+    /// one): the layer then needs neither an owned key nor a future. `None` (the default) =
+    /// use [`RateLimitStore::check`]. A store answers either every call or none.
+    fn check_now(&self, key: &BucketKey<'_>, gcra: &Gcra, cost: u32) -> Option<GcraDecision> {
+        let _ = (key, gcra, cost);
+        None
+    }
 }
 
 const SHARDS: usize = 64;
 const SAMPLE: usize = 8;
 
 struct Shard {
-    table: HashTable<(BucketKey, u64)>,
+    table: HashTable<(BucketKey<'static>, u64)>,
     next_sweep: u64,
 }
 
@@ -374,7 +434,13 @@ impl MemoryStore {
     /// Decide at an explicit instant (used by [`RateLimitStore::check`] with `Instant::now()`,
     /// and by benches). The key is hashed once: bits 40..46 pick the shard, so they stay
     /// independent of the bits the table itself uses.
-    pub fn check_at(&self, key: &BucketKey, gcra: &Gcra, cost: u32, now: Instant) -> GcraDecision {
+    pub fn check_at(
+        &self,
+        key: &BucketKey<'_>,
+        gcra: &Gcra,
+        cost: u32,
+        now: Instant,
+    ) -> GcraDecision {
         let now = self.nanos(now);
         let hash = self.hasher.hash_one(key);
         let idx = ((hash >> 40) as usize) % SHARDS;
@@ -399,7 +465,9 @@ impl MemoryStore {
             let hasher = &self.hasher;
             shard
                 .table
-                .insert_unique(hash, (key.clone(), new), |(k, _)| hasher.hash_one(k));
+                .insert_unique(hash, (key.clone().into_owned(), new), |(k, _)| {
+                    hasher.hash_one(k)
+                });
         }
         d
     }
@@ -474,15 +542,22 @@ fn make_room(shard: &mut Shard, now: u64, cap: usize, hasher: &DefaultHashBuilde
 impl RateLimitStore for MemoryStore {
     type Future = Ready<Result<GcraDecision, StoreError>>;
 
-    fn check(&self, key: BucketKey, gcra: &Gcra, cost: u32) -> Self::Future {
+    fn check(&self, key: BucketKey<'static>, gcra: &Gcra, cost: u32) -> Self::Future {
         ready(Ok(self.check_at(&key, gcra, cost, Instant::now())))
+    }
+
+    fn check_now(&self, key: &BucketKey<'_>, gcra: &Gcra, cost: u32) -> Option<GcraDecision> {
+        Some(self.check_at(key, gcra, cost, Instant::now()))
     }
 }
 
 impl<T: RateLimitStore> RateLimitStore for Arc<T> {
     type Future = T::Future;
-    fn check(&self, key: BucketKey, gcra: &Gcra, cost: u32) -> Self::Future {
+    fn check(&self, key: BucketKey<'static>, gcra: &Gcra, cost: u32) -> Self::Future {
         (**self).check(key, gcra, cost)
+    }
+    fn check_now(&self, key: &BucketKey<'_>, gcra: &Gcra, cost: u32) -> Option<GcraDecision> {
+        (**self).check_now(key, gcra, cost)
     }
 }
 
@@ -500,7 +575,10 @@ pub struct RateLimit {
     key: KeySource,
     dry_run: bool,
     counters: LimitCounters,
+    /// `"name";q=B;w=W`: this limit's `RateLimit-Policy` item.
     policy_item: String,
+    /// `"name";r=`: the start of this limit's `RateLimit` item.
+    state_prefix: String,
 }
 
 impl RateLimit {
@@ -524,6 +602,7 @@ impl RateLimit {
             name: name.into(),
             bucket_id: format!("{route}/{name}").into(),
             policy_item: format!("\"{name}\";q={};w={w}", gcra.burst()),
+            state_prefix: format!("\"{name}\";r="),
             gcra,
             key,
             dry_run: false,
@@ -561,19 +640,38 @@ fn ceil_secs(d: Duration) -> u64 {
 /// A route's rate limits (a [`RoutePolicy`] extension).
 #[derive(Debug, Clone, Default)]
 pub struct RateLimitPolicy {
-    /// The limits, all checked for every request.
-    pub limits: Vec<RateLimit>,
-    /// Add `RateLimit-Policy` / `RateLimit` to allowed responses too (default `true`).
-    pub headers_on_success: bool,
+    limits: Vec<RateLimit>,
+    headers_on_success: bool,
+    /// `RateLimit-Policy` when every limit applies (the usual case), made once.
+    all_policies: Option<HeaderValue>,
 }
 
 impl RateLimitPolicy {
-    /// A policy with these limits and headers on success.
+    /// A policy with these limits (all checked for every request) and headers on success.
     pub fn new(limits: Vec<RateLimit>) -> Self {
+        let all = limits
+            .iter()
+            .map(|l| l.policy_item.as_str())
+            .collect::<Vec<_>>()
+            .join(", ");
         Self {
+            all_policies: (!limits.is_empty())
+                .then(|| HeaderValue::from_str(&all).ok())
+                .flatten(),
             limits,
             headers_on_success: true,
         }
+    }
+
+    /// Add `RateLimit-Policy` / `RateLimit` to allowed responses too (default `true`).
+    pub fn headers_on_success(mut self, on: bool) -> Self {
+        self.headers_on_success = on;
+        self
+    }
+
+    /// The limits.
+    pub fn limits(&self) -> &[RateLimit] {
+        &self.limits
     }
 }
 
@@ -584,67 +682,206 @@ pub struct RateLimitOutcome {
     pub rejected: Option<Duration>,
     /// Names of the limits that refused (enforcing or dry-run).
     pub refused_by: Vec<(Arc<str>, bool)>,
-    /// `RateLimit-Policy` and `RateLimit` values for the limits that applied.
-    pub headers: HeaderMap,
+    /// `RateLimit-Policy` and `RateLimit` values for the limits that applied (`None` when
+    /// none applied).
+    pub headers: Option<(HeaderValue, HeaderValue)>,
 }
 
-/// Extract, for every limit of `policy`, its bucket key from `req` (`None` = limit does not
-/// apply). Synchronous, so no borrow of the request is held while the store answers.
-pub fn extract_keys<B>(policy: &RateLimitPolicy, req: &http::Request<B>) -> Vec<Option<KeyValue>> {
-    policy.limits.iter().map(|l| l.key.extract(req)).collect()
+impl RateLimitOutcome {
+    /// The headers as a map (what a 429 carries).
+    fn header_map(&self) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        if let Some((policy, state)) = &self.headers {
+            h.insert(RATELIMIT_POLICY.clone(), policy.clone());
+            h.insert(RATELIMIT.clone(), state.clone());
+        }
+        h
+    }
 }
 
-/// Check every limit of `policy` given the keys from [`extract_keys`].
-pub async fn check_limits<S: RateLimitStore>(
-    store: &S,
-    policy: &RateLimitPolicy,
-    keys: Vec<Option<KeyValue>>,
-) -> Result<RateLimitOutcome, StoreError> {
-    let mut rejected: Option<Duration> = None;
-    let mut refused_by = Vec::new();
-    let mut policies = Vec::with_capacity(policy.limits.len());
-    let mut states = Vec::with_capacity(policy.limits.len());
-    for (limit, value) in policy.limits.iter().zip(keys) {
-        let Some(value) = value else {
-            continue;
-        };
-        let key = BucketKey {
-            limit: limit.bucket_id.clone(),
-            value,
-        };
-        let d = store.check(key, &limit.gcra, 1).await?;
+/// Decisions of one request, limit by limit, and the header values they make.
+struct Tally<'p> {
+    policy: &'p RateLimitPolicy,
+    rejected: Option<Duration>,
+    refused_by: Vec<(Arc<str>, bool)>,
+    applied: usize,
+    /// The `RateLimit-Policy` value, built only once a limit did not apply (otherwise the
+    /// policy's ready `all_policies` is used).
+    partial_policy: Option<String>,
+    /// The `RateLimit` value, written item by item.
+    state: Vec<u8>,
+}
+
+impl<'p> Tally<'p> {
+    fn new(policy: &'p RateLimitPolicy) -> Self {
+        Self {
+            policy,
+            rejected: None,
+            refused_by: Vec::new(),
+            applied: 0,
+            partial_policy: None,
+            state: Vec::new(),
+        }
+    }
+
+    /// Limit number `i` does not apply to this request (no key).
+    fn skip(&mut self, i: usize) {
+        if self.partial_policy.is_none() {
+            let mut p = String::new();
+            for l in self.policy.limits.iter().take(i) {
+                push_item(&mut p, &l.policy_item);
+            }
+            self.partial_policy = Some(p);
+        }
+    }
+
+    /// Limit `limit` decided `d`.
+    fn add(&mut self, limit: &RateLimit, d: &GcraDecision) {
         if d.allowed {
             limit.counters.allowed.inc();
         } else if limit.dry_run {
             limit.counters.dry_run_rejected.inc();
-            refused_by.push((limit.name.clone(), true));
+            self.refused_by.push((limit.name.clone(), true));
         } else {
             limit.counters.rejected.inc();
-            refused_by.push((limit.name.clone(), false));
-            rejected = Some(rejected.map_or(d.retry_after, |r| r.max(d.retry_after)));
+            self.refused_by.push((limit.name.clone(), false));
+            self.rejected = Some(
+                self.rejected
+                    .map_or(d.retry_after, |r| r.max(d.retry_after)),
+            );
         }
-        policies.push(limit.policy_item.as_str());
-        states.push(format!(
-            "\"{}\";r={};t={}",
-            limit.name,
-            d.remaining,
-            ceil_secs(d.reset_after)
-        ));
+        self.applied += 1;
+        if let Some(p) = &mut self.partial_policy {
+            push_item(p, &limit.policy_item);
+        }
+        if self.state.is_empty() {
+            self.state.reserve(32 * self.policy.limits.len());
+        } else {
+            self.state.extend_from_slice(b", ");
+        }
+        self.state.extend_from_slice(limit.state_prefix.as_bytes());
+        push_u64(&mut self.state, u64::from(d.remaining));
+        self.state.extend_from_slice(b";t=");
+        push_u64(&mut self.state, ceil_secs(d.reset_after));
     }
-    let mut headers = HeaderMap::new();
-    if !policies.is_empty() {
-        if let Ok(v) = HeaderValue::from_str(&policies.join(", ")) {
-            headers.insert(RATELIMIT_POLICY.clone(), v);
-        }
-        if let Ok(v) = HeaderValue::from_str(&states.join(", ")) {
-            headers.insert(RATELIMIT.clone(), v);
+
+    fn finish(self) -> RateLimitOutcome {
+        let headers = if self.applied == 0 {
+            None
+        } else {
+            let policy = match self.partial_policy {
+                Some(p) => HeaderValue::from_str(&p).ok(),
+                None => self.policy.all_policies.clone(),
+            };
+            let state = HeaderValue::from_maybe_shared(bytes::Bytes::from(self.state)).ok();
+            policy.zip(state)
+        };
+        RateLimitOutcome {
+            rejected: self.rejected,
+            refused_by: self.refused_by,
+            headers,
         }
     }
-    Ok(RateLimitOutcome {
-        rejected,
-        refused_by,
-        headers,
-    })
+}
+
+fn push_item(list: &mut String, item: &str) {
+    if !list.is_empty() {
+        list.push_str(", ");
+    }
+    list.push_str(item);
+}
+
+/// Decimal digits of `n`, without the formatting machinery.
+fn push_u64(out: &mut Vec<u8>, mut n: u64) {
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    while let Some(slot) = i.checked_sub(1).and_then(|j| buf.get_mut(j)) {
+        *slot = b'0' + (n % 10) as u8;
+        i -= 1;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(buf.get(i..).unwrap_or_default());
+}
+
+/// Extract, for every limit of `policy`, its bucket key from `req` (`None` = limit does not
+/// apply), owned so that no borrow of the request is held while a remote store answers. An
+/// `api_key` limit's verdict, if one was made, is returned for the request's extensions.
+pub fn extract_keys<B>(
+    policy: &RateLimitPolicy,
+    req: &http::Request<B>,
+) -> (Vec<Option<KeyValue<'static>>>, Option<ApiKeyVerdict>) {
+    let mut share = None;
+    let keys = policy
+        .limits
+        .iter()
+        .map(|l| {
+            l.key
+                .extract_sharing(req, &mut share)
+                .map(KeyValue::into_owned)
+        })
+        .collect();
+    (keys, share)
+}
+
+/// Check every limit of `policy` given the keys from [`extract_keys`] (any store).
+pub async fn check_limits<S: RateLimitStore>(
+    store: &S,
+    policy: &RateLimitPolicy,
+    keys: Vec<Option<KeyValue<'static>>>,
+) -> Result<RateLimitOutcome, StoreError> {
+    let mut tally = Tally::new(policy);
+    for (i, (limit, value)) in policy.limits.iter().zip(keys).enumerate() {
+        let Some(value) = value else {
+            tally.skip(i);
+            continue;
+        };
+        let d = store
+            .check(
+                BucketKey::new(limit.bucket_id.clone(), value),
+                &limit.gcra,
+                1,
+            )
+            .await?;
+        tally.add(limit, &d);
+    }
+    Ok(tally.finish())
+}
+
+/// Check every limit of `policy` at once, on keys borrowed from `req`, if the store decides
+/// synchronously (`None` otherwise: use [`extract_keys`] + [`check_limits`]). An `api_key`
+/// limit's verdict, if one was made, is left in `share`.
+pub fn check_limits_now<S: RateLimitStore, B>(
+    store: &S,
+    policy: &RateLimitPolicy,
+    req: &http::Request<B>,
+    share: &mut Option<ApiKeyVerdict>,
+) -> Option<Result<RateLimitOutcome, StoreError>> {
+    let mut tally = Tally::new(policy);
+    for (i, limit) in policy.limits.iter().enumerate() {
+        let Some(value) = limit.key.extract_sharing(req, share) else {
+            tally.skip(i);
+            continue;
+        };
+        let key = BucketKey {
+            limit: Cow::Borrowed(&limit.bucket_id),
+            value,
+        };
+        match store.check_now(&key, &limit.gcra, 1) {
+            Some(d) => tally.add(limit, &d),
+            // The first decision tells whether the store decides at once; nothing was
+            // counted yet.
+            None if tally.applied == 0 => return None,
+            None => {
+                return Some(Err(StoreError(
+                    "store answered some limits at once and not others".into(),
+                )));
+            }
+        }
+    }
+    Some(Ok(tally.finish()))
 }
 
 /// Layer 10: rate limits per route.
@@ -690,6 +927,50 @@ pub struct RateLimitService<S, St> {
 type Req = http::Request<rampart_core::Body>;
 type Resp = http::Response<rampart_core::Body>;
 
+/// The way out of [`RateLimitService`]: `RateLimit-Policy` / `RateLimit` on allowed answers.
+pub struct AddHeaders(Option<(HeaderValue, HeaderValue)>);
+
+impl After for AddHeaders {
+    fn after(self, result: Result<Resp, BoxError>) -> Result<Resp, BoxError> {
+        let mut resp = result?;
+        if let Some((policy, state)) = self.0 {
+            let h = resp.headers_mut();
+            let _ = h.try_insert(RATELIMIT_POLICY.clone(), policy);
+            let _ = h.try_insert(RATELIMIT.clone(), state);
+        }
+        Ok(resp)
+    }
+}
+
+/// Emit the events of an outcome; the error to answer with when an enforcing limit refused,
+/// otherwise the headers for the answer (if the policy wants them on success).
+fn conclude<B>(
+    outcome: RateLimitOutcome,
+    headers_on_success: bool,
+    req: &http::Request<B>,
+    events: &EventSink,
+) -> Result<AddHeaders, BoxError> {
+    for (name, dry) in &outcome.refused_by {
+        let kind = if *dry {
+            SecurityEventKind::RateLimitDryRun
+        } else {
+            SecurityEventKind::RateLimited
+        };
+        tracing::debug!(limit = %name, dry_run = dry, "rate limit refused");
+        events.emit(SecurityEvent::from_request(kind, req).rule(name.as_ref()));
+    }
+    if let Some(retry_after) = outcome.rejected {
+        let err =
+            Error::new(ErrorKind::RateLimited { retry_after }).with_headers(outcome.header_map());
+        return Err(Box::new(err));
+    }
+    Ok(AddHeaders(outcome.headers.filter(|_| headers_on_success)))
+}
+
+fn store_failed(e: StoreError) -> BoxError {
+    Box::new(Error::new(ErrorKind::Internal).with_source(e))
+}
+
 impl<S, St, F> tower::Service<Req> for RateLimitService<S, St>
 where
     S: tower::Service<Req, Response = Resp, Error = BoxError, Future = F> + Clone + Send + 'static,
@@ -698,69 +979,70 @@ where
 {
     type Response = Resp;
     type Error = BoxError;
-    type Future = BoxFuture<'static, Result<Resp, BoxError>>;
+    type Future = GuardFuture<F, AddHeaders>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, req: Req) -> Self::Future {
+    fn call(&mut self, mut req: Req) -> Self::Future {
         let route_policy = req
             .extensions()
             .get::<Arc<RoutePolicy>>()
-            .and_then(|p| p.get::<RateLimitPolicy>().map(|_| p.clone()));
-        let default = self.default.clone();
-        if route_policy.is_none() && default.is_none() {
-            return Box::pin(self.inner.call(req));
+            .and_then(|p| p.get::<RateLimitPolicy>());
+        let Some(policy) = route_policy.or(self.default.as_deref()) else {
+            return GuardFuture::inner(self.inner.call(req), AddHeaders(None));
+        };
+        // An in-process store: decide here, on keys borrowed from the request.
+        let mut share = None;
+        if let Some(outcome) = check_limits_now(&self.store, policy, &req, &mut share) {
+            let decided = outcome
+                .map_err(store_failed)
+                .and_then(|o| conclude(o, policy.headers_on_success, &req, &self.events));
+            return match decided {
+                Ok(after) => {
+                    if let Some(v) = share {
+                        req.extensions_mut().insert(v);
+                    }
+                    GuardFuture::inner(self.inner.call(req), after)
+                }
+                Err(e) => GuardFuture::error(e),
+            };
         }
-        // Take the ready service, leave a fresh clone (tower's clone-and-swap idiom).
+        // A remote store: own the keys, await the decisions, then call the inner service
+        // (tower's clone-and-swap idiom: take the ready service, leave a fresh clone).
+        let from_route = route_policy.is_some();
+        let route = req.extensions().get::<Arc<RoutePolicy>>().cloned();
+        let default = self.default.clone();
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let store = self.store.clone();
         let events = self.events.clone();
-        Box::pin(async move {
-            let policy: &RateLimitPolicy = match route_policy
-                .as_deref()
-                .and_then(|p| p.get::<RateLimitPolicy>())
-            {
-                Some(p) => p,
-                None => match default.as_deref() {
-                    Some(p) => p,
-                    None => return inner.call(req).await,
-                },
+        GuardFuture::boxed(Box::pin(async move {
+            let policy = if from_route {
+                route.as_deref().and_then(|p| p.get::<RateLimitPolicy>())
+            } else {
+                default.as_deref()
             };
-            let keys = extract_keys(policy, &req);
-            let event_base = SecurityEvent::from_request(SecurityEventKind::RateLimited, &req);
-            let outcome = check_limits(&store, policy, keys).await.map_err(|e| {
-                Box::new(Error::new(ErrorKind::Internal).with_source(e)) as BoxError
-            })?;
-            for (name, dry) in &outcome.refused_by {
-                let kind = if *dry {
-                    SecurityEventKind::RateLimitDryRun
-                } else {
-                    SecurityEventKind::RateLimited
-                };
-                tracing::debug!(limit = %name, dry_run = dry, "rate limit refused");
-                let mut ev = event_base.clone().rule(name.as_ref());
-                ev.kind = kind;
-                events.emit(ev);
+            let Some(policy) = policy else {
+                return inner.call(req).await;
+            };
+            let (keys, share) = extract_keys(policy, &req);
+            let outcome = check_limits(&store, policy, keys)
+                .await
+                .map_err(store_failed)?;
+            let AddHeaders(headers) = conclude(outcome, policy.headers_on_success, &req, &events)?;
+            if let Some(v) = share {
+                req.extensions_mut().insert(v);
             }
-            if let Some(retry_after) = outcome.rejected {
-                let err = Error::new(ErrorKind::RateLimited { retry_after })
-                    .with_headers(outcome.headers);
-                return Err(Box::new(err) as BoxError);
-            }
-            let headers_on_success = policy.headers_on_success;
             let mut resp = inner.call(req).await?;
-            if headers_on_success {
-                for (k, v) in outcome.headers {
-                    if let Some(k) = k {
-                        resp.headers_mut().insert(k, v);
-                    }
-                }
+            if let Some((policy, state)) = headers {
+                let h = resp.headers_mut();
+                let _ = h.try_insert(RATELIMIT_POLICY.clone(), policy);
+                let _ = h.try_insert(RATELIMIT.clone(), state);
             }
             Ok(resp)
-        })
+        }))
     }
 }
 
@@ -771,11 +1053,8 @@ mod tests {
         NonZeroU32::new(n).unwrap()
     }
 
-    fn key(limit: &str, v: &str) -> BucketKey {
-        BucketKey {
-            limit: limit.into(),
-            value: KeyValue::Text(v.into()),
-        }
+    fn key(limit: &str, v: &str) -> BucketKey<'static> {
+        BucketKey::new(limit.into(), KeyValue::Text(v.to_owned().into()))
     }
 
     #[tokio::test(start_paused = true)]
@@ -966,5 +1245,89 @@ mod tests {
         assert!(RateLimit::new("r", "bad name", g, KeySource::Ip).is_err());
         assert!(RateLimit::new("r", "quote\"", g, KeySource::Ip).is_err());
         assert!(RateLimit::new("r", "", g, KeySource::Ip).is_err());
+    }
+
+    #[test]
+    fn numbers_are_written_like_display() {
+        for n in [0u64, 7, 10, 99, 100, 4_294_967_295, u64::MAX] {
+            let mut s = b"x".to_vec();
+            push_u64(&mut s, n);
+            assert_eq!(s, format!("x{n}").into_bytes());
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn borrowed_and_owned_keys_are_one_bucket() {
+        let store = MemoryStore::new(1000);
+        let g = Gcra::new(nz(2), Duration::from_secs(10), nz(2));
+        let id: Arc<str> = "r/l".into();
+        let text = String::from("k");
+        let borrowed = BucketKey {
+            limit: Cow::Borrowed(&id),
+            value: KeyValue::Text(Cow::Borrowed(&text)),
+        };
+        assert_eq!(store.check_now(&borrowed, &g, 1).unwrap().remaining, 1);
+        let owned = borrowed.clone().into_owned();
+        let d = store.check(owned, &g, 1).await.unwrap();
+        assert_eq!((d.allowed, d.remaining), (true, 0));
+        assert!(!store.check_now(&borrowed, &g, 1).unwrap().allowed);
+        assert_eq!(store.len(), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn headers_list_only_the_limits_that_applied() {
+        let g = Gcra::new(nz(5), Duration::from_secs(60), nz(5));
+        let limits = vec![
+            RateLimit::new(
+                "r",
+                "a",
+                g,
+                KeySource::Header(HeaderName::from_static("x-a")),
+            )
+            .unwrap(),
+            RateLimit::new("r", "b", g, KeySource::Ip).unwrap(),
+            RateLimit::new(
+                "r",
+                "c",
+                g,
+                KeySource::Header(HeaderName::from_static("x-c")),
+            )
+            .unwrap(),
+        ];
+        let policy = RateLimitPolicy::new(limits);
+        let store = MemoryStore::new(1000);
+        let values = |req: &http::Request<()>| {
+            let o = check_limits_now(&store, &policy, req, &mut None)
+                .unwrap()
+                .unwrap();
+            o.headers.map(|(p, s)| {
+                (
+                    p.to_str().unwrap().to_owned(),
+                    s.to_str().unwrap().to_owned(),
+                )
+            })
+        };
+        let mut req = request();
+        assert_eq!(
+            values(&req),
+            Some(("\"b\";q=5;w=60".to_owned(), "\"b\";r=4;t=12".to_owned()))
+        );
+        req.headers_mut()
+            .insert("x-a", HeaderValue::from_static("1"));
+        assert_eq!(values(&req).unwrap().0, "\"a\";q=5;w=60, \"b\";q=5;w=60");
+        req.headers_mut()
+            .insert("x-c", HeaderValue::from_static("1"));
+        assert_eq!(
+            values(&req),
+            Some((
+                "\"a\";q=5;w=60, \"b\";q=5;w=60, \"c\";q=5;w=60".to_owned(),
+                "\"a\";r=3;t=24, \"b\";r=2;t=36, \"c\";r=4;t=12".to_owned()
+            ))
+        );
+        req.headers_mut().remove("x-a");
+        assert_eq!(values(&req).unwrap().0, "\"b\";q=5;w=60, \"c\";q=5;w=60");
+        let mut nothing = request();
+        nothing.extensions_mut().remove::<ClientIp>();
+        assert_eq!(values(&nothing), None);
     }
 }

@@ -915,3 +915,93 @@ async fn rate_limit_key_from_api_key_and_jwt_claim() {
         429
     );
 }
+
+/// The rate limit (layer 10) leaves its API-key verdict for the auth layer (12); the verdict
+/// is reused only for the same key set, header and raw value, never for a changed header or
+/// another key set.
+#[tokio::test]
+async fn api_key_verdict_is_shared_only_when_it_applies() {
+    use rampart_guard::{
+        Gcra, KeySource, MemoryStore, RateLimit, RateLimitLayer, RateLimitPolicy,
+        auth::apikey::ApiKeyVerdict,
+    };
+    use std::num::NonZeroU32;
+    let x_api_key = HeaderName::from_static("x-api-key");
+    let lookup = ApiKeyLookup {
+        keys: Arc::new(ApiKeySet::new().with_plain("alpha", b"ka1")),
+        source: ApiKeySource::Header(x_api_key.clone()),
+    };
+    let many = NonZeroU32::new(1000).unwrap();
+    let per_key = RateLimit::new(
+        "r",
+        "per_key",
+        Gcra::new(many, Duration::from_secs(1), many),
+        KeySource::ApiKeyName(Arc::new(lookup.clone())),
+    )
+    .unwrap();
+    let mut policy = rampart_core::RoutePolicy::new(rampart_core::RouteId(0), "r", None);
+    policy
+        .extensions
+        .insert(RateLimitPolicy::new(vec![per_key]));
+    policy.extensions.insert(AuthPolicy {
+        api_key: Some(lookup.clone()),
+        ..Default::default()
+    });
+    let r = Arc::new(policy);
+
+    // Between the two layers: a service that records the verdict it sees and, when asked by
+    // `x-swap`, replaces the key header (standing in for anything that rewrites headers).
+    let seen: Arc<Mutex<Vec<bool>>> = Arc::default();
+    let seen2 = seen.clone();
+    let auth = AuthLayer::default().layer(inner());
+    let middle = tower::service_fn(move |mut req: http::Request<rampart_core::Body>| {
+        seen2
+            .lock()
+            .unwrap()
+            .push(req.extensions().get::<ApiKeyVerdict>().is_some());
+        if let Some(v) = req.headers().get("x-swap").cloned() {
+            req.headers_mut().insert("x-api-key", v);
+        }
+        let mut auth = auth.clone();
+        async move { tower::Service::call(&mut auth, req).await }
+    });
+    let mut svc = RateLimitLayer::new(
+        Arc::new(MemoryStore::new(1000)),
+        None,
+        EventSink::disabled(),
+    )
+    .layer(middle);
+
+    let h = |k: &'static str| [("x-api-key", k)];
+    let resp = call(&mut svc, req("GET", "/", "192.0.2.1", &r, &h("ka1"))).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(header(&resp, "x-identity"), Some("key:alpha"));
+    let resp = call(&mut svc, req("GET", "/", "192.0.2.1", &r, &h("bad"))).await;
+    assert_eq!(
+        resp.status(),
+        401,
+        "an unknown key is refused from the shared verdict"
+    );
+    assert_eq!(*seen.lock().unwrap(), [true, true]);
+
+    // The header changed after the rate limit checked it: auth checks the new value.
+    let swapped = [("x-api-key", "ka1"), ("x-swap", "bad")];
+    let resp = call(&mut svc, req("GET", "/", "192.0.2.1", &r, &swapped)).await;
+    assert_eq!(resp.status(), 401);
+    let swapped = [("x-api-key", "bad"), ("x-swap", "ka1")];
+    let resp = call(&mut svc, req("GET", "/", "192.0.2.1", &r, &swapped)).await;
+    assert_eq!(resp.status(), 200);
+
+    // A verdict made for another key set (same header, same value) is not trusted.
+    let other = ApiKeyLookup {
+        keys: Arc::new(ApiKeySet::new().with_plain("mallory", b"ka2")),
+        source: ApiKeySource::Header(x_api_key),
+    };
+    let mut auth_only = AuthLayer::default().layer(inner());
+    let mut forged = req("GET", "/", "192.0.2.1", &r, &h("ka2"));
+    let name: Arc<str> = "mallory".into();
+    let verdict = other.verdict(&forged, Some(&name)).unwrap();
+    forged.extensions_mut().insert(verdict);
+    let resp = call(&mut auth_only, forged).await;
+    assert_eq!(resp.status(), 401, "ka2 is not a key of the route's set");
+}

@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use http::HeaderName;
+use http::{HeaderName, HeaderValue};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
@@ -124,9 +124,18 @@ pub enum ApiKeySource {
 impl ApiKeySource {
     /// The presented key, if any.
     pub fn extract<'a, B>(&self, req: &'a http::Request<B>) -> Option<std::borrow::Cow<'a, str>> {
+        self.extract_raw(req).map(|(key, _)| key)
+    }
+
+    /// The presented key and, for a header source, the raw header it came from.
+    pub(crate) fn extract_raw<'a, B>(
+        &self,
+        req: &'a http::Request<B>,
+    ) -> Option<(std::borrow::Cow<'a, str>, Option<&'a HeaderValue>)> {
         match self {
             Self::Header(name) => {
-                let v = req.headers().get(name)?.to_str().ok()?.trim();
+                let raw = req.headers().get(name)?;
+                let v = raw.to_str().ok()?.trim();
                 let v = if *name == http::header::AUTHORIZATION {
                     v.strip_prefix("Bearer ")
                         .or_else(|| v.strip_prefix("bearer "))
@@ -135,13 +144,13 @@ impl ApiKeySource {
                 } else {
                     v
                 };
-                (!v.is_empty()).then_some(std::borrow::Cow::Borrowed(v))
+                (!v.is_empty()).then_some((std::borrow::Cow::Borrowed(v), Some(raw)))
             }
             Self::Query(param) => {
                 let q = req.uri().query()?;
                 q.split('&').find_map(|pair| {
                     let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-                    (k == param && !v.is_empty()).then(|| percent_decode(v))
+                    (k == param && !v.is_empty()).then(|| (percent_decode(v), None))
                 })
             }
         }
@@ -181,6 +190,88 @@ pub struct ApiKeyLookup {
     pub keys: Arc<ApiKeySet>,
     /// Where the key is read from.
     pub source: ApiKeySource,
+}
+
+impl ApiKeyLookup {
+    /// Check the key `req` presents: `None` when it presents none, `Some(None)` for an unknown
+    /// key, `Some(Some(name))` for a known one. A verdict left in the request's extensions by
+    /// an earlier layer (see [`ApiKeyVerdict`]) is reused instead of hashing the key again.
+    pub fn verify_request<'a, B>(
+        &'a self,
+        req: &'a http::Request<B>,
+    ) -> Option<Option<&'a Arc<str>>> {
+        if let Some(known) = self.shared(req) {
+            return Some(known);
+        }
+        let presented = self.source.extract(req)?;
+        Some(self.keys.verify(presented.as_bytes()))
+    }
+
+    /// The verdict an earlier layer left in `req`'s extensions, if it applies to this lookup.
+    pub fn shared<'a, B>(&self, req: &'a http::Request<B>) -> Option<Option<&'a Arc<str>>> {
+        let v = req.extensions().get::<ApiKeyVerdict>()?;
+        v.applies(self, req.headers()).then_some(v.name.as_ref())
+    }
+
+    /// The verdict to leave in `req`'s extensions after checking its key (`name` = the result
+    /// of [`ApiKeySet::verify`]). `None` for a query source (not shared) or no key header.
+    pub fn verdict<B>(
+        &self,
+        req: &http::Request<B>,
+        name: Option<&Arc<str>>,
+    ) -> Option<ApiKeyVerdict> {
+        let ApiKeySource::Header(h) = &self.source else {
+            return None;
+        };
+        self.verdict_from(req.headers().get(h)?, name)
+    }
+
+    /// [`ApiKeyLookup::verdict`] given the raw header (from [`ApiKeySource::extract_raw`]).
+    pub(crate) fn verdict_from(
+        &self,
+        raw: &HeaderValue,
+        name: Option<&Arc<str>>,
+    ) -> Option<ApiKeyVerdict> {
+        let ApiKeySource::Header(h) = &self.source else {
+            return None;
+        };
+        Some(ApiKeyVerdict {
+            keys: self.keys.clone(),
+            header: h.clone(),
+            raw: raw.clone(),
+            name: name.cloned(),
+        })
+    }
+}
+
+/// The outcome of checking a request's API key, kept in its extensions by the first layer that
+/// checks it (an `api_key` rate limit, layer 10) so that the auth layer (12) does not hash the
+/// key a second time. It applies only to the same key set (the same `Arc`) read from the same
+/// header with the same raw value; anything else is checked afresh.
+#[derive(Clone)]
+pub struct ApiKeyVerdict {
+    keys: Arc<ApiKeySet>,
+    header: HeaderName,
+    raw: HeaderValue,
+    name: Option<Arc<str>>,
+}
+
+impl std::fmt::Debug for ApiKeyVerdict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print the presented key.
+        f.debug_struct("ApiKeyVerdict")
+            .field("header", &self.header)
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ApiKeyVerdict {
+    fn applies(&self, lookup: &ApiKeyLookup, headers: &http::HeaderMap) -> bool {
+        Arc::ptr_eq(&self.keys, &lookup.keys)
+            && matches!(&lookup.source, ApiKeySource::Header(h) if *h == self.header)
+            && headers.get(&self.header) == Some(&self.raw)
+    }
 }
 
 #[cfg(test)]

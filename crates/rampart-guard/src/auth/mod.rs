@@ -21,12 +21,12 @@ use std::{
     task::{Context, Poll},
 };
 
-use futures_util::future::BoxFuture;
 use http::{HeaderMap, HeaderName, HeaderValue, header};
 use rampart_core::{BoxError, Error, ErrorKind, RoutePolicy};
 
 use crate::{
     events::{EventSink, SecurityEvent, SecurityEventKind},
+    future::{GuardFuture, Pass},
     metrics::GuardMetrics,
     ratelimit::{bearer_token, cookie_value},
     reference,
@@ -237,43 +237,55 @@ pub struct AuthService<S> {
 type Req = http::Request<rampart_core::Body>;
 type Resp = http::Response<rampart_core::Body>;
 
-async fn authenticate(policy: &AuthPolicy, req: &mut Req) -> Result<(), Refusal> {
+/// What the synchronous part of authentication decided.
+enum Step {
+    /// Done: pass or refuse.
+    Done(Result<(), Refusal>),
+    /// A JWT has to be verified (which may have to fetch keys).
+    Jwt,
+}
+
+/// Everything that needs no waiting: forwarded-claim stripping, CSRF, API keys.
+fn authenticate_now(policy: &AuthPolicy, req: &mut Req) -> Step {
     policy.strip_forwarded(req.headers_mut());
     if let Some(csrf) = &policy.csrf
         && let Err(e) = csrf.check(req.method(), req.headers())
     {
-        return Err(Refusal::Forbidden {
+        return Step::Done(Err(Refusal::Forbidden {
             reason: "csrf",
             detail: e.to_string(),
             kind: SecurityEventKind::CsrfRejected,
-        });
+        }));
     }
     if policy.jwt.is_none() && policy.api_key.is_none() {
-        return Ok(());
+        return Step::Done(Ok(()));
     }
     if let Some(lookup) = &policy.api_key
-        && let Some(presented) = lookup.source.extract(req)
+        && let Some(name) = lookup.verify_request(req)
     {
-        let name = lookup.keys.verify(presented.as_bytes()).cloned();
-        drop(presented);
-        let Some(name) = name else {
-            return Err(Refusal::Unauthorized {
+        let Some(name) = name.cloned() else {
+            return Step::Done(Err(Refusal::Unauthorized {
                 reason: "invalid_api_key",
                 invalid: true,
-            });
+            }));
         };
         if let Some(allowed) = &policy.api_key_names
             && !allowed.iter().any(|a| **a == *name)
         {
-            return Err(Refusal::Forbidden {
+            return Step::Done(Err(Refusal::Forbidden {
                 reason: "forbidden",
                 detail: format!("api key {name} not allowed on this route"),
                 kind: SecurityEventKind::AuthForbidden,
-            });
+            }));
         }
         req.extensions_mut().insert(Identity::ApiKey(name));
-        return Ok(());
+        return Step::Done(Ok(()));
     }
+    Step::Jwt
+}
+
+/// The JWT part, after [`authenticate_now`] returned [`Step::Jwt`].
+async fn authenticate_jwt(policy: &AuthPolicy, req: &mut Req) -> Result<(), Refusal> {
     let Some(rule) = &policy.jwt else {
         return Err(Refusal::Unauthorized {
             reason: "missing",
@@ -321,6 +333,51 @@ async fn authenticate(policy: &AuthPolicy, req: &mut Req) -> Result<(), Refusal>
     Ok(())
 }
 
+/// Turn a refusal into the error the rescue layer answers with; count it and emit its event.
+fn refuse(
+    policy: &AuthPolicy,
+    route: &RoutePolicy,
+    refusal: Refusal,
+    req: &Req,
+    events: &EventSink,
+    metrics: Option<&GuardMetrics>,
+) -> BoxError {
+    let (reason, err, event) = match refusal {
+        Refusal::Unauthorized { reason, invalid } => {
+            let headers = policy.challenge(invalid.then_some("invalid_token"));
+            (
+                reason,
+                Error::new(ErrorKind::Unauthorized)
+                    .with_headers(headers)
+                    .with_message(format!("auth: {reason}")),
+                SecurityEvent::from_request(SecurityEventKind::AuthFailed, req).rule(reason),
+            )
+        }
+        Refusal::Forbidden {
+            reason,
+            detail,
+            kind,
+        } => {
+            let reference = reference(req, reason);
+            let ev = SecurityEvent::from_request(kind, req)
+                .rule(reason)
+                .reference(reference.clone())
+                .details(detail.clone());
+            (
+                reason,
+                Error::new(ErrorKind::Forbidden { reference })
+                    .with_message(format!("auth: {detail}")),
+                ev,
+            )
+        }
+    };
+    if let Some(m) = metrics {
+        m.auth_failure(&route.name, reason);
+    }
+    events.emit(event);
+    Box::new(err)
+}
+
 impl<S, F> tower::Service<Req> for AuthService<S>
 where
     S: tower::Service<Req, Response = Resp, Error = BoxError, Future = F> + Clone + Send + 'static,
@@ -328,7 +385,7 @@ where
 {
     type Response = Resp;
     type Error = BoxError;
-    type Future = BoxFuture<'static, Result<Resp, BoxError>>;
+    type Future = GuardFuture<F, Pass>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
         self.inner.poll_ready(cx)
@@ -341,56 +398,47 @@ where
             .filter(|p| p.get::<AuthPolicy>().is_some())
             .cloned()
         else {
-            return Box::pin(self.inner.call(req));
+            return GuardFuture::pass(self.inner.call(req));
         };
+        let Some(policy) = route.get::<AuthPolicy>() else {
+            return GuardFuture::pass(self.inner.call(req));
+        };
+        match authenticate_now(policy, &mut req) {
+            Step::Done(Ok(())) => return GuardFuture::pass(self.inner.call(req)),
+            Step::Done(Err(refusal)) => {
+                let err = refuse(
+                    policy,
+                    &route,
+                    refusal,
+                    &req,
+                    &self.events,
+                    self.metrics.as_ref(),
+                );
+                return GuardFuture::error(err);
+            }
+            Step::Jwt => {}
+        }
+        // A JWT: verification may wait for a key fetch, so the inner service is called from an
+        // async block (tower's clone-and-swap idiom: take the ready service, leave a clone).
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let events = self.events.clone();
         let metrics = self.metrics.clone();
-        Box::pin(async move {
+        GuardFuture::boxed(Box::pin(async move {
             let Some(policy) = route.get::<AuthPolicy>() else {
                 return inner.call(req).await;
             };
-            match authenticate(policy, &mut req).await {
+            match authenticate_jwt(policy, &mut req).await {
                 Ok(()) => inner.call(req).await,
-                Err(refusal) => {
-                    let (reason, err, event) = match refusal {
-                        Refusal::Unauthorized { reason, invalid } => {
-                            let headers = policy.challenge(invalid.then_some("invalid_token"));
-                            (
-                                reason,
-                                Error::new(ErrorKind::Unauthorized)
-                                    .with_headers(headers)
-                                    .with_message(format!("auth: {reason}")),
-                                SecurityEvent::from_request(SecurityEventKind::AuthFailed, &req)
-                                    .rule(reason),
-                            )
-                        }
-                        Refusal::Forbidden {
-                            reason,
-                            detail,
-                            kind,
-                        } => {
-                            let reference = reference(&req, reason);
-                            let ev = SecurityEvent::from_request(kind, &req)
-                                .rule(reason)
-                                .reference(reference.clone())
-                                .details(detail.clone());
-                            (
-                                reason,
-                                Error::new(ErrorKind::Forbidden { reference })
-                                    .with_message(format!("auth: {detail}")),
-                                ev,
-                            )
-                        }
-                    };
-                    if let Some(m) = &metrics {
-                        m.auth_failure(&route.name, reason);
-                    }
-                    events.emit(event);
-                    Err(Box::new(err) as BoxError)
-                }
+                Err(refusal) => Err(refuse(
+                    policy,
+                    &route,
+                    refusal,
+                    &req,
+                    &events,
+                    metrics.as_ref(),
+                )),
             }
-        })
+        }))
     }
 }
