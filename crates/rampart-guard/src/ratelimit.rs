@@ -773,7 +773,10 @@ impl<'p> Tally<'p> {
                 Some(p) => HeaderValue::from_str(&p).ok(),
                 None => self.policy.all_policies.clone(),
             };
-            let state = HeaderValue::from_maybe_shared(bytes::Bytes::from(self.state)).ok();
+            let mut state = self.state;
+            // Exact length: `Bytes` then takes the buffer over without a second allocation.
+            state.shrink_to_fit();
+            let state = HeaderValue::from_maybe_shared(bytes::Bytes::from(state)).ok();
             policy.zip(state)
         };
         RateLimitOutcome {

@@ -1,11 +1,15 @@
 //! API keys: several named keys active at once (rotation), stored only as SHA-256 hashes.
 //!
-//! A presented key is hashed once and compared with *every* configured hash in constant time
-//! (`subtle`), without early exit, so neither the position of a match nor the number of
-//! matching bytes leaks through timing.
+//! A presented key is hashed once (SHA-256) and its digest looked up in a table of the
+//! configured digests; the candidate the table finds is confirmed with a constant-time compare
+//! (`subtle`). The cost does not grow with the number of keys. Timing can tell at most
+//! something about the *digests* (where the presented key's digest lands in the table), never
+//! about a key: a digest cannot be steered to a chosen value without a SHA-256 preimage, and
+//! the configured digests are not secret anyway (they are in the config file).
 
 use std::sync::Arc;
 
+use hashbrown::HashTable;
 use http::{HeaderName, HeaderValue};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -22,6 +26,8 @@ pub struct InvalidKeyHash {
 #[derive(Clone, Default)]
 pub struct ApiKeySet {
     keys: Vec<(Arc<str>, [u8; 32])>,
+    /// Index into `keys` by digest; a digest configured twice keeps its first name.
+    index: HashTable<usize>,
 }
 
 impl std::fmt::Debug for ApiKeySet {
@@ -33,10 +39,38 @@ impl std::fmt::Debug for ApiKeySet {
     }
 }
 
+/// A SHA-256 digest is uniformly distributed: its first eight bytes are a good table hash.
+fn table_hash(digest: &[u8; 32]) -> u64 {
+    let mut first = [0u8; 8];
+    first.copy_from_slice(digest.get(..8).unwrap_or_default());
+    u64::from_le_bytes(first)
+}
+
+/// A digest as four words, for a constant-time compare in four steps instead of 32.
+fn words(digest: &[u8; 32]) -> [u64; 4] {
+    let mut w = [0u64; 4];
+    for (w, c) in w.iter_mut().zip(digest.chunks_exact(8)) {
+        *w = u64::from_le_bytes(c.try_into().unwrap_or_default());
+    }
+    w
+}
+
 impl ApiKeySet {
     /// An empty set.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    fn add(&mut self, name: &str, digest: [u8; 32]) {
+        let i = self.keys.len();
+        let keys = &self.keys;
+        let h = table_hash(&digest);
+        let known = |j: &usize| keys.get(*j).is_some_and(|k| k.1 == digest);
+        if self.index.find(h, known).is_none() {
+            self.index
+                .insert_unique(h, i, |j| keys.get(*j).map_or(0, |k| table_hash(&k.1)));
+        }
+        self.keys.push((name.into(), digest));
     }
 
     /// Add a key by its hex SHA-256 (`"sha256:9f86d0..."` or just the 64 hex digits).
@@ -45,27 +79,26 @@ impl ApiKeySet {
         let hash = parse_hex32(hex).ok_or_else(|| InvalidKeyHash {
             name: name.to_owned(),
         })?;
-        self.keys.push((name.into(), hash));
+        self.add(name, hash);
         Ok(self)
     }
 
     /// Add a key from its plaintext (tests, `rampart` helper commands). Only the hash is kept.
     pub fn with_plain(mut self, name: &str, key: &[u8]) -> Self {
-        self.keys.push((name.into(), sha256(key)));
+        self.add(name, sha256(key));
         self
     }
 
     /// The name of the key `presented` matches, if any.
     pub fn verify(&self, presented: &[u8]) -> Option<&Arc<str>> {
         let h = sha256(presented);
-        let mut found: Option<&Arc<str>> = None;
-        for (name, hash) in &self.keys {
-            // Constant-time per comparison, and every key is compared.
-            if bool::from(hash.ct_eq(&h)) && found.is_none() {
-                found = Some(name);
-            }
-        }
-        found
+        let w = words(&h);
+        let i = self.index.find(table_hash(&h), |i| {
+            self.keys
+                .get(*i)
+                .is_some_and(|(_, k)| bool::from(words(k)[..].ct_eq(&w[..])))
+        })?;
+        self.keys.get(*i).map(|(name, _)| name)
     }
 
     /// Number of keys.
@@ -294,6 +327,23 @@ mod tests {
             sha256_hex(b"test"),
             "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
         );
+    }
+
+    #[test]
+    fn many_keys_and_duplicates() {
+        let mut set = ApiKeySet::new();
+        for i in 0..1000 {
+            set = set.with_plain(&format!("k{i}"), format!("secret-{i}").as_bytes());
+        }
+        // The same key under a second name: the first name wins.
+        set = set.with_plain("again", b"secret-7");
+        assert_eq!(set.len(), 1001);
+        for i in [0, 1, 7, 500, 999] {
+            let name = set.verify(format!("secret-{i}").as_bytes());
+            assert_eq!(name.map(|n| n.as_ref()), Some(format!("k{i}").as_str()));
+        }
+        assert_eq!(set.verify(b"secret-1000"), None);
+        assert_eq!(set.verify(b"secret-"), None);
     }
 
     #[test]
