@@ -1586,32 +1586,38 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_key_evicted_unused_comes_back_to_the_main_queue() {
-        let s = MemoryStore::new(200_000, 4, CacheMetrics::default());
-        let first = "http://h/first";
-        let h = s.inner.cx.short(first.as_bytes());
-        let slot = |s: &MemoryStore| {
-            let shard = lock(&s.inner.shards[0]);
-            let slot = shard.table.find(spread(h), |x| x.hash() == h).copied();
-            slot.map(|x| (x, shard.segs.queue_of(x.id())))
-        };
-        s.put_variant(Arc::from(first), entry(first, "", &[], 500))
-            .await;
-        assert_eq!(slot(&s).unwrap().1, Some(Queue::Small));
-        let mut i = 0;
-        while slot(&s).is_some() {
-            let u = format!("http://h/{i}");
-            s.put_variant(Arc::from(u.as_str()), entry(&u, "", &[], 500))
+        // The ghost is direct-mapped on a per-store random hash, so another key evicted in the
+        // same batch can take `first`'s slot (~1 run in 5 here): the ghost then forgets, by
+        // design. Each attempt is a fresh store (fresh seed); at least one of eight must
+        // remember (all eight forgetting by chance: ~3e-6; a broken ghost: always).
+        let mut remembered = 0;
+        for _ in 0..8 {
+            let s = MemoryStore::new(200_000, 4, CacheMetrics::default());
+            let first = "http://h/first";
+            let h = s.inner.cx.short(first.as_bytes());
+            let slot = |s: &MemoryStore| {
+                let shard = lock(&s.inner.shards[0]);
+                let slot = shard.table.find(spread(h), |x| x.hash() == h).copied();
+                slot.map(|x| (x, shard.segs.queue_of(x.id())))
+            };
+            s.put_variant(Arc::from(first), entry(first, "", &[], 500))
                 .await;
-            i += 1;
-            assert!(i < 1000, "never evicted");
+            assert_eq!(slot(&s).unwrap().1, Some(Queue::Small));
+            let mut i = 0;
+            while slot(&s).is_some() {
+                let u = format!("http://h/{i}");
+                s.put_variant(Arc::from(u.as_str()), entry(&u, "", &[], 500))
+                    .await;
+                i += 1;
+                assert!(i < 1000, "never evicted");
+            }
+            s.put_variant(Arc::from(first), entry(first, "", &[], 500))
+                .await;
+            if slot(&s).unwrap().1 == Some(Queue::Main) {
+                remembered += 1;
+            }
         }
-        s.put_variant(Arc::from(first), entry(first, "", &[], 500))
-            .await;
-        assert_eq!(
-            slot(&s).unwrap().1,
-            Some(Queue::Main),
-            "the ghost remembered it"
-        );
+        assert!(remembered > 0, "the ghost never remembered the evicted key");
     }
 
     #[tokio::test(start_paused = true)]
