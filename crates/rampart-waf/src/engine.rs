@@ -59,18 +59,185 @@ pub struct Engine {
 /// values scanned once per distinct reduced chain serve every rule whose chain reduces alike.
 #[derive(Debug, Default)]
 struct Prefilters {
+    /// `false` for [`Engine::with_prefilters`]`(false)`: every rule is evaluated on every value.
+    on: bool,
     /// Per item index: the rule's (slot, chain index), when it has a prefilter.
     by_item: Vec<Option<(u16, u16)>>,
-    /// Per item index: the request collections (bit per [`Collection`]) the rule's first link
-    /// reads, when that is all it reads (no `&` counts, no `TX`, ...): a rule none of whose
-    /// collections has a value in the request cannot match and is not evaluated.
-    reads: Vec<Option<u32>>,
     /// Distinct transformation chains of prefiltered rules.
     chains: Vec<Vec<Transform>>,
     /// The literals of every prefiltered rule.
     global: Option<SlotMatcher>,
     /// `u64` words per entry bitset.
     words: usize,
+    /// The candidate-rule index (see [`Candidates`]).
+    cand: Candidates,
+}
+
+/// Which rules can match a request at all, from the values it has: the per-request candidate
+/// list. Bitsets are over item indexes (`u64` words of `words`).
+///
+/// A rule is a candidate when its first link may match: one of its targets selects a value
+/// the request has and, for a prefiltered rule's value targets, the value holds one of the
+/// rule's literals. A rule that is not a candidate cannot match and, since a first link
+/// that matches nothing has no effect (no `setvar`, capture or `MATCHED_VAR` change), is not
+/// evaluated. Targets the index cannot decide (`&` counts, `TX`, `MATCHED_VAR*`,
+/// `REMOTE_ADDR`, `UNIQUE_ID`) and rules without targets make a rule a candidate always.
+/// The index over-approximates: key regexes and `!` exclusions are ignored (the rule is then
+/// a candidate and its evaluation selects the values as before).
+#[derive(Debug, Default)]
+struct Candidates {
+    words: usize,
+    /// Rules that are candidates for every request.
+    always: Vec<u64>,
+    /// Per collection: rules that run when a selected value is present.
+    presence: Vec<KeyIndex>,
+    /// Per collection: prefiltered rules that run when a selected value holds a literal.
+    literal: Vec<KeyIndex>,
+    /// `SecMarker`s: (item index, name), in order.
+    markers: Vec<(usize, String)>,
+}
+
+/// Rules selecting values of one collection: every value, or one key.
+#[derive(Debug, Default, Clone)]
+struct KeyIndex {
+    all: Vec<u64>,
+    /// (lowercase key, rules), compared ASCII case-insensitively as [`Selector::Key`] does.
+    keys: Vec<(String, Vec<u64>)>,
+    /// Nothing is indexed here.
+    empty: bool,
+}
+
+impl KeyIndex {
+    fn new(words: usize) -> Self {
+        Self {
+            all: vec![0; words],
+            keys: Vec::new(),
+            empty: true,
+        }
+    }
+
+    fn add(&mut self, sel: &Selector, idx: usize) {
+        self.empty = false;
+        let words = self.all.len();
+        let bits = match sel {
+            Selector::Key(k) => {
+                let k = k.to_ascii_lowercase();
+                let at = match self.keys.iter().position(|(x, _)| *x == k) {
+                    Some(at) => at,
+                    None => {
+                        self.keys.push((k, vec![0; words]));
+                        self.keys.len() - 1
+                    }
+                };
+                &mut self.keys[at].1
+            }
+            // A key regex selects some keys: counted as selecting all of them.
+            Selector::All | Selector::Regex(_) => &mut self.all,
+        };
+        bits[idx / 64] |= 1 << (idx % 64);
+    }
+
+    /// `out |= rules selecting a value keyed `key``.
+    fn or_into(&self, key: &str, out: &mut [u64]) {
+        if self.empty {
+            return;
+        }
+        for (o, a) in out.iter_mut().zip(&self.all) {
+            *o |= a;
+        }
+        for (k, bits) in &self.keys {
+            if k.eq_ignore_ascii_case(key) {
+                for (o, a) in out.iter_mut().zip(bits) {
+                    *o |= a;
+                }
+            }
+        }
+    }
+}
+
+impl Candidates {
+    fn build(items: &[Item], by_item: &[Option<(u16, u16)>]) -> Self {
+        let words = items.len().div_ceil(64).max(1);
+        let mut c = Self {
+            words,
+            always: vec![0; words],
+            presence: vec![KeyIndex::new(words); COLLECTIONS],
+            literal: vec![KeyIndex::new(words); COLLECTIONS],
+            markers: Vec::new(),
+        };
+        for (idx, item) in items.iter().enumerate() {
+            let r = match item {
+                Item::Rule(r) => r,
+                Item::Marker(m) => {
+                    c.markers.push((idx, m.clone()));
+                    continue;
+                }
+            };
+            let prefiltered = by_item.get(idx).copied().flatten().is_some();
+            let mut always = r.targets.is_empty();
+            for t in &r.targets {
+                use Collection::{ArgsGet, ArgsPost, Files};
+                // (collections, whether the prefilter decides for these values)
+                let (colls, by_literal) = match t.source {
+                    _ if t.count => {
+                        always = true;
+                        continue;
+                    }
+                    Source::Coll(Collection::RemoteAddr) => {
+                        always = true;
+                        continue;
+                    }
+                    Source::Coll(coll) => ([Some(coll), None], prefiltered),
+                    Source::Names(coll) => ([Some(coll), None], false),
+                    Source::Args => ([Some(ArgsGet), Some(ArgsPost)], prefiltered),
+                    Source::ArgsNames => ([Some(ArgsGet), Some(ArgsPost)], false),
+                    Source::FilesNames => ([Some(Files), None], false),
+                    Source::Tx
+                    | Source::MatchedVar
+                    | Source::MatchedVarName
+                    | Source::MatchedVars
+                    | Source::MatchedVarsNames
+                    | Source::UniqueId => {
+                        always = true;
+                        continue;
+                    }
+                };
+                let index = if by_literal {
+                    &mut c.literal
+                } else {
+                    &mut c.presence
+                };
+                for coll in colls.into_iter().flatten() {
+                    index[coll as usize].add(&t.selector, idx);
+                }
+            }
+            if always {
+                c.always[idx / 64] |= 1 << (idx % 64);
+            }
+        }
+        c
+    }
+
+    /// The first marker named `name` at item index `from` or later.
+    fn marker_at_or_after(&self, from: usize, name: &str) -> Option<usize> {
+        self.markers
+            .iter()
+            .find(|(i, m)| *i >= from && m == name)
+            .map(|(i, _)| *i)
+    }
+}
+
+/// The first set bit at index `from` or later.
+fn next_bit(bits: &[u64], from: usize) -> Option<usize> {
+    let mut w = from / 64;
+    let mut cur = bits.get(w)? & (u64::MAX << (from % 64));
+    loop {
+        if cur != 0 {
+            return Some(w * 64 + cur.trailing_zeros() as usize);
+        }
+        w += 1;
+        cur = *bits.get(w)?;
+    }
 }
 
 impl Prefilters {
@@ -107,44 +274,16 @@ impl Prefilters {
             by_item.push(entry);
         }
         let all: Vec<(u16, &[Vec<u8>])> = lits.iter().map(|(s, l)| (*s, l.as_slice())).collect();
-        let reads = items
-            .iter()
-            .map(|item| match item {
-                Item::Rule(r) => reads_only(r),
-                Item::Marker(_) => None,
-            })
-            .collect();
+        let cand = Candidates::build(items, &by_item);
         Self {
+            on: true,
             by_item,
-            reads,
             chains,
             global: SlotMatcher::build(&all),
             words: lits.len().div_ceil(64).max(1),
+            cand,
         }
     }
-}
-
-/// The request collections a rule's first link reads, when it reads nothing else.
-fn reads_only(r: &Rule) -> Option<u32> {
-    if r.targets.is_empty() {
-        return None;
-    }
-    let bit = |c: Collection| 1u32 << (c as u32);
-    let args = bit(Collection::ArgsGet) | bit(Collection::ArgsPost);
-    let mut mask = 0u32;
-    for t in &r.targets {
-        if t.count {
-            return None;
-        }
-        mask |= match t.source {
-            Source::Coll(Collection::RemoteAddr) => return None,
-            Source::Coll(c) | Source::Names(c) => bit(c),
-            Source::Args | Source::ArgsNames => args,
-            Source::FilesNames => bit(Collection::Files),
-            _ => return None,
-        };
-    }
-    Some(mask)
 }
 
 /// The outcome of an inspection.
@@ -269,6 +408,7 @@ impl Engine {
         } else {
             Prefilters::default()
         };
+        debug_assert_eq!(self.pre.on, on);
         self
     }
 
@@ -427,81 +567,10 @@ impl Engine {
             );
         }
         let mut blocking_rule = None;
-        'phases: for phase in 1..=2u8 {
-            let mut skip_to: Option<&str> = None;
-            let mut skip_n = 0u32;
-            for (idx, item) in self.items.iter().enumerate() {
-                let rule = match item {
-                    Item::Marker(m) => {
-                        if skip_to == Some(m.as_str()) {
-                            skip_to = None;
-                        }
-                        continue;
-                    }
-                    Item::Rule(r) => r,
-                };
-                if rule.phase != phase || skip_to.is_some() {
-                    continue;
-                }
-                if skip_n > 0 {
-                    skip_n -= 1;
-                    continue;
-                }
-                if self.scoring == Scoring::Native && rule.actions.paranoia > policy.paranoia {
-                    continue;
-                }
-                if let Some(Some(reads)) = self.pre.reads.get(idx) {
-                    if reads & txn.present == 0 {
-                        continue;
-                    }
-                }
-                if txn.is_removed(rule) {
-                    continue;
-                }
-                txn.cur_pre = self.pre.by_item.get(idx).copied().flatten();
-                if !txn.eval_chain(rule) {
-                    continue;
-                }
-                // Full match: actions of the chain head apply.
-                let a = &rule.actions;
-                if self.scoring == Scoring::Native {
-                    let pts = a.severity.map_or(0, Severity::score);
-                    txn.score += pts;
-                    if let Some(last) = txn.pending.last_mut() {
-                        last.score = pts;
-                    }
-                }
-                if !a.nolog && rule.id != 0 {
-                    let pending = std::mem::take(&mut txn.pending);
-                    txn.matches
-                        .extend(pending.into_iter().map(|p| p.build(rule)));
-                }
-                txn.pending.clear();
-                if let Some(m) = &a.skip_after {
-                    skip_to = Some(m.as_str());
-                }
-                skip_n = a.skip;
-                if self.scoring == Scoring::Rules {
-                    let d = match a.disruptive {
-                        Some(Disruptive::Block) => self.default_disruptive[usize::from(phase)],
-                        Some(d) => d,
-                        None => Disruptive::Pass,
-                    };
-                    match d {
-                        Disruptive::Deny | Disruptive::Drop | Disruptive::Redirect => {
-                            if txn.state == EngineState::On {
-                                blocking_rule = Some(rule.id);
-                                break 'phases;
-                            }
-                        }
-                        Disruptive::Allow => break 'phases,
-                        Disruptive::Pass | Disruptive::Block => {}
-                    }
-                }
-                if txn.state == EngineState::Off {
-                    break 'phases;
-                }
-            }
+        if self.pre.on {
+            self.run_candidates(&mut txn, policy, &mut blocking_rule);
+        } else {
+            self.run_all(&mut txn, policy, &mut blocking_rule);
         }
         let (score, would_block) = match self.scoring {
             Scoring::Native => (txn.score, txn.score >= policy.threshold),
@@ -537,6 +606,165 @@ impl Engine {
             elapsed: start.elapsed(),
         }
     }
+}
+
+impl Engine {
+    /// Every rule in order, each evaluated (prefilters off: the reference the candidate list
+    /// is tested against).
+    fn run_all<'r>(
+        &'r self,
+        txn: &mut Txn<'r>,
+        policy: &WafPolicy,
+        blocking_rule: &mut Option<u32>,
+    ) {
+        for phase in 1..=2u8 {
+            let mut skip_to: Option<&str> = None;
+            let mut skip_n = 0u32;
+            for (idx, item) in self.items.iter().enumerate() {
+                let rule = match item {
+                    Item::Marker(m) => {
+                        if skip_to == Some(m.as_str()) {
+                            skip_to = None;
+                        }
+                        continue;
+                    }
+                    Item::Rule(r) => r,
+                };
+                if rule.phase != phase || skip_to.is_some() {
+                    continue;
+                }
+                if skip_n > 0 {
+                    skip_n -= 1;
+                    continue;
+                }
+                match self.run_rule(txn, policy, idx, rule, phase, blocking_rule) {
+                    Step::Next => {}
+                    Step::Skip(to, n) => {
+                        skip_to = to;
+                        skip_n = n;
+                    }
+                    Step::Stop => return,
+                }
+            }
+        }
+    }
+
+    /// The candidate rules only (see [`Candidates`]), in order, with the same phases,
+    /// `skipAfter` / `SecMarker` and `skip` handling as [`Engine::run_all`]: markers are found
+    /// by position, `skip:N` counts every rule of the phase, candidate or not.
+    fn run_candidates<'r>(
+        &'r self,
+        txn: &mut Txn<'r>,
+        policy: &WafPolicy,
+        blocking_rule: &mut Option<u32>,
+    ) {
+        let cand = txn.candidates();
+        for phase in 1..=2u8 {
+            let mut skip_to: Option<&str> = None;
+            let mut skip_n = 0u32;
+            let mut pos = 0usize;
+            loop {
+                if let Some(m) = skip_to.take() {
+                    match self.pre.cand.marker_at_or_after(pos, m) {
+                        Some(at) => pos = at + 1,
+                        None => break,
+                    }
+                }
+                while skip_n > 0 && pos < self.items.len() {
+                    if matches!(&self.items[pos], Item::Rule(r) if r.phase == phase) {
+                        skip_n -= 1;
+                    }
+                    pos += 1;
+                }
+                let Some(idx) = next_bit(&cand, pos) else {
+                    break;
+                };
+                pos = idx + 1;
+                let Some(Item::Rule(rule)) = self.items.get(idx) else {
+                    continue;
+                };
+                if rule.phase != phase {
+                    continue;
+                }
+                match self.run_rule(txn, policy, idx, rule, phase, blocking_rule) {
+                    Step::Next => {}
+                    Step::Skip(to, n) => {
+                        skip_to = to;
+                        skip_n = n;
+                    }
+                    Step::Stop => return,
+                }
+            }
+        }
+    }
+
+    /// Evaluate one rule (phase and skips already decided) and apply its actions on a match.
+    fn run_rule<'r>(
+        &'r self,
+        txn: &mut Txn<'r>,
+        policy: &WafPolicy,
+        idx: usize,
+        rule: &'r Rule,
+        phase: u8,
+        blocking_rule: &mut Option<u32>,
+    ) -> Step<'r> {
+        if self.scoring == Scoring::Native && rule.actions.paranoia > policy.paranoia {
+            return Step::Next;
+        }
+        if txn.is_removed(rule) {
+            return Step::Next;
+        }
+        txn.cur_pre = self.pre.by_item.get(idx).copied().flatten();
+        if !txn.eval_chain(rule) {
+            return Step::Next;
+        }
+        // Full match: actions of the chain head apply.
+        let a = &rule.actions;
+        if self.scoring == Scoring::Native {
+            let pts = a.severity.map_or(0, Severity::score);
+            txn.score += pts;
+            if let Some(last) = txn.pending.last_mut() {
+                last.score = pts;
+            }
+        }
+        if !a.nolog && rule.id != 0 {
+            let pending = std::mem::take(&mut txn.pending);
+            txn.matches
+                .extend(pending.into_iter().map(|p| p.build(rule)));
+        }
+        txn.pending.clear();
+        if self.scoring == Scoring::Rules {
+            let d = match a.disruptive {
+                Some(Disruptive::Block) => self.default_disruptive[usize::from(phase)],
+                Some(d) => d,
+                None => Disruptive::Pass,
+            };
+            match d {
+                Disruptive::Deny | Disruptive::Drop | Disruptive::Redirect => {
+                    if txn.state == EngineState::On {
+                        *blocking_rule = Some(rule.id);
+                        return Step::Stop;
+                    }
+                }
+                Disruptive::Allow => return Step::Stop,
+                Disruptive::Pass | Disruptive::Block => {}
+            }
+        }
+        if txn.state == EngineState::Off {
+            return Step::Stop;
+        }
+        Step::Skip(a.skip_after.as_deref(), a.skip)
+    }
+}
+
+/// What the rule loop does after a rule.
+enum Step<'a> {
+    /// Go on with the next rule.
+    Next,
+    /// Matched: skip to after this marker (if any), then skip this many rules of the phase.
+    Skip(Option<&'a str>, u32),
+    /// Stop inspecting (a disruptive action, `allow`, or the rule engine turned off).
+    Stop,
 }
 
 struct Val<'r> {
@@ -683,8 +911,6 @@ struct Txn<'r> {
     /// Entry indexes ordered by collection (stable), and per collection its start in `order`.
     order: Vec<u16>,
     starts: [u16; COLLECTIONS + 1],
-    /// Bit per collection with at least one entry.
-    present: u32,
 }
 
 /// Number of [`Collection`] variants.
@@ -762,7 +988,6 @@ impl<'r> Txn<'r> {
             pre_scanned: Vec::new(),
             order: Vec::new(),
             starts: [0; COLLECTIONS + 1],
-            present: 0,
         }
         .indexed()
     }
@@ -778,7 +1003,6 @@ impl<'r> Txn<'r> {
         for i in &self.order {
             let c = entries[usize::from(*i)].coll as usize;
             counts[c + 1] = counts[c + 1].saturating_add(1);
-            self.present |= 1 << c;
         }
         for c in 0..COLLECTIONS {
             counts[c + 1] = counts[c + 1].saturating_add(counts[c]);
@@ -809,27 +1033,69 @@ impl<'r> Txn<'r> {
         }
     }
 
-    /// May the current rule (prefilter `slot` over chain `chain`) match entry `i`? Scans the
-    /// value once per distinct reduced chain (the raw value when the chain cannot change it
-    /// beyond case).
-    fn prefilter_admits(&mut self, i: usize, slot: u16, chain: u16, v: &Val<'r>) -> bool {
+    /// The items that may match this request (see [`Candidates`]): a bitset over item
+    /// indexes. Scans each value the literal index needs once per distinct reduced chain
+    /// (the scans are kept for [`Txn::prefilter_admits`]).
+    fn candidates(&mut self) -> Vec<u64> {
+        let pre = self.pre;
+        let idx = &pre.cand;
+        let mut cand = idx.always.clone();
+        let mut lit = vec![0u64; idx.words];
+        let entries = self.req.entries();
+        for (i, e) in entries.iter().enumerate() {
+            let c = e.coll as usize;
+            if let Some(p) = idx.presence.get(c) {
+                p.or_into(&e.key, &mut cand);
+            }
+            let Some(l) = idx.literal.get(c).filter(|l| !l.empty) else {
+                continue;
+            };
+            lit.fill(0);
+            l.or_into(&e.key, &mut lit);
+            for (w, word) in lit.iter().enumerate() {
+                // Rules already candidates need no scan.
+                let mut bits = *word & !cand[w];
+                while bits != 0 {
+                    let item = w * 64 + bits.trailing_zeros() as usize;
+                    bits &= bits - 1;
+                    let admitted = match pre.by_item.get(item).copied().flatten() {
+                        Some((slot, chain)) => self.prefilter_admits(i, slot, chain),
+                        None => true,
+                    };
+                    if admitted {
+                        cand[w] |= 1 << (item % 64);
+                    }
+                }
+            }
+        }
+        cand
+    }
+
+    /// May the rule with prefilter `slot` over chain `chain` match entry `i`? Scans the value
+    /// once per distinct reduced chain (the raw value when the chain cannot change it beyond
+    /// case).
+    fn prefilter_admits(&mut self, i: usize, slot: u16, chain: u16) -> bool {
         let pre = self.pre;
         let w = pre.words;
-        let n = self.req.entries().len();
+        let entries = self.req.entries();
+        let n = entries.len();
         if self.pre_bits.len() != w * n {
             self.pre_bits = vec![0; w * n];
             self.pre_done = vec![0; n];
         }
-        let (Some(transforms), Some(global)) = (pre.chains.get(usize::from(chain)), &pre.global)
-        else {
+        let (Some(transforms), Some(global), Some(e)) = (
+            pre.chains.get(usize::from(chain)),
+            &pre.global,
+            entries.get(i),
+        ) else {
             return true;
         };
         if self.pre_done[i] & (1 << chain) == 0 {
             self.pre_done[i] |= 1 << chain;
-            let f = self.features_of(i, &v.bytes);
+            let f = self.features_of(i, &e.value);
             let key = crate::prefilter::reduce(transforms, f);
             if !self.pre_scanned.iter().any(|(e, k)| *e == i && *k == key) {
-                let tv = crate::transform::apply_all_given(&key, &v.bytes, f);
+                let tv = crate::transform::apply_all_given(&key, &e.value, f);
                 global.scan(&tv, &mut self.pre_bits[i * w..(i + 1) * w]);
                 self.pre_scanned.push((i, key));
             }
@@ -1177,7 +1443,7 @@ impl<'r> Txn<'r> {
         v: &Val<'r>,
     ) -> bool {
         if let (Some((slot, chain)), Some(i)) = (self.cur_pre, v.entry) {
-            if std::ptr::eq(rule, head) && !self.prefilter_admits(i, slot, chain, v) {
+            if std::ptr::eq(rule, head) && !self.prefilter_admits(i, slot, chain) {
                 return false;
             }
         }
@@ -1568,6 +1834,158 @@ mod tests {
             Some(body),
             &Limits::default(),
         )
+    }
+
+    /// Two engines from the same SecLang text: prefilters (and candidate list) on and off.
+    fn on_off(rules: &str) -> (WafPolicy, WafPolicy) {
+        let build = || {
+            let mut l = crate::seclang::Loader::new();
+            l.add_text("t.conf", rules, None).unwrap();
+            l.finish(Scoring::Rules)
+        };
+        (
+            WafPolicy::new(Arc::new(build())),
+            WafPolicy::new(Arc::new(build().with_prefilters(false))),
+        )
+    }
+
+    /// Matched rule ids with the candidate list, asserted equal (ids, targets, score,
+    /// outcome) to the run with every rule evaluated.
+    fn same_ids(p: &(WafPolicy, WafPolicy), req: &WafRequest) -> Vec<u32> {
+        let a = p.0.engine.inspect(req, &p.0, None);
+        let b = p.1.engine.inspect(req, &p.1, None);
+        let key = |v: &Verdict| {
+            let m: Vec<(u32, String)> = v
+                .matches
+                .iter()
+                .map(|m| (m.rule_id, m.target.clone()))
+                .collect();
+            (v.outcome, v.score, v.blocking_rule, m)
+        };
+        assert_eq!(key(&a), key(&b), "candidate list on (left) and off (right)");
+        a.rule_ids()
+    }
+
+    /// The ids of the rules on the request's candidate list.
+    fn candidate_ids(p: &WafPolicy, req: &WafRequest) -> Vec<u32> {
+        let e = &p.engine;
+        let mut txn = Txn::new(req, &e.pre, p, None);
+        let cand = txn.candidates();
+        let mut out = Vec::new();
+        let mut pos = 0;
+        while let Some(i) = next_bit(&cand, pos) {
+            pos = i + 1;
+            if let Some(Item::Rule(r)) = e.items.get(i) {
+                out.push(r.id);
+            }
+        }
+        out
+    }
+
+    fn with_header(uri: &str, name: &str, value: &str) -> WafRequest {
+        let headers: [(&[u8], &[u8]); 2] = [
+            (b"Host", b"example.com"),
+            (name.as_bytes(), value.as_bytes()),
+        ];
+        WafRequest::build(
+            "GET",
+            uri.as_bytes(),
+            "HTTP/1.1",
+            headers,
+            None,
+            &Limits::default(),
+        )
+    }
+
+    #[test]
+    fn candidates_follow_literals_and_present_values() {
+        let p = on_off(concat!(
+            // A literal ("evil"): a candidate only when a selected value holds it.
+            "SecRule ARGS \"@rx evil\\d\" \"id:1,phase:2,pass\"\n",
+            // No literal: a candidate when a selected value is present, whatever it holds.
+            "SecRule REQUEST_HEADERS:X-Foo \"@rx ^$\" \"id:2,phase:1,pass\"\n",
+            "SecRule REQUEST_HEADERS:X-Foo \"!@rx ^\\d+$\" \"id:3,phase:1,pass\"\n",
+            // A count: always (`&X @eq 0` matches when X is absent).
+            "SecRule &ARGS \"@eq 0\" \"id:4,phase:2,pass\"\n",
+            // Names are inspected without the prefilter: a present name is enough.
+            "SecRule ARGS_NAMES \"@rx evil\" \"id:5,phase:2,pass\"\n",
+            // A literal the value has only after its transformation chain.
+            "SecRule ARGS \"@rx evil\" \"id:6,phase:2,pass,t:none,t:urlDecodeUni\"\n",
+        ));
+        let on = &p.0;
+        assert_eq!(candidate_ids(on, &get("/x")), [4]);
+        assert_eq!(candidate_ids(on, &get("/x?a=good")), [4, 5]);
+        assert_eq!(same_ids(&p, &get("/x?a=good")), Vec::<u32>::new());
+        assert_eq!(candidate_ids(on, &get("/x?a=evil1")), [1, 4, 5, 6]);
+        assert_eq!(same_ids(&p, &get("/x?a=evil1")), [1, 6]);
+        // `%65vil` (`evil` once decoded; `ARGS` values are decoded once already, so this is
+        // `%2565vil` on the wire) is found through the decoding chain only.
+        assert_eq!(candidate_ids(on, &get("/x?a=%2565vil")), [4, 5, 6]);
+        assert_eq!(same_ids(&p, &get("/x?a=%2565vil")), [6]);
+        // The header rules: candidates with the header, whatever its value; not without.
+        assert_eq!(candidate_ids(on, &with_header("/", "x-foo", "")), [2, 3, 4]);
+        assert_eq!(same_ids(&p, &with_header("/", "X-Foo", "")), [2, 3, 4]);
+        assert_eq!(same_ids(&p, &with_header("/", "X-Foo", "12")), [4]);
+        assert_eq!(candidate_ids(on, &with_header("/", "x-bar", "")), [4]);
+    }
+
+    #[test]
+    fn skips_across_rules_that_are_not_candidates() {
+        let p = on_off(concat!(
+            "SecRule ARGS \"@rx go\" \"id:10,phase:2,pass,skipAfter:END\"\n",
+            "SecRule ARGS \"@rx zzz\" \"id:11,phase:2,pass\"\n",
+            "SecRule ARGS \"@rx .\" \"id:12,phase:2,pass\"\n",
+            "SecMarker END\n",
+            "SecRule ARGS \"@rx .\" \"id:13,phase:2,pass\"\n",
+            // `skip:1` counts the next rule of the phase even when it is not a candidate
+            // (21), and not a rule of another phase (22).
+            "SecRule ARGS \"@rx go\" \"id:20,phase:2,pass,skip:1\"\n",
+            "SecRule REQUEST_HEADERS:Host \"@rx .\" \"id:22,phase:1,pass\"\n",
+            "SecRule ARGS \"@rx zzz\" \"id:21,phase:2,pass\"\n",
+            "SecRule ARGS \"@rx .\" \"id:23,phase:2,pass\"\n",
+            // A skip to a marker that does not follow skips the rest of the phase.
+            "SecRule ARGS \"@rx stop\" \"id:30,phase:2,pass,skipAfter:END\"\n",
+            "SecRule ARGS \"@rx .\" \"id:31,phase:2,pass\"\n",
+        ));
+        assert_eq!(
+            candidate_ids(&p.0, &get("/?a=go")),
+            [10, 12, 13, 20, 22, 23, 31]
+        );
+        assert_eq!(same_ids(&p, &get("/?a=go")), [22, 10, 13, 20, 23, 31]);
+        assert_eq!(same_ids(&p, &get("/?a=gostop")), [22, 10, 13, 20, 23, 30]);
+        assert_eq!(same_ids(&p, &get("/?a=x")), [22, 12, 13, 23, 31]);
+    }
+
+    #[test]
+    fn chains_setvar_and_ctl_around_skipped_rules() {
+        let p = on_off(concat!(
+            // The first link matches and sets a variable, the chain then fails: the variable
+            // stays set (read by 41, a `TX` rule: always a candidate).
+            "SecRule REQUEST_METHOD \"@rx ^GET$\" \"id:40,phase:1,pass,setvar:tx.a=1,chain\"\n",
+            "SecRule ARGS:nope \"@rx .\" \"\"\n",
+            "SecRule TX:a \"@eq 1\" \"id:41,phase:1,pass\"\n",
+            // A chain whose first link has a literal and whose next link reads a header.
+            "SecRule ARGS \"@rx evil\" \"id:50,phase:2,pass,chain\"\n",
+            "SecRule REQUEST_HEADERS:X-Foo \"@rx on\" \"\"\n",
+            // ctl removes a later candidate rule.
+            "SecRule ARGS \"@rx drop51\" \"id:60,phase:2,pass,ctl:ruleRemoveById=61\"\n",
+            "SecRule ARGS \"@rx evil\" \"id:61,phase:2,pass\"\n",
+        ));
+        assert_eq!(same_ids(&p, &get("/")), [41]);
+        assert_eq!(same_ids(&p, &get("/?a=evil")), [41, 61]);
+        assert_eq!(
+            same_ids(&p, &with_header("/?a=evil", "x-foo", "on")),
+            [41, 50, 61]
+        );
+        assert_eq!(
+            same_ids(&p, &with_header("/?a=evil", "x-foo", "none")),
+            [41, 50, 61]
+        );
+        assert_eq!(
+            same_ids(&p, &with_header("/?a=evil", "x-foo", "no")),
+            [41, 61]
+        );
+        assert_eq!(same_ids(&p, &get("/?a=evil&b=drop51")), [41, 60]);
     }
 
     #[test]
