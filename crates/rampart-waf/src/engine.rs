@@ -65,6 +65,10 @@ struct Prefilters {
     by_item: Vec<Option<(u16, u16)>>,
     /// Distinct transformation chains of prefiltered rules.
     chains: Vec<Vec<Transform>>,
+    /// Distinct reduced chains ([`crate::prefilter::reduce`]); the empty one first.
+    tails: Vec<Vec<Transform>>,
+    /// Per chain, per [`crate::prefilter::reduce_start`] (`0..=len`): the index in `tails`.
+    tail_of: Vec<Vec<u16>>,
     /// The literals of every prefiltered rule.
     global: Option<SlotMatcher>,
     /// `u64` words per entry bitset.
@@ -275,10 +279,31 @@ impl Prefilters {
         }
         let all: Vec<(u16, &[Vec<u8>])> = lits.iter().map(|(s, l)| (*s, l.as_slice())).collect();
         let cand = Candidates::build(items, &by_item);
+        let mut tails: Vec<Vec<Transform>> = vec![Vec::new()];
+        let tail_of = chains
+            .iter()
+            .map(|c| {
+                (0..=c.len())
+                    .map(|start| {
+                        let t = crate::prefilter::reduce_tail(c, start);
+                        let at = match tails.iter().position(|x| *x == t) {
+                            Some(at) => at,
+                            None => {
+                                tails.push(t);
+                                tails.len() - 1
+                            }
+                        };
+                        u16::try_from(at).unwrap_or(u16::MAX)
+                    })
+                    .collect()
+            })
+            .collect();
         Self {
             on: true,
             by_item,
             chains,
+            tails,
+            tail_of,
             global: SlotMatcher::build(&all),
             words: lits.len().div_ceil(64).max(1),
             cand,
@@ -906,8 +931,9 @@ struct Txn<'r> {
     pre_bits: Vec<u64>,
     /// Per entry: chains (by index) whose value was scanned.
     pre_done: Vec<u64>,
-    /// (entry, reduced chain) pairs scanned.
-    pre_scanned: Vec<(usize, Vec<Transform>)>,
+    /// Per entry: reduced chains (bit per index in `tails`, the first 64) whose value was
+    /// scanned.
+    pre_scanned: Vec<u64>,
     /// Entry indexes ordered by collection (stable), and per collection its start in `order`.
     order: Vec<u16>,
     starts: [u16; COLLECTIONS + 1],
@@ -1082,9 +1108,12 @@ impl<'r> Txn<'r> {
         if self.pre_bits.len() != w * n {
             self.pre_bits = vec![0; w * n];
             self.pre_done = vec![0; n];
+            self.pre_scanned = vec![0; n];
         }
-        let (Some(transforms), Some(global), Some(e)) = (
-            pre.chains.get(usize::from(chain)),
+        let c = usize::from(chain);
+        let (Some(transforms), Some(tail_of), Some(global), Some(e)) = (
+            pre.chains.get(c),
+            pre.tail_of.get(c),
             &pre.global,
             entries.get(i),
         ) else {
@@ -1093,11 +1122,20 @@ impl<'r> Txn<'r> {
         if self.pre_done[i] & (1 << chain) == 0 {
             self.pre_done[i] |= 1 << chain;
             let f = self.features_of(i, &e.value);
-            let key = crate::prefilter::reduce(transforms, f);
-            if !self.pre_scanned.iter().any(|(e, k)| *e == i && *k == key) {
-                let tv = crate::transform::apply_all_given(&key, &e.value, f);
+            let start = crate::prefilter::reduce_start(transforms, f);
+            let tail = tail_of.get(start).map_or(usize::MAX, |t| usize::from(*t));
+            // A tail past the first 64 is scanned each time (a repeated scan only sets the
+            // same bits again).
+            if tail >= 64 || self.pre_scanned[i] & (1 << tail) == 0 {
+                if tail < 64 {
+                    self.pre_scanned[i] |= 1 << tail;
+                }
+                let key = pre
+                    .tails
+                    .get(tail)
+                    .map_or(transforms.as_slice(), Vec::as_slice);
+                let tv = crate::transform::apply_all_given(key, &e.value, f);
                 global.scan(&tv, &mut self.pre_bits[i * w..(i + 1) * w]);
-                self.pre_scanned.push((i, key));
             }
         }
         let s = usize::from(slot);
@@ -1451,10 +1489,19 @@ impl<'r> Txn<'r> {
             return false;
         }
         let tv = self.transformed(v, &rule.transforms);
-        let m = op.matches(&tv, rule.actions.capture);
-        if m.is_some() == rule.negate {
-            return false;
-        }
+        let m = if rule.negate {
+            // A negated rule matches when the operator does not: nothing to capture or show
+            // but the value.
+            if op.is_match(&tv) {
+                return false;
+            }
+            None
+        } else {
+            match op.matches(&tv, rule.actions.capture) {
+                Some(m) => Some(m),
+                None => return false,
+            }
+        };
         if rule.actions.capture {
             if let Some(OpMatch { captures, .. }) = &m {
                 for (i, c) in captures.iter().enumerate() {

@@ -361,6 +361,18 @@ impl Operator {
         }
     }
 
+    /// Does the operator match the value? As `matches(v, false).is_some()`, without building
+    /// the match (a negated rule needs only this).
+    pub fn is_match(&self, v: &[u8]) -> bool {
+        match self {
+            Operator::RxNeed(re, need) => need.any_in(v) && re.is_match(v),
+            Operator::Rx(re) => re.is_match(v),
+            Operator::Pm(ac, _) => ac.is_match(v),
+            Operator::DetectSqli => sqli::detect(v).is_some(),
+            other => other.matches(v, false).is_some(),
+        }
+    }
+
     /// Test a value. `want_captures` asks `@rx` for its groups.
     pub fn matches(&self, v: &[u8], want_captures: bool) -> Option<OpMatch> {
         let hit = |b: bool| b.then(OpMatch::default);

@@ -230,17 +230,27 @@ fn need(h: &Hir) -> Option<Vec<Vec<u8>>> {
 /// transformations are dropped too. Scanning `reduce(chain)(v)` ASCII case-insensitively finds
 /// the same literals as scanning `chain(v)`.
 pub fn reduce(chain: &[Transform], features: u32) -> Vec<Transform> {
-    // A leading transformation is dropped when it cannot change this value, or when it can
-    // only change its case and everything after it is case-free.
-    let start = chain
+    reduce_tail(chain, reduce_start(chain, features))
+}
+
+/// Where [`reduce`] starts keeping transformations: the leading ones before this index
+/// cannot change the value (or only its case, with everything after them case-free).
+pub fn reduce_start(chain: &[Transform], features: u32) -> usize {
+    chain
         .iter()
         .enumerate()
         .position(|(i, t)| {
             !(t.is_noop_given(features)
                 || (t.only_case_given(features) && chain[i + 1..].iter().all(|u| case_free(*u))))
         })
-        .unwrap_or(chain.len());
-    let tail = &chain[start..];
+        .unwrap_or(chain.len())
+}
+
+/// [`reduce`]'s result from its start index (it depends on the features only through it):
+/// the tail, without its case transformations when every one of them commutes with case
+/// folding.
+pub fn reduce_tail(chain: &[Transform], start: usize) -> Vec<Transform> {
+    let tail = chain.get(start..).unwrap_or(&[]);
     if tail.iter().all(|t| case_free(*t)) {
         tail.iter()
             .copied()
