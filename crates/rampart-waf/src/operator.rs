@@ -353,9 +353,26 @@ impl Operator {
                 let set: Vec<Vec<u8>> = phrases.iter().map(|p| p.to_ascii_lowercase()).collect();
                 (crate::prefilter::quality(&set) >= crate::prefilter::MIN_QUALITY).then_some(set)
             }
-            Operator::Contains(s) if !s.is_empty() => {
+            Operator::Contains(s)
+            | Operator::ContainsWord(s)
+            | Operator::StrEq(s)
+            | Operator::BeginsWith(s)
+            | Operator::EndsWith(s)
+                if !s.is_empty() =>
+            {
                 let set = vec![s.to_ascii_lowercase()];
                 (crate::prefilter::quality(&set) >= crate::prefilter::MIN_QUALITY).then_some(set)
+            }
+            // Matches when a byte outside the range is present: those bytes, when few.
+            Operator::ValidateByteRange(allowed) => {
+                let set: Vec<Vec<u8>> = (0..=255u8)
+                    .filter(|b| !allowed[usize::from(*b)])
+                    .map(|b| vec![b.to_ascii_lowercase()])
+                    .collect();
+                (!set.is_empty()
+                    && set.len() <= 64
+                    && crate::prefilter::quality(&set) >= crate::prefilter::MIN_QUALITY)
+                    .then_some(set)
             }
             _ => None,
         }
@@ -673,6 +690,42 @@ mod tests {
             caps.captures,
             vec![b"12-34".to_vec(), b"12".to_vec(), b"34".to_vec()]
         );
+    }
+
+    #[test]
+    fn literal_sets_of_plain_operators() {
+        let lits = |name: &str, arg: &str| Operator::parse(name, arg).unwrap().required_literals();
+        // `@validateByteRange` matches on a byte outside the range: those bytes.
+        assert_eq!(lits("validateByteRange", "1-255"), Some(vec![vec![0]]));
+        assert_eq!(lits("validateByteRange", "32-126"), None, "too many");
+        assert_eq!(lits("validateByteRange", "0-255"), None, "never matches");
+        assert_eq!(lits("beginsWith", "Select"), Some(vec![b"select".to_vec()]));
+        assert_eq!(lits("streq", "ab"), None, "too common");
+        // Every match of each operator contains one of its literals (case-insensitively).
+        let cases: &[(&str, &str, &[&[u8]])] = &[
+            ("validateByteRange", "1-255", &[b"a\0b", b"ab"]),
+            (
+                "containsWord",
+                "select",
+                &[b"1 SELECT x", b"selector", b"x select"],
+            ),
+            ("endsWith", "passwd", &[b"/etc/passwd", b"passwd.txt"]),
+            ("streq", "admin", &[b"admin", b"ADMIN"]),
+        ];
+        for (name, arg, values) in cases {
+            let op = Operator::parse(name, arg).unwrap();
+            let set = op.required_literals().unwrap();
+            for v in *values {
+                let lower = v.to_ascii_lowercase();
+                let has = set
+                    .iter()
+                    .any(|l| lower.windows(l.len()).any(|w| w == l.as_slice()));
+                if op.matches(v, false).is_some() {
+                    assert!(has, "@{name} {arg} on {v:?}");
+                }
+                assert_eq!(op.is_match(v), op.matches(v, false).is_some());
+            }
+        }
     }
 
     #[test]

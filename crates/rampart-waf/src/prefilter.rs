@@ -35,7 +35,7 @@ pub fn required_literals(pattern: &str) -> Option<Vec<Vec<u8>>> {
 }
 
 /// How selective a literal set is: the weight of its weakest literal, where a byte weighs 2
-/// when it is a letter or digit, 1 for whitespace, 3 for punctuation common in benign text
+/// when it is a letter or digit, 6 for a line break, 1 for other whitespace, 3 for punctuation common in benign text
 /// (`.,-()':/_!?@+;=*&`) and 8 for any other byte (`<>|$` ...); capped at 16. Literals that
 /// benign values often contain ("or", "id", ".", "(") score below [`MIN_QUALITY`].
 pub fn quality(set: &[Vec<u8>]) -> u32 {
@@ -44,6 +44,8 @@ pub fn quality(set: &[Vec<u8>]) -> u32 {
             l.iter()
                 .map(|c| match c {
                     c if c.is_ascii_alphanumeric() => 2,
+                    // Line breaks are rare outside bodies (headers, paths, most fields).
+                    b'\n' | b'\r' => 6,
                     c if c.is_ascii_whitespace() => 1,
                     b'.' | b',' | b'-' | b'(' | b')' | b'\'' | b':' | b'/' | b'_' | b'!' | b'?'
                     | b'@' | b'+' | b';' | b'=' | b'*' | b'&' => 3,
@@ -158,9 +160,24 @@ fn need(h: &Hir) -> Option<Vec<Vec<u8>>> {
         HirKind::Capture(c) => need(&c.sub),
         HirKind::Repetition(r) => {
             if r.min == 0 {
-                None
-            } else {
-                need(&r.sub)
+                return None;
+            }
+            let one = need(&r.sub);
+            // `x{n,}` with n >= 2 and a finite `x`: every match holds n copies in a row, so
+            // the product of up to four copies is required (`\.{2,}` needs `..`).
+            let copies = exact(&r.sub)
+                .filter(|e| r.min >= 2 && e.iter().all(|s| !s.is_empty()))
+                .and_then(|e| {
+                    let mut acc = e.clone();
+                    for _ in 1..r.min.min(4) {
+                        acc = cross(&acc, &e)?;
+                    }
+                    Some(acc)
+                });
+            match (one, copies) {
+                (Some(o), Some(c)) if quality(&o) >= quality(&c) => Some(o),
+                (_, Some(c)) => Some(c),
+                (o, None) => o,
             }
         }
         HirKind::Alternation(xs) => {
@@ -400,6 +417,20 @@ mod tests {
         assert_eq!(lits(r"[a-z]+"), None);
         assert_eq!(lits(r"^(?:GET|HEAD)$").map(|v| v.len()), Some(2));
         assert!(lits(r"<script[^>]*>").is_some());
+        // n >= 2 copies of a finite piece in a row: their product.
+        assert_eq!(lits(r"\.{2,}/"), Some(vec!["..".to_string()]));
+        assert_eq!(
+            lits(r"(?:\.|0x2e){2,}").map(|v| v.len()),
+            Some(4),
+            "'..' '.0x2e' '0x2e.' '0x2e0x2e'"
+        );
+        assert_eq!(lits(r"a{2,}"), None, "'aa' is still too common");
+        // Line breaks are selective enough.
+        assert_eq!(
+            lits(r"[\n\r]"),
+            Some(vec!["\n".to_string(), "\r".to_string()])
+        );
+        assert_eq!(lits(r"\s"), None);
     }
 
     #[test]
@@ -411,6 +442,9 @@ mod tests {
             r"(?i)<\?(?:php\b|=|[\s\n]|$)",
             r"(?i)java\.lang\.(?:runtime|processbuilder)",
             r"\xac\xed\x00\x05|rO0AB",
+            r"(?:^|[\\/;]|0x2f|0x5c)(?:\.|0x2e){2,}(?:[\\/;]|0x2f|0x5c)",
+            r"(?:[\\/]\.){3,}[\\/]|(?:\.\.[\\/]{2,}){2}",
+            r"[\n\r]+\s*(?:location|host)\s*:",
         ];
         let inputs: &[&[u8]] = &[
             b"1 UNION/**/SELECT x",
@@ -420,6 +454,11 @@ mod tests {
             b"JAVA.LANG.Runtime",
             b"\xac\xed\x00\x05xx",
             b"xrO0ABc",
+            b"a/0x2e../b",
+            b"x;..0X2E;",
+            b"/./././",
+            b"..//..//",
+            b"x\r\n Host: y",
             b"hello world",
         ];
         for p in pats {
