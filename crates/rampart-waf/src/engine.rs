@@ -22,7 +22,7 @@ use std::{
 use crate::{
     config::{Mode, WafPolicy, source_covers},
     operator::{OpMatch, Operator, parse_num},
-    prefilter::SlotMatcher,
+    prefilter::{ChainStops, SlotMatcher},
     request::{Collection, WafRequest},
     rule::{Ctl, Disruptive, EngineState, Item, Rule, Selector, SetVarOp, Severity, Source},
     seclang::LoadReport,
@@ -61,7 +61,8 @@ pub struct Engine {
 struct Prefilters {
     /// `false` for [`Engine::with_prefilters`]`(false)`: every rule is evaluated on every value.
     on: bool,
-    /// Per item index: the rule's (slot, chain index), when it has a prefilter.
+    /// Per item index: the rule's (slot, chain index), when it has a prefilter; the slot is
+    /// the item index (literal hits are bitsets over items, like candidates).
     by_item: Vec<Option<(u16, u16)>>,
     /// Distinct transformation chains of prefiltered rules.
     chains: Vec<Vec<Transform>>,
@@ -69,9 +70,11 @@ struct Prefilters {
     tails: Vec<Vec<Transform>>,
     /// Per chain, per [`crate::prefilter::reduce_start`] (`0..=len`): the index in `tails`.
     tail_of: Vec<Vec<u16>>,
+    /// Per chain: [`crate::prefilter::reduce_start`], precomputed.
+    stops: Vec<ChainStops>,
     /// The literals of every prefiltered rule.
     global: Option<SlotMatcher>,
-    /// `u64` words per entry bitset.
+    /// `u64` words per bitset over items.
     words: usize,
     /// The candidate-rule index (see [`Candidates`]).
     cand: Candidates,
@@ -90,7 +93,6 @@ struct Prefilters {
 /// a candidate and its evaluation selects the values as before).
 #[derive(Debug, Default)]
 struct Candidates {
-    words: usize,
     /// Rules that are candidates for every request.
     always: Vec<u64>,
     /// Per collection: rules that run when a selected value is present.
@@ -105,8 +107,11 @@ struct Candidates {
 #[derive(Debug, Default, Clone)]
 struct KeyIndex {
     all: Vec<u64>,
-    /// (lowercase key, rules), compared ASCII case-insensitively as [`Selector::Key`] does.
-    keys: Vec<(String, Vec<u64>)>,
+    /// The prefilter chains (bit per chain index) of the rules in `all`.
+    all_chains: u64,
+    /// (lowercase key, rules, their chains), compared ASCII case-insensitively as
+    /// [`Selector::Key`] does.
+    keys: Vec<(String, Vec<u64>, u64)>,
     /// Nothing is indexed here.
     empty: bool,
 }
@@ -115,47 +120,56 @@ impl KeyIndex {
     fn new(words: usize) -> Self {
         Self {
             all: vec![0; words],
+            all_chains: 0,
             keys: Vec::new(),
             empty: true,
         }
     }
 
-    fn add(&mut self, sel: &Selector, idx: usize) {
+    /// Index rule `idx` (prefilter chain `chain`, if any) under a selector.
+    fn add(&mut self, sel: &Selector, idx: usize, chain: Option<u16>) {
         self.empty = false;
         let words = self.all.len();
-        let bits = match sel {
+        let (bits, chains) = match sel {
             Selector::Key(k) => {
                 let k = k.to_ascii_lowercase();
-                let at = match self.keys.iter().position(|(x, _)| *x == k) {
+                let at = match self.keys.iter().position(|(x, _, _)| *x == k) {
                     Some(at) => at,
                     None => {
-                        self.keys.push((k, vec![0; words]));
+                        self.keys.push((k, vec![0; words], 0));
                         self.keys.len() - 1
                     }
                 };
-                &mut self.keys[at].1
+                let (_, bits, chains) = &mut self.keys[at];
+                (bits, chains)
             }
             // A key regex selects some keys: counted as selecting all of them.
-            Selector::All | Selector::Regex(_) => &mut self.all,
+            Selector::All | Selector::Regex(_) => (&mut self.all, &mut self.all_chains),
         };
         bits[idx / 64] |= 1 << (idx % 64);
+        if let Some(c) = chain {
+            *chains |= 1 << c;
+        }
     }
 
-    /// `out |= rules selecting a value keyed `key``.
-    fn or_into(&self, key: &str, out: &mut [u64]) {
+    /// `out |= rules selecting a value keyed `key``; returns their chains.
+    fn or_into(&self, key: &str, out: &mut [u64]) -> u64 {
         if self.empty {
-            return;
+            return 0;
         }
         for (o, a) in out.iter_mut().zip(&self.all) {
             *o |= a;
         }
-        for (k, bits) in &self.keys {
+        let mut chains = self.all_chains;
+        for (k, bits, c) in &self.keys {
             if k.eq_ignore_ascii_case(key) {
                 for (o, a) in out.iter_mut().zip(bits) {
                     *o |= a;
                 }
+                chains |= c;
             }
         }
+        chains
     }
 }
 
@@ -163,7 +177,6 @@ impl Candidates {
     fn build(items: &[Item], by_item: &[Option<(u16, u16)>]) -> Self {
         let words = items.len().div_ceil(64).max(1);
         let mut c = Self {
-            words,
             always: vec![0; words],
             presence: vec![KeyIndex::new(words); COLLECTIONS],
             literal: vec![KeyIndex::new(words); COLLECTIONS],
@@ -177,7 +190,8 @@ impl Candidates {
                     continue;
                 }
             };
-            let prefiltered = by_item.get(idx).copied().flatten().is_some();
+            let chain = by_item.get(idx).copied().flatten().map(|(_, c)| c);
+            let prefiltered = chain.is_some();
             let mut always = r.targets.is_empty();
             for t in &r.targets {
                 use Collection::{ArgsGet, ArgsPost, Files};
@@ -206,13 +220,13 @@ impl Candidates {
                         continue;
                     }
                 };
-                let index = if by_literal {
-                    &mut c.literal
+                let (index, chain) = if by_literal {
+                    (&mut c.literal, chain)
                 } else {
-                    &mut c.presence
+                    (&mut c.presence, None)
                 };
                 for coll in colls.into_iter().flatten() {
-                    index[coll as usize].add(&t.selector, idx);
+                    index[coll as usize].add(&t.selector, idx, chain);
                 }
             }
             if always {
@@ -249,14 +263,13 @@ impl Prefilters {
         let mut by_item = Vec::with_capacity(items.len());
         let mut chains: Vec<Vec<Transform>> = Vec::new();
         let mut lits: Vec<(u16, Vec<Vec<u8>>)> = Vec::new();
-        for item in items {
+        for (idx, item) in items.iter().enumerate() {
             let mut entry = None;
-            if let Item::Rule(r) = item {
+            if let (Item::Rule(r), Ok(slot)) = (item, u16::try_from(idx)) {
                 if !r.targets.is_empty()
                     && !r.negate
                     && !r.actions.multi_match
                     && r.targets.iter().any(|t| !t.count)
-                    && lits.len() < usize::from(u16::MAX)
                 {
                     if let Some(set) = r.op.required_literals() {
                         let c = match chains.iter().position(|c| *c == r.transforms) {
@@ -268,7 +281,6 @@ impl Prefilters {
                             None => None,
                         };
                         if let Some(c) = c.and_then(|c| u16::try_from(c).ok()) {
-                            let slot = u16::try_from(lits.len()).unwrap_or(u16::MAX);
                             lits.push((slot, set));
                             entry = Some((slot, c));
                         }
@@ -278,6 +290,11 @@ impl Prefilters {
             by_item.push(entry);
         }
         let all: Vec<(u16, &[Vec<u8>])> = lits.iter().map(|(s, l)| (*s, l.as_slice())).collect();
+        let global = SlotMatcher::build(&all);
+        if global.is_none() {
+            // No automaton (no literal, or it could not be built): no rule is prefiltered.
+            by_item.iter_mut().for_each(|e| *e = None);
+        }
         let cand = Candidates::build(items, &by_item);
         let mut tails: Vec<Vec<Transform>> = vec![Vec::new()];
         let tail_of = chains
@@ -301,11 +318,12 @@ impl Prefilters {
         Self {
             on: true,
             by_item,
+            stops: chains.iter().map(|c| ChainStops::new(c)).collect(),
             chains,
             tails,
             tail_of,
-            global: SlotMatcher::build(&all),
-            words: lits.len().div_ceil(64).max(1),
+            global,
+            words: items.len().div_ceil(64).max(1),
             cand,
         }
     }
@@ -1065,8 +1083,9 @@ impl<'r> Txn<'r> {
     fn candidates(&mut self) -> Vec<u64> {
         let pre = self.pre;
         let idx = &pre.cand;
+        let w = pre.words;
         let mut cand = idx.always.clone();
-        let mut lit = vec![0u64; idx.words];
+        let mut lit = vec![0u64; w];
         let entries = self.req.entries();
         for (i, e) in entries.iter().enumerate() {
             let c = e.coll as usize;
@@ -1077,30 +1096,28 @@ impl<'r> Txn<'r> {
                 continue;
             };
             lit.fill(0);
-            l.or_into(&e.key, &mut lit);
-            for (w, word) in lit.iter().enumerate() {
-                // Rules already candidates need no scan.
-                let mut bits = *word & !cand[w];
-                while bits != 0 {
-                    let item = w * 64 + bits.trailing_zeros() as usize;
-                    bits &= bits - 1;
-                    let admitted = match pre.by_item.get(item).copied().flatten() {
-                        Some((slot, chain)) => self.prefilter_admits(i, slot, chain),
-                        None => true,
-                    };
-                    if admitted {
-                        cand[w] |= 1 << (item % 64);
-                    }
-                }
+            let mut chains = l.or_into(&e.key, &mut lit);
+            // Rules already candidates need no scan.
+            if lit.iter().zip(&cand).all(|(l, c)| l & !c == 0) {
+                continue;
+            }
+            while chains != 0 {
+                let chain = chains.trailing_zeros();
+                chains &= chains - 1;
+                self.scan(i, chain as usize);
+            }
+            let hits = self.pre_bits.get(i * w..(i + 1) * w).unwrap_or(&[]);
+            for ((c, l), h) in cand.iter_mut().zip(&lit).zip(hits) {
+                *c |= l & h;
             }
         }
         cand
     }
 
-    /// May the rule with prefilter `slot` over chain `chain` match entry `i`? Scans the value
-    /// once per distinct reduced chain (the raw value when the chain cannot change it beyond
-    /// case).
-    fn prefilter_admits(&mut self, i: usize, slot: u16, chain: u16) -> bool {
+    /// Scan entry `i` for the literals of rules on prefilter chain `chain`, once per distinct
+    /// reduced chain (the raw value when the chain cannot change it beyond case): sets the
+    /// entry's bit of every rule with a literal in it.
+    fn scan(&mut self, i: usize, chain: usize) {
         let pre = self.pre;
         let w = pre.words;
         let entries = self.req.entries();
@@ -1110,36 +1127,46 @@ impl<'r> Txn<'r> {
             self.pre_done = vec![0; n];
             self.pre_scanned = vec![0; n];
         }
-        let c = usize::from(chain);
-        let (Some(transforms), Some(tail_of), Some(global), Some(e)) = (
-            pre.chains.get(c),
-            pre.tail_of.get(c),
+        if self.pre_done[i] & (1 << chain) != 0 {
+            return;
+        }
+        self.pre_done[i] |= 1 << chain;
+        let (Some(transforms), Some(stops), Some(tail_of), Some(global), Some(e)) = (
+            pre.chains.get(chain),
+            pre.stops.get(chain),
+            pre.tail_of.get(chain),
             &pre.global,
             entries.get(i),
         ) else {
-            return true;
+            return;
         };
-        if self.pre_done[i] & (1 << chain) == 0 {
-            self.pre_done[i] |= 1 << chain;
-            let f = self.features_of(i, &e.value);
-            let start = crate::prefilter::reduce_start(transforms, f);
-            let tail = tail_of.get(start).map_or(usize::MAX, |t| usize::from(*t));
-            // A tail past the first 64 is scanned each time (a repeated scan only sets the
-            // same bits again).
-            if tail >= 64 || self.pre_scanned[i] & (1 << tail) == 0 {
-                if tail < 64 {
-                    self.pre_scanned[i] |= 1 << tail;
-                }
-                let key = pre
-                    .tails
-                    .get(tail)
-                    .map_or(transforms.as_slice(), Vec::as_slice);
-                let tv = crate::transform::apply_all_given(key, &e.value, f);
-                global.scan(&tv, &mut self.pre_bits[i * w..(i + 1) * w]);
+        let f = self.features_of(i, &e.value);
+        let tail = tail_of
+            .get(stops.start(f))
+            .map_or(usize::MAX, |t| usize::from(*t));
+        // A tail past the first 64 is scanned each time (a repeated scan only sets the same
+        // bits again).
+        if tail < 64 {
+            if self.pre_scanned[i] & (1 << tail) != 0 {
+                return;
             }
+            self.pre_scanned[i] |= 1 << tail;
         }
+        let key = pre
+            .tails
+            .get(tail)
+            .map_or(transforms.as_slice(), Vec::as_slice);
+        let tv = crate::transform::apply_all_given(key, &e.value, f);
+        global.scan(&tv, &mut self.pre_bits[i * w..(i + 1) * w]);
+    }
+
+    /// May the rule with prefilter `slot` over chain `chain` match entry `i`?
+    fn prefilter_admits(&mut self, i: usize, slot: u16, chain: u16) -> bool {
+        self.scan(i, usize::from(chain));
         let s = usize::from(slot);
-        self.pre_bits[i * w + s / 64] & (1 << (s % 64)) != 0
+        self.pre_bits
+            .get(i * self.pre.words + s / 64)
+            .is_none_or(|b| b & (1 << (s % 64)) != 0)
     }
 
     fn is_removed(&self, rule: &Rule) -> bool {
@@ -1957,18 +1984,23 @@ mod tests {
             // Names are inspected without the prefilter: a present name is enough.
             "SecRule ARGS_NAMES \"@rx evil\" \"id:5,phase:2,pass\"\n",
             // A literal the value has only after its transformation chain.
-            "SecRule ARGS \"@rx evil\" \"id:6,phase:2,pass,t:none,t:urlDecodeUni\"\n",
+            "SecRule ARGS \"@rx bad\" \"id:6,phase:2,pass,t:none,t:urlDecodeUni\"\n",
         ));
         let on = &p.0;
         assert_eq!(candidate_ids(on, &get("/x")), [4]);
         assert_eq!(candidate_ids(on, &get("/x?a=good")), [4, 5]);
         assert_eq!(same_ids(&p, &get("/x?a=good")), Vec::<u32>::new());
-        assert_eq!(candidate_ids(on, &get("/x?a=evil1")), [1, 4, 5, 6]);
-        assert_eq!(same_ids(&p, &get("/x?a=evil1")), [1, 6]);
-        // `%65vil` (`evil` once decoded; `ARGS` values are decoded once already, so this is
-        // `%2565vil` on the wire) is found through the decoding chain only.
-        assert_eq!(candidate_ids(on, &get("/x?a=%2565vil")), [4, 5, 6]);
-        assert_eq!(same_ids(&p, &get("/x?a=%2565vil")), [6]);
+        assert_eq!(candidate_ids(on, &get("/x?a=evil1")), [1, 4, 5]);
+        assert_eq!(same_ids(&p, &get("/x?a=evil1")), [1]);
+        assert_eq!(candidate_ids(on, &get("/x?a=bad")), [4, 5, 6]);
+        // `%62ad` (`bad` once decoded; `ARGS` values are decoded once already, so this is
+        // `%2562ad` on the wire) is found through the decoding chain only.
+        assert_eq!(candidate_ids(on, &get("/x?a=%2562ad")), [4, 5, 6]);
+        assert_eq!(same_ids(&p, &get("/x?a=%2562ad")), [6]);
+        // A value's hits are shared by the rules scanning it: `evil` found in the decoded
+        // value makes rule 1 (no transformation) a candidate too, which then does not match.
+        assert_eq!(candidate_ids(on, &get("/x?a=%2565vil2")), [1, 4, 5]);
+        assert_eq!(same_ids(&p, &get("/x?a=%2565vil2")), Vec::<u32>::new());
         // The header rules: candidates with the header, whatever its value; not without.
         assert_eq!(candidate_ids(on, &with_header("/", "x-foo", "")), [2, 3, 4]);
         assert_eq!(same_ids(&p, &with_header("/", "X-Foo", "")), [2, 3, 4]);

@@ -35,6 +35,9 @@ pub enum Operator {
     /// `@rx` with a required-byte prefilter: every match contains one of `need`'s bytes, so a
     /// value without any of them is rejected without running the regex.
     RxNeed(Regex, Arc<ByteNeed>),
+    /// `@rx` anchored at both ends with a small finite language (`^(?:GET|HEAD)$`): a value
+    /// matches exactly when it is one of these strings (sorted), and the match is the value.
+    RxExact(Regex, Arc<[Vec<u8>]>),
     /// `@pm` / `@pmFromFile`: case-insensitive phrase set (the automaton and its phrases).
     Pm(Arc<AhoCorasick>, Arc<[Vec<u8>]>),
     /// `@detectSQLi`.
@@ -74,7 +77,9 @@ pub enum Operator {
 impl fmt::Debug for Operator {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Operator::Rx(r) | Operator::RxNeed(r, _) => write!(f, "@rx {}", r.as_str()),
+            Operator::Rx(r) | Operator::RxNeed(r, _) | Operator::RxExact(r, _) => {
+                write!(f, "@rx {}", r.as_str())
+            }
             Operator::Pm(..) => f.write_str("@pm"),
             Operator::DetectSqli => f.write_str("@detectSQLi"),
             Operator::DetectXss => f.write_str("@detectXSS"),
@@ -283,6 +288,9 @@ impl Operator {
                     return Ok(Operator::Dynamic(lname, arg.to_string()));
                 }
                 let re = compile_regex(arg)?;
+                if let Some(set) = crate::prefilter::exact_language(re.as_str()) {
+                    return Ok(Operator::RxExact(re, set.into()));
+                }
                 match required_bytes(re.as_str()) {
                     Some(need) => Operator::RxNeed(re, Arc::new(need)),
                     None => Operator::Rx(re),
@@ -320,7 +328,7 @@ impl Operator {
     /// The operator's name, for logs.
     pub fn name(&self) -> &'static str {
         match self {
-            Operator::Rx(_) | Operator::RxNeed(..) => "rx",
+            Operator::Rx(_) | Operator::RxNeed(..) | Operator::RxExact(..) => "rx",
             Operator::Pm(..) => "pm",
             Operator::DetectSqli => "detectSQLi",
             Operator::DetectXss => "detectXSS",
@@ -346,7 +354,7 @@ impl Operator {
     /// [`crate::prefilter`]).
     pub fn required_literals(&self) -> Option<Vec<Vec<u8>>> {
         match self {
-            Operator::Rx(re) | Operator::RxNeed(re, _) => {
+            Operator::Rx(re) | Operator::RxNeed(re, _) | Operator::RxExact(re, _) => {
                 crate::prefilter::required_literals(re.as_str())
             }
             Operator::Pm(_, phrases) => {
@@ -384,6 +392,7 @@ impl Operator {
         match self {
             Operator::RxNeed(re, need) => need.any_in(v) && re.is_match(v),
             Operator::Rx(re) => re.is_match(v),
+            Operator::RxExact(_, set) => set.binary_search_by(|s| s.as_slice().cmp(v)).is_ok(),
             Operator::Pm(ac, _) => ac.is_match(v),
             Operator::DetectSqli => sqli::detect(v).is_some(),
             other => other.matches(v, false).is_some(),
@@ -401,6 +410,18 @@ impl Operator {
                 rx_match(re, v, want_captures)
             }
             Operator::Rx(re) => rx_match(re, v, want_captures),
+            Operator::RxExact(re, set) => {
+                if set.binary_search_by(|s| s.as_slice().cmp(v)).is_err() {
+                    return None;
+                }
+                if want_captures {
+                    return rx_match(re, v, true);
+                }
+                Some(OpMatch {
+                    captures: vec![v.to_vec()],
+                    detail: None,
+                })
+            }
             Operator::Pm(ac, _) => ac.find(v).map(|m| OpMatch {
                 captures: vec![v[m.start()..m.end()].to_vec()],
                 detail: None,

@@ -241,6 +241,131 @@ fn need(h: &Hir) -> Option<Vec<Vec<u8>>> {
     }
 }
 
+/// Every string `pattern` can match, when it is anchored at both ends (`^...$`, not in
+/// multi-line mode) and its language is finite and small (at most 256 strings of at most 64
+/// bytes): exact bytes, sorted. Such a regex matches a value exactly when the value is one of
+/// them, and then the match is the whole value.
+pub fn exact_language(pattern: &str) -> Option<Vec<Vec<u8>>> {
+    use regex_syntax::hir::Look;
+    // Cheap test first: most patterns are not anchored at both ends.
+    if !(pattern.starts_with('^') || pattern.starts_with("(?")) || !pattern.ends_with('$') {
+        return None;
+    }
+    let hir = regex_syntax::ParserBuilder::new()
+        .unicode(false)
+        .utf8(false)
+        .build()
+        .parse(pattern)
+        .ok()?;
+    let HirKind::Concat(xs) = hir.kind() else {
+        return None;
+    };
+    let (first, rest) = xs.split_first()?;
+    let (last, middle) = rest.split_last()?;
+    if !matches!(first.kind(), HirKind::Look(Look::Start))
+        || !matches!(last.kind(), HirKind::Look(Look::End))
+    {
+        return None;
+    }
+    let mut acc = vec![Vec::new()];
+    for x in middle {
+        acc = cross_exact(&acc, &language(x)?)?;
+    }
+    acc.sort();
+    acc.dedup();
+    Some(acc)
+}
+
+/// The strings a node matches (exact bytes), when few and finite; no anchors inside.
+fn language(h: &Hir) -> Option<Vec<Vec<u8>>> {
+    const MAX: usize = 256;
+    match h.kind() {
+        HirKind::Empty => Some(vec![Vec::new()]),
+        HirKind::Look(_) => None,
+        HirKind::Literal(l) => Some(vec![l.0.to_vec()]),
+        HirKind::Class(Class::Bytes(b)) => {
+            let n: usize = b
+                .ranges()
+                .iter()
+                .map(|r| usize::from(r.end() - r.start()) + 1)
+                .sum();
+            (n <= 16).then(|| {
+                b.ranges()
+                    .iter()
+                    .flat_map(|r| (r.start()..=r.end()).map(|c| vec![c]))
+                    .collect()
+            })
+        }
+        HirKind::Class(Class::Unicode(u)) => {
+            let mut out = Vec::new();
+            for r in u.ranges() {
+                let (a, z) = (u32::from(r.start()), u32::from(r.end()));
+                if z > 0x7f || out.len() + (z - a) as usize >= 16 {
+                    return None;
+                }
+                out.extend(
+                    (a..=z)
+                        .filter_map(|c| u8::try_from(c).ok())
+                        .map(|c| vec![c]),
+                );
+            }
+            Some(out)
+        }
+        HirKind::Capture(c) => language(&c.sub),
+        HirKind::Repetition(r) => {
+            let max = r.max.filter(|m| *m <= 4)?;
+            let one = language(&r.sub)?;
+            let mut out = Vec::new();
+            let mut acc = vec![Vec::new()];
+            for n in 0..=max {
+                if n >= r.min {
+                    out.extend(acc.iter().cloned());
+                }
+                if n < max {
+                    acc = cross_exact(&acc, &one)?;
+                }
+            }
+            (out.len() <= MAX).then_some(out)
+        }
+        HirKind::Concat(xs) => {
+            let mut acc = vec![Vec::new()];
+            for x in xs {
+                acc = cross_exact(&acc, &language(x)?)?;
+            }
+            Some(acc)
+        }
+        HirKind::Alternation(xs) => {
+            let mut out = Vec::new();
+            for x in xs {
+                out.extend(language(x)?);
+                if out.len() > MAX {
+                    return None;
+                }
+            }
+            Some(out)
+        }
+    }
+}
+
+/// Every `a` followed by every `b`, when at most 256 strings of at most 64 bytes.
+fn cross_exact(a: &[Vec<u8>], b: &[Vec<u8>]) -> Option<Vec<Vec<u8>>> {
+    if a.len().saturating_mul(b.len()) > 256 {
+        return None;
+    }
+    let mut out = Vec::with_capacity(a.len() * b.len());
+    for x in a {
+        for y in b {
+            if x.len() + y.len() > 64 {
+                return None;
+            }
+            let mut s = x.clone();
+            s.extend_from_slice(y);
+            out.push(s);
+        }
+    }
+    Some(out)
+}
+
 /// The part of `chain` that matters for a case-insensitive literal scan of a value with these
 /// [`crate::transform::features`]: leading transformations that cannot change the value are
 /// dropped; then, when every remaining one commutes with ASCII case folding, the case
@@ -261,6 +386,41 @@ pub fn reduce_start(chain: &[Transform], features: u32) -> usize {
                 || (t.only_case_given(features) && chain[i + 1..].iter().all(|u| case_free(*u))))
         })
         .unwrap_or(chain.len())
+}
+
+/// [`reduce_start`] for one chain, precomputed as two feature masks per position: a
+/// transformation stops the drop when the value has a bit of its no-op mask and a bit of its
+/// case mask (or [`crate::transform::F_ALWAYS`] when what follows it is not case-free).
+#[derive(Debug, Clone)]
+pub struct ChainStops(Vec<(u32, u32)>);
+
+impl ChainStops {
+    /// Precompute for `chain`.
+    pub fn new(chain: &[Transform]) -> Self {
+        Self(
+            chain
+                .iter()
+                .enumerate()
+                .map(|(i, t)| {
+                    let case = if chain[i + 1..].iter().all(|u| case_free(*u)) {
+                        t.case_mask()
+                    } else {
+                        crate::transform::F_ALWAYS
+                    };
+                    (t.noop_mask(), case)
+                })
+                .collect(),
+        )
+    }
+
+    /// The same as [`reduce_start`]`(chain, features)`.
+    pub fn start(&self, features: u32) -> usize {
+        let f = features | crate::transform::F_ALWAYS;
+        self.0
+            .iter()
+            .position(|(noop, case)| f & noop != 0 && f & case != 0)
+            .unwrap_or(self.0.len())
+    }
 }
 
 /// [`reduce`]'s result from its start index (it depends on the features only through it):
@@ -431,6 +591,119 @@ mod tests {
             Some(vec!["\n".to_string(), "\r".to_string()])
         );
         assert_eq!(lits(r"\s"), None);
+    }
+
+    #[test]
+    fn chain_stops_agree_with_reduce_start() {
+        use Transform::*;
+        let chains: &[&[Transform]] = &[
+            &[],
+            &[UrlDecodeUni, Lowercase],
+            &[UrlDecodeUni, Lowercase, RemoveWhitespace],
+            &[Lowercase, UrlDecodeUni],
+            &[UrlDecodeUni, ShellNormalise],
+            &[ShellNormalise, Base64Decode],
+            &[
+                Utf8ToUnicode,
+                UrlDecodeUni,
+                HtmlEntityDecode,
+                JsDecode,
+                CssDecode,
+                RemoveNulls,
+            ],
+            &[UrlDecodeUni, ReplaceComments],
+            &[NormalisePathWin, Lowercase],
+            &[Length],
+        ];
+        let values: &[&[u8]] = &[
+            b"", b"abc", b"ABC", b"a%41", b"w'h'o", b"a b", b"x\\y", b"0x41", b"a&amp;", b"\0",
+            b"\xe9", b"/*x*/", b"$IFS", b"a+b", b"#-<", b"A'B\"C",
+        ];
+        for c in chains {
+            let stops = ChainStops::new(c);
+            for v in values {
+                let f = crate::transform::features(v);
+                assert_eq!(stops.start(f), reduce_start(c, f), "{c:?} on {v:?}");
+            }
+            for bit in 0..16 {
+                let f = 1u32 << bit;
+                assert_eq!(stops.start(f), reduce_start(c, f), "{c:?} on bit {bit}");
+            }
+        }
+    }
+
+    #[test]
+    fn exact_languages_of_anchored_regexes() {
+        let lang = |p: &str| {
+            let re = crate::operator::compile_regex(p).unwrap();
+            exact_language(re.as_str()).map(|v| {
+                v.into_iter()
+                    .map(|l| String::from_utf8_lossy(&l).into_owned())
+                    .collect::<Vec<_>>()
+            })
+        };
+        assert_eq!(lang(r"^(?:GET|HEAD)$").unwrap(), ["GET", "HEAD"]);
+        assert_eq!(lang(r"^$").unwrap(), [""]);
+        assert_eq!(
+            lang(r"^HTTP/(?:1\.[01]|2(?:\.0)?)$").unwrap(),
+            ["HTTP/1.0", "HTTP/1.1", "HTTP/2", "HTTP/2.0"]
+        );
+        assert_eq!(lang(r"^(?i)ab$").unwrap(), ["AB", "Ab", "aB", "ab"]);
+        assert_eq!(lang(r"^(?:GET|HEAD)"), None, "not anchored at the end");
+        assert_eq!(lang(r"(?m)^a$"), None, "multi-line anchors");
+        assert_eq!(lang(r"^a+$"), None, "infinite");
+        assert_eq!(lang(r"^\d{1,8}$"), None, "too many strings");
+        // The regex matches a value exactly when the value is in the set.
+        let pats = [
+            r"^(?:GET|HEAD|POST)$",
+            r"^HTTP/(?:1\.[01]|2(?:\.0)?|3(?:\.0)?)$",
+            r"^(?i)chunked$",
+            r"^0?$",
+            r"^(?:proxy|if|x-http-method)$",
+        ];
+        let inputs: &[&[u8]] = &[
+            b"",
+            b"0",
+            b"00",
+            b"GET",
+            b"get",
+            b"GET ",
+            b" GET",
+            b"POST",
+            b"HTTP/1.1",
+            b"HTTP/1.2",
+            b"HTTP/2",
+            b"HTTP/3.0",
+            b"HTTP/3.",
+            b"chunked",
+            b"CHUNKED",
+            b"chunked\n",
+            b"if",
+            b"iff",
+            b"proxy",
+            b"x-http-method",
+            b"GET\nHEAD",
+        ];
+        for p in pats {
+            let re = crate::operator::compile_regex(p).unwrap();
+            let set = exact_language(re.as_str()).expect(p);
+            for i in inputs {
+                let inside = set.iter().any(|s| s.as_slice() == *i);
+                assert_eq!(
+                    re.is_match(i),
+                    inside,
+                    "{p} on {:?}",
+                    String::from_utf8_lossy(i)
+                );
+                if inside {
+                    assert_eq!(
+                        re.find(i).map(|m| m.as_bytes()),
+                        Some(*i),
+                        "the whole value"
+                    );
+                }
+            }
+        }
     }
 
     #[test]

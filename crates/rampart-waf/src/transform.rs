@@ -228,36 +228,51 @@ const F_HEX: u32 = 1 << 13;
 const F_QUOTE: u32 = 1 << 14;
 const F_SHELL: u32 = 1 << 15;
 
+/// Never set by [`features`]: a mask holding it fails the tests below for every value.
+pub const F_ALWAYS: u32 = 1 << 31;
+
 impl Transform {
-    /// As [`Transform::is_noop_for`], from the value's [`features`].
-    pub fn is_noop_given(self, f: u32) -> bool {
+    /// The [`features`] bits whose presence lets this transformation change a value (its
+    /// absence makes it a no-op); [`F_ALWAYS`] when it may change any value.
+    pub fn noop_mask(self) -> u32 {
         use Transform::*;
         match self {
-            UrlDecode | UrlDecodeUni => f & (F_PERCENT | F_PLUS) == 0,
-            HtmlEntityDecode => f & F_AMP == 0,
-            JsDecode | CssDecode | EscapeSeqDecode => f & F_BACKSLASH == 0,
-            Lowercase => f & F_UPPER == 0,
-            Uppercase => f & F_LOWER == 0,
-            RemoveNulls | ReplaceNulls => f & F_NUL == 0,
-            Utf8ToUnicode => f & F_NONASCII == 0,
-            RemoveComments | RemoveCommentsChar => f & (F_HASH | F_STAR | F_DASH | F_LT) == 0,
-            ReplaceComments => f & F_STAR == 0,
-            RemoveWhitespace | CompressWhitespace | Trim | TrimLeft | TrimRight => f & F_SPACE == 0,
-            SqlHexDecode => f & F_HEX == 0,
-            ShellNormalise => f & F_UPPER == 0 && self.only_case_given(f),
-            _ => false,
+            UrlDecode | UrlDecodeUni => F_PERCENT | F_PLUS,
+            HtmlEntityDecode => F_AMP,
+            JsDecode | CssDecode | EscapeSeqDecode => F_BACKSLASH,
+            Lowercase => F_UPPER,
+            Uppercase => F_LOWER,
+            RemoveNulls | ReplaceNulls => F_NUL,
+            Utf8ToUnicode => F_NONASCII,
+            RemoveComments | RemoveCommentsChar => F_HASH | F_STAR | F_DASH | F_LT,
+            ReplaceComments => F_STAR,
+            RemoveWhitespace | CompressWhitespace | Trim | TrimLeft | TrimRight => F_SPACE,
+            SqlHexDecode => F_HEX,
+            ShellNormalise => F_UPPER | F_BACKSLASH | F_QUOTE | F_SHELL,
+            _ => F_ALWAYS,
         }
+    }
+
+    /// The [`features`] bits whose presence lets this transformation change more than ASCII
+    /// case; [`F_ALWAYS`] when it may change any value beyond case.
+    pub fn case_mask(self) -> u32 {
+        use Transform::*;
+        match self {
+            Lowercase | Uppercase => 0,
+            ShellNormalise => F_BACKSLASH | F_QUOTE | F_SHELL,
+            _ => F_ALWAYS,
+        }
+    }
+
+    /// As [`Transform::is_noop_for`], from the value's [`features`].
+    pub fn is_noop_given(self, f: u32) -> bool {
+        (f | F_ALWAYS) & self.noop_mask() == 0
     }
 
     /// `true` when, for a value with these [`features`], the transformation changes nothing
     /// but ASCII case (so a case-insensitive literal scan can skip it).
     pub fn only_case_given(self, f: u32) -> bool {
-        use Transform::*;
-        match self {
-            Lowercase | Uppercase => true,
-            ShellNormalise => f & (F_BACKSLASH | F_QUOTE | F_SHELL) == 0,
-            _ => false,
-        }
+        (f | F_ALWAYS) & self.case_mask() == 0
     }
 }
 
