@@ -99,6 +99,9 @@ struct Candidates {
     presence: Vec<KeyIndex>,
     /// Per collection: prefiltered rules that run when a selected value holds a literal.
     literal: Vec<KeyIndex>,
+    /// Per collection: prefiltered rules that run when a selected key (`..._NAMES`) holds
+    /// a literal.
+    literal_names: Vec<KeyIndex>,
     /// `SecMarker`s: (item index, name), in order.
     markers: Vec<(usize, String)>,
 }
@@ -180,6 +183,7 @@ impl Candidates {
             always: vec![0; words],
             presence: vec![KeyIndex::new(words); COLLECTIONS],
             literal: vec![KeyIndex::new(words); COLLECTIONS],
+            literal_names: vec![KeyIndex::new(words); COLLECTIONS],
             markers: Vec::new(),
         };
         for (idx, item) in items.iter().enumerate() {
@@ -191,12 +195,11 @@ impl Candidates {
                 }
             };
             let chain = by_item.get(idx).copied().flatten().map(|(_, c)| c);
-            let prefiltered = chain.is_some();
             let mut always = r.targets.is_empty();
             for t in &r.targets {
                 use Collection::{ArgsGet, ArgsPost, Files};
-                // (collections, whether the prefilter decides for these values)
-                let (colls, by_literal) = match t.source {
+                // (collections, names or values)
+                let (colls, names) = match t.source {
                     _ if t.count => {
                         always = true;
                         continue;
@@ -205,11 +208,11 @@ impl Candidates {
                         always = true;
                         continue;
                     }
-                    Source::Coll(coll) => ([Some(coll), None], prefiltered),
-                    Source::Names(coll) => ([Some(coll), None], false),
-                    Source::Args => ([Some(ArgsGet), Some(ArgsPost)], prefiltered),
-                    Source::ArgsNames => ([Some(ArgsGet), Some(ArgsPost)], false),
-                    Source::FilesNames => ([Some(Files), None], false),
+                    Source::Coll(coll) => ([Some(coll), None], false),
+                    Source::Names(coll) => ([Some(coll), None], true),
+                    Source::Args => ([Some(ArgsGet), Some(ArgsPost)], false),
+                    Source::ArgsNames => ([Some(ArgsGet), Some(ArgsPost)], true),
+                    Source::FilesNames => ([Some(Files), None], true),
                     Source::Tx
                     | Source::MatchedVar
                     | Source::MatchedVarName
@@ -220,10 +223,10 @@ impl Candidates {
                         continue;
                     }
                 };
-                let (index, chain) = if by_literal {
-                    (&mut c.literal, chain)
-                } else {
-                    (&mut c.presence, None)
+                let index = match (chain, names) {
+                    (None, _) => &mut c.presence,
+                    (Some(_), false) => &mut c.literal,
+                    (Some(_), true) => &mut c.literal_names,
                 };
                 for coll in colls.into_iter().flatten() {
                     index[coll as usize].add(&t.selector, idx, chain);
@@ -810,12 +813,24 @@ enum Step<'a> {
     Stop,
 }
 
+/// The name `..._NAMES` inspects for an entry: its key, except that JSON leaves (keyed
+/// `json.a.b`) are named without the `json.` root (as libmodsecurity names them), so an
+/// attack in a top-level key is at the start of the name.
+fn name_bytes(e: &crate::request::Entry) -> &[u8] {
+    match e.key.strip_prefix("json.") {
+        Some(k) if e.coll == Collection::ArgsPost => k.as_bytes(),
+        _ => e.key.as_bytes(),
+    }
+}
+
 struct Val<'r> {
     coll: Option<Collection>,
     key: Cow<'r, str>,
     /// Collection name for display (`ARGS`); the key is appended when not empty.
     name: &'static str,
     bytes: Cow<'r, [u8]>,
+    /// The scan slot of a request value (`i` for entry `i`'s value, `n + i` for its name):
+    /// indexes the prefilter hits, the features and the transformation cache.
     entry: Option<usize>,
 }
 
@@ -1009,7 +1024,7 @@ impl<'r> Txn<'r> {
     ) -> Self {
         Self {
             req,
-            features: vec![None; req.entries().len()],
+            features: vec![None; 2 * req.entries().len()],
             client,
             tx: HashMap::new(),
             matched_var: Vec::new(),
@@ -1083,35 +1098,64 @@ impl<'r> Txn<'r> {
     fn candidates(&mut self) -> Vec<u64> {
         let pre = self.pre;
         let idx = &pre.cand;
-        let w = pre.words;
         let mut cand = idx.always.clone();
-        let mut lit = vec![0u64; w];
+        let mut lit = vec![0u64; pre.words];
         let entries = self.req.entries();
+        let n = entries.len();
         for (i, e) in entries.iter().enumerate() {
             let c = e.coll as usize;
             if let Some(p) = idx.presence.get(c) {
                 p.or_into(&e.key, &mut cand);
             }
-            let Some(l) = idx.literal.get(c).filter(|l| !l.empty) else {
-                continue;
-            };
-            lit.fill(0);
-            let mut chains = l.or_into(&e.key, &mut lit);
-            // Rules already candidates need no scan.
-            if lit.iter().zip(&cand).all(|(l, c)| l & !c == 0) {
-                continue;
+            if let Some(l) = idx.literal.get(c) {
+                self.literal_hits(i, l, &e.key, &mut lit, &mut cand);
             }
-            while chains != 0 {
-                let chain = chains.trailing_zeros();
-                chains &= chains - 1;
-                self.scan(i, chain as usize);
-            }
-            let hits = self.pre_bits.get(i * w..(i + 1) * w).unwrap_or(&[]);
-            for ((c, l), h) in cand.iter_mut().zip(&lit).zip(hits) {
-                *c |= l & h;
+            if let Some(l) = idx.literal_names.get(c) {
+                self.literal_hits(n + i, l, &e.key, &mut lit, &mut cand);
             }
         }
         cand
+    }
+
+    /// `cand |=` the rules of `index` selecting `key` whose literal is in scan slot `at`
+    /// (`lit` is scratch space).
+    fn literal_hits(
+        &mut self,
+        at: usize,
+        index: &KeyIndex,
+        key: &str,
+        lit: &mut [u64],
+        cand: &mut [u64],
+    ) {
+        if index.empty {
+            return;
+        }
+        lit.fill(0);
+        let mut chains = index.or_into(key, lit);
+        // Rules already candidates need no scan.
+        if lit.iter().zip(cand.iter()).all(|(l, c)| l & !c == 0) {
+            return;
+        }
+        while chains != 0 {
+            let chain = chains.trailing_zeros();
+            chains &= chains - 1;
+            self.scan(at, chain as usize);
+        }
+        let w = self.pre.words;
+        let hits = self.pre_bits.get(at * w..(at + 1) * w).unwrap_or(&[]);
+        for ((c, l), h) in cand.iter_mut().zip(lit.iter()).zip(hits) {
+            *c |= l & h;
+        }
+    }
+
+    /// The bytes of scan slot `at`: entry `at`'s value, or for `at >= n` the name (key) of
+    /// entry `at - n` as `..._NAMES` inspects it.
+    fn slot_bytes(&self, at: usize) -> Option<&'r [u8]> {
+        let entries = self.req.entries();
+        match entries.get(at) {
+            Some(e) => Some(&e.value),
+            None => entries.get(at - entries.len()).map(name_bytes),
+        }
     }
 
     /// Scan entry `i` for the literals of rules on prefilter chain `chain`, once per distinct
@@ -1120,8 +1164,7 @@ impl<'r> Txn<'r> {
     fn scan(&mut self, i: usize, chain: usize) {
         let pre = self.pre;
         let w = pre.words;
-        let entries = self.req.entries();
-        let n = entries.len();
+        let n = 2 * self.req.entries().len();
         if self.pre_bits.len() != w * n {
             self.pre_bits = vec![0; w * n];
             self.pre_done = vec![0; n];
@@ -1131,16 +1174,16 @@ impl<'r> Txn<'r> {
             return;
         }
         self.pre_done[i] |= 1 << chain;
-        let (Some(transforms), Some(stops), Some(tail_of), Some(global), Some(e)) = (
+        let (Some(transforms), Some(stops), Some(tail_of), Some(global), Some(raw)) = (
             pre.chains.get(chain),
             pre.stops.get(chain),
             pre.tail_of.get(chain),
             &pre.global,
-            entries.get(i),
+            self.slot_bytes(i),
         ) else {
             return;
         };
-        let f = self.features_of(i, &e.value);
+        let f = self.features_of(i, raw);
         let tail = tail_of
             .get(stops.start(f))
             .map_or(usize::MAX, |t| usize::from(*t));
@@ -1156,7 +1199,7 @@ impl<'r> Txn<'r> {
             .tails
             .get(tail)
             .map_or(transforms.as_slice(), Vec::as_slice);
-        let tv = crate::transform::apply_all_given(key, &e.value, f);
+        let tv = crate::transform::apply_all_given(key, raw, f);
         global.scan(&tv, &mut self.pre_bits[i * w..(i + 1) * w]);
     }
 
@@ -1270,21 +1313,15 @@ impl<'r> Txn<'r> {
                     }
                     _ => &[],
                 };
-                for e in req.entries() {
+                let n = req.entries().len();
+                for (i, e) in req.entries().iter().enumerate() {
                     if colls.contains(&e.coll) && keep(&e.key) {
-                        // JSON leaves are keyed `json.a.b`; the name inspected is the key path
-                        // without the `json.` root (as libmodsecurity names them), so an
-                        // attack in a top-level key is at the start of the name.
-                        let bytes = match e.key.strip_prefix("json.") {
-                            Some(k) if e.coll == Collection::ArgsPost => k.as_bytes(),
-                            _ => e.key.as_bytes(),
-                        };
                         out.push(Val {
                             coll: Some(e.coll),
                             name,
                             key: Cow::Borrowed(e.key.as_str()),
-                            bytes: Cow::Borrowed(bytes),
-                            entry: None,
+                            bytes: Cow::Borrowed(name_bytes(e)),
+                            entry: Some(n + i),
                         });
                     }
                 }
@@ -1981,25 +2018,29 @@ mod tests {
             "SecRule REQUEST_HEADERS:X-Foo \"!@rx ^\\d+$\" \"id:3,phase:1,pass\"\n",
             // A count: always (`&X @eq 0` matches when X is absent).
             "SecRule &ARGS \"@eq 0\" \"id:4,phase:2,pass\"\n",
-            // Names are inspected without the prefilter: a present name is enough.
+            // Names are scanned too: a candidate when a selected name holds the literal.
             "SecRule ARGS_NAMES \"@rx evil\" \"id:5,phase:2,pass\"\n",
             // A literal the value has only after its transformation chain.
             "SecRule ARGS \"@rx bad\" \"id:6,phase:2,pass,t:none,t:urlDecodeUni\"\n",
         ));
         let on = &p.0;
         assert_eq!(candidate_ids(on, &get("/x")), [4]);
-        assert_eq!(candidate_ids(on, &get("/x?a=good")), [4, 5]);
+        assert_eq!(candidate_ids(on, &get("/x?a=good")), [4]);
         assert_eq!(same_ids(&p, &get("/x?a=good")), Vec::<u32>::new());
-        assert_eq!(candidate_ids(on, &get("/x?a=evil1")), [1, 4, 5]);
+        assert_eq!(candidate_ids(on, &get("/x?a=evil1")), [1, 4]);
+        assert_eq!(candidate_ids(on, &get("/x?evil=1")), [4, 5]);
+        assert_eq!(same_ids(&p, &get("/x?evil=1")), [5]);
+        // A JSON key is named without its `json.` root, and scanned so.
+        assert_eq!(same_ids(&p, &json_post(br#"{"evil": 1}"#)), [5]);
         assert_eq!(same_ids(&p, &get("/x?a=evil1")), [1]);
-        assert_eq!(candidate_ids(on, &get("/x?a=bad")), [4, 5, 6]);
+        assert_eq!(candidate_ids(on, &get("/x?a=bad")), [4, 6]);
         // `%62ad` (`bad` once decoded; `ARGS` values are decoded once already, so this is
         // `%2562ad` on the wire) is found through the decoding chain only.
-        assert_eq!(candidate_ids(on, &get("/x?a=%2562ad")), [4, 5, 6]);
+        assert_eq!(candidate_ids(on, &get("/x?a=%2562ad")), [4, 6]);
         assert_eq!(same_ids(&p, &get("/x?a=%2562ad")), [6]);
         // A value's hits are shared by the rules scanning it: `evil` found in the decoded
         // value makes rule 1 (no transformation) a candidate too, which then does not match.
-        assert_eq!(candidate_ids(on, &get("/x?a=%2565vil2")), [1, 4, 5]);
+        assert_eq!(candidate_ids(on, &get("/x?a=%2565vil2")), [1, 4]);
         assert_eq!(same_ids(&p, &get("/x?a=%2565vil2")), Vec::<u32>::new());
         // The header rules: candidates with the header, whatever its value; not without.
         assert_eq!(candidate_ids(on, &with_header("/", "x-foo", "")), [2, 3, 4]);
