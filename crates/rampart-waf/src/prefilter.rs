@@ -11,7 +11,10 @@
 //! once per distinct [`reduce`]d transformation chain: most chains cannot change a clean value
 //! beyond ASCII case, so most rules share the scan of the raw value.
 
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
+use aho_corasick::{
+    AhoCorasick, AhoCorasickBuilder, Anchored, MatchKind,
+    automaton::{Automaton, StateID},
+};
 use regex_syntax::hir::{Class, Hir, HirKind};
 
 use crate::transform::Transform;
@@ -466,8 +469,17 @@ fn case_free(t: Transform) -> bool {
 /// `owner[i]`.
 #[derive(Debug)]
 pub struct SlotMatcher {
-    ac: AhoCorasick,
+    scanner: Scanner,
     owner: Vec<u16>,
+}
+
+#[derive(Debug)]
+enum Scanner {
+    /// Walked byte by byte (no per-call search setup: most values are short).
+    Dfa(Box<aho_corasick::dfa::DFA>, StateID),
+    /// Past a few thousand literals a DFA grows large: the library's choice, overlapping
+    /// search.
+    Other(AhoCorasick),
 }
 
 impl SlotMatcher {
@@ -484,24 +496,57 @@ impl SlotMatcher {
         if pats.is_empty() {
             return None;
         }
-        // A DFA scans a byte in a few instructions; past a few thousand literals its memory
-        // grows large and the automaton kind is left to the library.
-        let kind = (pats.len() <= 4000).then_some(AhoCorasickKind::DFA);
-        let ac = AhoCorasickBuilder::new()
-            .ascii_case_insensitive(true)
-            .match_kind(MatchKind::Standard)
-            .kind(kind)
-            .build(pats)
-            .ok()?;
-        Some(Self { ac, owner })
+        let scanner = if pats.len() <= 4000 {
+            let dfa = aho_corasick::dfa::Builder::new()
+                .ascii_case_insensitive(true)
+                .match_kind(MatchKind::Standard)
+                .prefilter(false)
+                .build(&pats)
+                .ok()?;
+            let start = dfa.start_state(Anchored::No).ok()?;
+            Scanner::Dfa(Box::new(dfa), start)
+        } else {
+            Scanner::Other(
+                AhoCorasickBuilder::new()
+                    .ascii_case_insensitive(true)
+                    .match_kind(MatchKind::Standard)
+                    .build(pats)
+                    .ok()?,
+            )
+        };
+        Some(Self { scanner, owner })
     }
 
     /// Set the bit of every slot with a literal in `v`.
     pub fn scan(&self, v: &[u8], bits: &mut [u64]) {
-        for m in self.ac.find_overlapping_iter(v) {
-            let slot = usize::from(self.owner[m.pattern().as_usize()]);
+        let mut set = |pattern: usize| {
+            let slot = usize::from(self.owner[pattern]);
             if let Some(w) = bits.get_mut(slot / 64) {
                 *w |= 1 << (slot % 64);
+            }
+        };
+        match &self.scanner {
+            Scanner::Dfa(dfa, start) => {
+                // Standard semantics: a match state holds every literal ending here
+                // (overlapping ones included).
+                let mut sid = *start;
+                for &b in v {
+                    sid = dfa.next_state(Anchored::No, sid, b);
+                    if dfa.is_special(sid) {
+                        if dfa.is_match(sid) {
+                            for k in 0..dfa.match_len(sid) {
+                                set(dfa.match_pattern(sid, k).as_usize());
+                            }
+                        } else if dfa.is_dead(sid) {
+                            break;
+                        }
+                    }
+                }
+            }
+            Scanner::Other(ac) => {
+                for m in ac.find_overlapping_iter(v) {
+                    set(m.pattern().as_usize());
+                }
             }
         }
     }
@@ -591,6 +636,36 @@ mod tests {
             Some(vec!["\n".to_string(), "\r".to_string()])
         );
         assert_eq!(lits(r"\s"), None);
+    }
+
+    #[test]
+    fn slot_matcher_finds_overlapping_and_nested_literals() {
+        let lits: Vec<Vec<Vec<u8>>> = vec![
+            vec![b"abc".to_vec()],
+            vec![b"bc".to_vec()],
+            vec![b"c".to_vec(), b"zz".to_vec()],
+            vec![b"xabcx".to_vec()],
+            vec![b"abd".to_vec()],
+            vec![b"cxa".to_vec()],
+        ];
+        let rules: Vec<(u16, &[Vec<u8>])> = lits
+            .iter()
+            .enumerate()
+            .map(|(i, l)| (u16::try_from(i * 13).unwrap(), l.as_slice()))
+            .collect();
+        let m = SlotMatcher::build(&rules).unwrap();
+        let hits = |v: &[u8]| {
+            let mut bits = [0u64; 2];
+            m.scan(v, &mut bits);
+            (0..6)
+                .filter(|i| bits[i * 13 / 64] & (1 << (i * 13 % 64)) != 0)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(hits(b"XABCX"), [0, 1, 2, 3]);
+        assert_eq!(hits(b"abcxabd"), [0, 1, 2, 4, 5]);
+        assert_eq!(hits(b"zz"), [2]);
+        assert_eq!(hits(b"ab"), Vec::<usize>::new());
+        assert_eq!(hits(b""), Vec::<usize>::new());
     }
 
     #[test]
