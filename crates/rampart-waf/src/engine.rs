@@ -72,6 +72,10 @@ struct Prefilters {
     tail_of: Vec<Vec<u16>>,
     /// Per chain: [`crate::prefilter::reduce_start`], precomputed.
     stops: Vec<ChainStops>,
+    /// Per [`crate::transform::features`] bit: the chains (bit per index) with a
+    /// transformation that bit can make change a value. A value having none of a chain's
+    /// bits is scanned raw for that chain (it reduces to nothing).
+    chains_by_bit: [u64; 32],
     /// The literals of every prefiltered rule.
     global: Option<SlotMatcher>,
     /// `u64` words per bitset over items.
@@ -318,9 +322,19 @@ impl Prefilters {
                     .collect()
             })
             .collect();
+        let mut chains_by_bit = [0u64; 32];
+        for (c, chain) in chains.iter().enumerate() {
+            let mask = chain.iter().fold(0u32, |m, t| m | t.noop_mask());
+            for (b, by_bit) in chains_by_bit.iter_mut().enumerate() {
+                if mask & (1 << b) != 0 {
+                    *by_bit |= 1 << c;
+                }
+            }
+        }
         Self {
             on: true,
             by_item,
+            chains_by_bit,
             stops: chains.iter().map(|c| ChainStops::new(c)).collect(),
             chains,
             tails,
@@ -1131,11 +1145,25 @@ impl<'r> Txn<'r> {
             return;
         }
         lit.fill(0);
-        let mut chains = index.or_into(key, lit);
+        let chains = index.or_into(key, lit);
         // Rules already candidates need no scan.
         if lit.iter().zip(cand.iter()).all(|(l, c)| l & !c == 0) {
             return;
         }
+        let Some(raw) = self.slot_bytes(at) else {
+            return;
+        };
+        // Chains none of whose transformations can change this value: one raw scan.
+        let mut f = self.features_of(at, raw) | crate::transform::F_ALWAYS;
+        let mut touched = 0u64;
+        while f != 0 {
+            touched |= self.pre.chains_by_bit[f.trailing_zeros() as usize];
+            f &= f - 1;
+        }
+        if chains & !touched != 0 {
+            self.scan_raw(at, chains & !touched);
+        }
+        let mut chains = chains & touched;
         while chains != 0 {
             let chain = chains.trailing_zeros();
             chains &= chains - 1;
@@ -1164,12 +1192,7 @@ impl<'r> Txn<'r> {
     fn scan(&mut self, i: usize, chain: usize) {
         let pre = self.pre;
         let w = pre.words;
-        let n = 2 * self.req.entries().len();
-        if self.pre_bits.len() != w * n {
-            self.pre_bits = vec![0; w * n];
-            self.pre_done = vec![0; n];
-            self.pre_scanned = vec![0; n];
-        }
+        self.scan_arrays();
         if self.pre_done[i] & (1 << chain) != 0 {
             return;
         }
@@ -1201,6 +1224,33 @@ impl<'r> Txn<'r> {
             .map_or(transforms.as_slice(), Vec::as_slice);
         let tv = crate::transform::apply_all_given(key, raw, f);
         global.scan(&tv, &mut self.pre_bits[i * w..(i + 1) * w]);
+    }
+
+    /// Scan slot `at` raw (the reduced chain of `chains` for this value is empty).
+    fn scan_raw(&mut self, at: usize, chains: u64) {
+        let pre = self.pre;
+        let w = pre.words;
+        self.scan_arrays();
+        let (Some(global), Some(raw)) = (&pre.global, self.slot_bytes(at)) else {
+            return;
+        };
+        self.pre_done[at] |= chains;
+        // Tail 0 is the empty chain.
+        if self.pre_scanned[at] & 1 == 0 {
+            self.pre_scanned[at] |= 1;
+            global.scan(raw, &mut self.pre_bits[at * w..(at + 1) * w]);
+        }
+    }
+
+    /// Size the per-slot scan state for this request (once).
+    fn scan_arrays(&mut self) {
+        let w = self.pre.words;
+        let n = 2 * self.req.entries().len();
+        if self.pre_bits.len() != w * n {
+            self.pre_bits = vec![0; w * n];
+            self.pre_done = vec![0; n];
+            self.pre_scanned = vec![0; n];
+        }
     }
 
     /// May the rule with prefilter `slot` over chain `chain` match entry `i`?

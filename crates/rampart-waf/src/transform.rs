@@ -201,12 +201,19 @@ pub fn features(v: &[u8]) -> u32 {
             0x80..=0xff => F_NONASCII,
             b'\'' | b'"' => F_QUOTE,
             b'$' | b'^' => F_SHELL,
+            // `//`, `./`, `/.`: a path normalisation may change the value.
+            b'/' if prev == b'/' || prev == b'.' => F_PATHSEG,
+            b'.' if prev == b'/' => F_PATHSEG,
             _ => 0,
         };
         if (c == b'x' || c == b'X') && prev == b'0' {
             f |= F_HEX;
         }
         prev = c;
+    }
+    if v.first() == Some(&b'.') {
+        // A leading `.` or `..` segment.
+        f |= F_PATHSEG;
     }
     f
 }
@@ -227,6 +234,7 @@ const F_NONASCII: u32 = 1 << 12;
 const F_HEX: u32 = 1 << 13;
 const F_QUOTE: u32 = 1 << 14;
 const F_SHELL: u32 = 1 << 15;
+const F_PATHSEG: u32 = 1 << 16;
 
 /// Never set by [`features`]: a mask holding it fails the tests below for every value.
 pub const F_ALWAYS: u32 = 1 << 31;
@@ -249,6 +257,10 @@ impl Transform {
             RemoveWhitespace | CompressWhitespace | Trim | TrimLeft | TrimRight => F_SPACE,
             SqlHexDecode => F_HEX,
             ShellNormalise => F_UPPER | F_BACKSLASH | F_QUOTE | F_SHELL,
+            // Without `//`, a `.` / `..` segment or (Windows) `\\`, every segment is kept as it
+            // is and the slashes are rebuilt as they were.
+            NormalisePath => F_PATHSEG,
+            NormalisePathWin => F_PATHSEG | F_BACKSLASH,
             _ => F_ALWAYS,
         }
     }
@@ -1062,10 +1074,33 @@ mod tests {
             "escapeseqdecode",
             "removecommentschar",
             "shellnormalise",
+            "normalisepath",
+            "normalisepathwin",
         ] {
             let t = Transform::from_name(name).unwrap();
             for v in [
                 &b"plain text 123"[..],
+                b"/1k.json",
+                b"/a/b/",
+                b"/",
+                b"",
+                b"a",
+                b"a/",
+                b".",
+                b"..",
+                b".htaccess",
+                b"/a/.b",
+                b"/a/b./c",
+                b"a//b",
+                b"/a/./b",
+                b"/a/../b",
+                b"../x",
+                b"x/..",
+                b"x/.",
+                b"a\\..\\b",
+                b"/a\\b",
+                b"//",
+                b"/...",
                 b"w'h'o$1ami",
                 b"Plain",
                 b"a%41",
