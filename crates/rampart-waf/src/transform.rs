@@ -185,7 +185,34 @@ pub fn features(v: &[u8]) -> u32 {
     let mut f = 0u32;
     let mut prev = 0u8;
     for &c in v {
-        f |= match c {
+        let t = FEATURE_TABLE[usize::from(c)];
+        f |= t;
+        if t & F_PAIR != 0 {
+            match c {
+                b'x' | b'X' if prev == b'0' => f |= F_HEX,
+                // `//`, `./`, `/.`: a path normalisation may change the value.
+                b'/' if prev == b'/' || prev == b'.' => f |= F_PATHSEG,
+                b'.' if prev == b'/' => f |= F_PATHSEG,
+                _ => {}
+            }
+        }
+        prev = c;
+    }
+    if v.first() == Some(&b'.') {
+        // A leading `.` or `..` segment.
+        f |= F_PATHSEG;
+    }
+    f & !F_PAIR
+}
+
+/// The single-byte [`features`] of each byte, plus [`F_PAIR`] for the bytes that may end a
+/// two-byte feature (`0x`, `//`, `./`, `/.`).
+const FEATURE_TABLE: [u32; 256] = {
+    let mut t = [0u32; 256];
+    let mut i = 0;
+    while i < 256 {
+        let c = i as u8; // i < 256: exact
+        t[i] = match c {
             b'%' => F_PERCENT,
             b'+' => F_PLUS,
             b'&' => F_AMP,
@@ -201,23 +228,18 @@ pub fn features(v: &[u8]) -> u32 {
             0x80..=0xff => F_NONASCII,
             b'\'' | b'"' => F_QUOTE,
             b'$' | b'^' => F_SHELL,
-            // `//`, `./`, `/.`: a path normalisation may change the value.
-            b'/' if prev == b'/' || prev == b'.' => F_PATHSEG,
-            b'.' if prev == b'/' => F_PATHSEG,
             _ => 0,
         };
-        if (c == b'x' || c == b'X') && prev == b'0' {
-            f |= F_HEX;
+        if matches!(c, b'x' | b'X' | b'/' | b'.') {
+            t[i] |= F_PAIR;
         }
-        prev = c;
+        i += 1;
     }
-    if v.first() == Some(&b'.') {
-        // A leading `.` or `..` segment.
-        f |= F_PATHSEG;
-    }
-    f
-}
+    t
+};
 
+/// Internal to [`features`]: the byte may end a two-byte feature.
+const F_PAIR: u32 = 1 << 30;
 const F_PERCENT: u32 = 1;
 const F_PLUS: u32 = 1 << 1;
 const F_AMP: u32 = 1 << 2;
@@ -1119,6 +1141,56 @@ mod tests {
                     assert_eq!(t.apply(v), v, "{name} {v:?} (features)");
                 }
             }
+        }
+    }
+
+    #[test]
+    fn feature_table_matches_the_plain_definition() {
+        // The definition, byte by byte (as features() computed it before its table).
+        fn reference(v: &[u8]) -> u32 {
+            let mut f = 0u32;
+            let mut prev = 0u8;
+            for &c in v {
+                f |= match c {
+                    b'%' => F_PERCENT,
+                    b'+' => F_PLUS,
+                    b'&' => F_AMP,
+                    b'\\' => F_BACKSLASH,
+                    b'A'..=b'Z' => F_UPPER,
+                    b'a'..=b'z' => F_LOWER,
+                    0 => F_NUL,
+                    b'#' => F_HASH,
+                    b'*' => F_STAR,
+                    b'-' => F_DASH,
+                    b'<' => F_LT,
+                    b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c | 0xa0 => F_SPACE,
+                    0x80..=0xff => F_NONASCII,
+                    b'\'' | b'"' => F_QUOTE,
+                    b'$' | b'^' => F_SHELL,
+                    b'/' if prev == b'/' || prev == b'.' => F_PATHSEG,
+                    b'.' if prev == b'/' => F_PATHSEG,
+                    _ => 0,
+                };
+                if (c == b'x' || c == b'X') && prev == b'0' {
+                    f |= F_HEX;
+                }
+                prev = c;
+            }
+            if v.first() == Some(&b'.') {
+                f |= F_PATHSEG;
+            }
+            f
+        }
+        let all: Vec<u8> = (0..=255u8).collect();
+        let mut samples: Vec<Vec<u8>> = vec![all.clone(), all.iter().rev().copied().collect()];
+        for a in 0..=255u8 {
+            for b in [b'0', b'x', b'X', b'/', b'.', b'a', 0xa0] {
+                samples.push(vec![a, b]);
+                samples.push(vec![b, a]);
+            }
+        }
+        for v in &samples {
+            assert_eq!(features(v), reference(v), "{v:?}");
         }
     }
 
