@@ -150,6 +150,24 @@ fn exact(h: &Hir) -> Option<Vec<Vec<u8>>> {
     }
 }
 
+/// For `y{n,m}` with n >= 1: the strings one copy of `y` can match, when `y` is finite or a
+/// class of at most 32 bytes (case-folded).
+fn first_copy(h: &Hir) -> Option<Vec<Vec<u8>>> {
+    let HirKind::Repetition(r) = h.kind() else {
+        return None;
+    };
+    if r.min == 0 {
+        return None;
+    }
+    if let Some(e) = exact(&r.sub) {
+        return Some(e);
+    }
+    match r.sub.kind() {
+        HirKind::Class(c) => class_bytes(c, 32).map(|bs| bs.into_iter().map(|b| vec![b]).collect()),
+        _ => None,
+    }
+}
+
 /// A set of literals every match of the node contains one of.
 fn need(h: &Hir) -> Option<Vec<Vec<u8>>> {
     if let Some(e) = exact(h) {
@@ -228,6 +246,11 @@ fn need(h: &Hir) -> Option<Vec<Vec<u8>>> {
                     }
                     None => {
                         if let Some(r) = run.take() {
+                            // A run followed by `y{n,}` (n >= 1): the run and the first copy
+                            // of `y` are adjacent (`on[a-z]{3,}` needs `ona`..`onz`).
+                            if let Some(p) = first_copy(x).and_then(|f| cross(&r, &f)) {
+                                consider(p);
+                            }
                             consider(r);
                         }
                         if let Some(n) = need(x) {
@@ -636,6 +659,12 @@ mod tests {
             Some(vec!["\n".to_string(), "\r".to_string()])
         );
         assert_eq!(lits(r"\s"), None);
+        // A literal followed by a repeated class: the literal and one byte of it.
+        assert_eq!(
+            lits(r"(?i)\son[a-z]{3,}").map(|v| v.len()),
+            Some(26),
+            "ona .. onz"
+        );
     }
 
     #[test]
@@ -793,6 +822,7 @@ mod tests {
             r"(?:^|[\\/;]|0x2f|0x5c)(?:\.|0x2e){2,}(?:[\\/;]|0x2f|0x5c)",
             r"(?:[\\/]\.){3,}[\\/]|(?:\.\.[\\/]{2,}){2}",
             r"[\n\r]+\s*(?:location|host)\s*:",
+            r"(?i)[\s\x22'`;/0-9=]on[a-z]{3,}\s*=",
         ];
         let inputs: &[&[u8]] = &[
             b"1 UNION/**/SELECT x",
@@ -807,6 +837,8 @@ mod tests {
             b"/./././",
             b"..//..//",
             b"x\r\n Host: y",
+            b"<img src=x ONERROR=alert(1)>",
+            b"/onload =x",
             b"hello world",
         ];
         for p in pats {
