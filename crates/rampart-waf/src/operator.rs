@@ -354,16 +354,27 @@ impl Operator {
     /// [`crate::prefilter`]).
     pub fn required_literals(&self) -> Option<Vec<Vec<u8>>> {
         match self {
-            Operator::Rx(re) | Operator::RxNeed(re, _) | Operator::RxExact(re, _) => {
+            Operator::Rx(re) | Operator::RxNeed(re, _) => {
                 crate::prefilter::required_literals(re.as_str())
             }
+            // The value is one of the strings: each is required whatever its quality (a
+            // common one only makes the rule a candidate more often; its test is cheap).
+            Operator::RxExact(re, set) => {
+                crate::prefilter::required_literals(re.as_str()).or_else(|| {
+                    let mut lits: Vec<Vec<u8>> =
+                        set.iter().map(|s| s.to_ascii_lowercase()).collect();
+                    lits.sort();
+                    lits.dedup();
+                    (lits.len() <= 64 && lits.iter().all(|l| !l.is_empty())).then_some(lits)
+                })
+            }
+            Operator::StrEq(s) if !s.is_empty() => Some(vec![s.to_ascii_lowercase()]),
             Operator::Pm(_, phrases) => {
                 let set: Vec<Vec<u8>> = phrases.iter().map(|p| p.to_ascii_lowercase()).collect();
                 (crate::prefilter::quality(&set) >= crate::prefilter::MIN_QUALITY).then_some(set)
             }
             Operator::Contains(s)
             | Operator::ContainsWord(s)
-            | Operator::StrEq(s)
             | Operator::BeginsWith(s)
             | Operator::EndsWith(s)
                 if !s.is_empty() =>
@@ -721,7 +732,17 @@ mod tests {
         assert_eq!(lits("validateByteRange", "32-126"), None, "too many");
         assert_eq!(lits("validateByteRange", "0-255"), None, "never matches");
         assert_eq!(lits("beginsWith", "Select"), Some(vec![b"select".to_vec()]));
-        assert_eq!(lits("streq", "ab"), None, "too common");
+        assert_eq!(lits("contains", "ab"), None, "too common");
+        assert_eq!(
+            lits("streq", "ab"),
+            Some(vec![b"ab".to_vec()]),
+            "the whole value: required whatever its quality"
+        );
+        assert_eq!(
+            lits("rx", "^(?:if|GET|get)$"),
+            Some(vec![b"get".to_vec(), b"if".to_vec()])
+        );
+        assert_eq!(lits("rx", "^(?:if|)$"), None, "the empty string");
         // Every match of each operator contains one of its literals (case-insensitively).
         let cases: &[(&str, &str, &[&[u8]])] = &[
             ("validateByteRange", "1-255", &[b"a\0b", b"ab"]),
@@ -732,6 +753,7 @@ mod tests {
             ),
             ("endsWith", "passwd", &[b"/etc/passwd", b"passwd.txt"]),
             ("streq", "admin", &[b"admin", b"ADMIN"]),
+            ("rx", "^(?:if|proxy)$", &[b"if", b"proxy", b"iff", b"IF"]),
         ];
         for (name, arg, values) in cases {
             let op = Operator::parse(name, arg).unwrap();
