@@ -204,6 +204,21 @@ impl Candidates {
                 use Collection::{ArgsGet, ArgsPost, Files};
                 // (collections, names or values)
                 let (colls, names) = match t.source {
+                    // A count that matches 0 matches a request without the values; one that
+                    // does not needs a selected value (indexed as the values are).
+                    _ if t.count && counts_zero(r) => {
+                        always = true;
+                        continue;
+                    }
+                    Source::Coll(coll) if t.count && coll != Collection::RemoteAddr => {
+                        c.presence[coll as usize].add(&t.selector, idx, None);
+                        continue;
+                    }
+                    Source::Args | Source::ArgsNames if t.count => {
+                        c.presence[Collection::ArgsGet as usize].add(&t.selector, idx, None);
+                        c.presence[Collection::ArgsPost as usize].add(&t.selector, idx, None);
+                        continue;
+                    }
                     _ if t.count => {
                         always = true;
                         continue;
@@ -249,6 +264,14 @@ impl Candidates {
             .iter()
             .find(|(i, m)| *i >= from && m == name)
             .map(|(i, _)| *i)
+    }
+}
+
+/// Does the rule's operator match a count of 0 (`&X @eq 0`)? `true` when unknown.
+fn counts_zero(r: &Rule) -> bool {
+    match &r.op {
+        Operator::Dynamic(..) => true,
+        op => op.is_match(b"0") != r.negate,
     }
 }
 
@@ -1563,9 +1586,26 @@ impl<'r> Txn<'r> {
                 }
                 continue;
             }
-            let vals = self.values(t);
             if t.count {
-                let n = vals.len().to_string();
+                let n = match direct {
+                    // Request collections: counted in place.
+                    Some(coll) => {
+                        let (lo, hi) = match coll {
+                            Some(c) => self.coll_range(c, c),
+                            None => self.coll_range(Collection::ArgsGet, Collection::ArgsPost),
+                        };
+                        let entries = self.req.entries();
+                        self.order[lo..hi]
+                            .iter()
+                            .filter(|i| {
+                                let key = &entries[usize::from(**i)].key;
+                                t.selector.selects(key) && !t.exclude.iter().any(|x| x.selects(key))
+                            })
+                            .count()
+                    }
+                    None => self.values(t).len(),
+                }
+                .to_string();
                 if op.matches(n.as_bytes(), false).is_some() != rule.negate {
                     any = true;
                     self.record(
@@ -1578,7 +1618,7 @@ impl<'r> Txn<'r> {
                 }
                 continue;
             }
-            for v in vals {
+            for v in self.values(t) {
                 any |= self.eval_value(rule, head, op, t, &v);
             }
         }
@@ -2072,30 +2112,39 @@ mod tests {
             "SecRule ARGS_NAMES \"@rx evil\" \"id:5,phase:2,pass\"\n",
             // A literal the value has only after its transformation chain.
             "SecRule ARGS \"@rx bad\" \"id:6,phase:2,pass,t:none,t:urlDecodeUni\"\n",
+            // A count that cannot match 0: a candidate when a selected value is present.
+            "SecRule &REQUEST_HEADERS:X-Foo \"!@eq 0\" \"id:7,phase:1,pass\"\n",
+            "SecRule &ARGS \"@gt 1\" \"id:8,phase:2,pass\"\n",
         ));
         let on = &p.0;
         assert_eq!(candidate_ids(on, &get("/x")), [4]);
-        assert_eq!(candidate_ids(on, &get("/x?a=good")), [4]);
+        assert_eq!(candidate_ids(on, &get("/x?a=good")), [4, 8]);
         assert_eq!(same_ids(&p, &get("/x?a=good")), Vec::<u32>::new());
-        assert_eq!(candidate_ids(on, &get("/x?a=evil1")), [1, 4]);
-        assert_eq!(candidate_ids(on, &get("/x?evil=1")), [4, 5]);
+        assert_eq!(candidate_ids(on, &get("/x?a=evil1")), [1, 4, 8]);
+        assert_eq!(candidate_ids(on, &get("/x?evil=1")), [4, 5, 8]);
         assert_eq!(same_ids(&p, &get("/x?evil=1")), [5]);
         // A JSON key is named without its `json.` root, and scanned so.
         assert_eq!(same_ids(&p, &json_post(br#"{"evil": 1}"#)), [5]);
         assert_eq!(same_ids(&p, &get("/x?a=evil1")), [1]);
-        assert_eq!(candidate_ids(on, &get("/x?a=bad")), [4, 6]);
+        assert_eq!(candidate_ids(on, &get("/x?a=bad")), [4, 6, 8]);
         // `%62ad` (`bad` once decoded; `ARGS` values are decoded once already, so this is
         // `%2562ad` on the wire) is found through the decoding chain only.
-        assert_eq!(candidate_ids(on, &get("/x?a=%2562ad")), [4, 6]);
+        assert_eq!(candidate_ids(on, &get("/x?a=%2562ad")), [4, 6, 8]);
         assert_eq!(same_ids(&p, &get("/x?a=%2562ad")), [6]);
         // A value's hits are shared by the rules scanning it: `evil` found in the decoded
         // value makes rule 1 (no transformation) a candidate too, which then does not match.
-        assert_eq!(candidate_ids(on, &get("/x?a=%2565vil2")), [1, 4]);
+        assert_eq!(candidate_ids(on, &get("/x?a=%2565vil2")), [1, 4, 8]);
         assert_eq!(same_ids(&p, &get("/x?a=%2565vil2")), Vec::<u32>::new());
         // The header rules: candidates with the header, whatever its value; not without.
-        assert_eq!(candidate_ids(on, &with_header("/", "x-foo", "")), [2, 3, 4]);
-        assert_eq!(same_ids(&p, &with_header("/", "X-Foo", "")), [2, 3, 4]);
-        assert_eq!(same_ids(&p, &with_header("/", "X-Foo", "12")), [4]);
+        assert_eq!(
+            candidate_ids(on, &with_header("/", "x-foo", "")),
+            [2, 3, 4, 7]
+        );
+        assert_eq!(same_ids(&p, &with_header("/", "X-Foo", "")), [2, 3, 7, 4]);
+        assert_eq!(same_ids(&p, &with_header("/", "X-Foo", "12")), [7, 4]);
+        assert_eq!(candidate_ids(on, &get("/x?a=1&b=2")), [4, 8]);
+        assert_eq!(same_ids(&p, &get("/x?a=1&b=2")), [8]);
+        assert_eq!(same_ids(&p, &get("/x?a=1")), Vec::<u32>::new());
         assert_eq!(candidate_ids(on, &with_header("/", "x-bar", "")), [4]);
     }
 
