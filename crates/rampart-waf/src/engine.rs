@@ -972,10 +972,59 @@ impl std::hash::Hasher for CacheHasher {
 type CacheMap =
     HashMap<(usize, u64), Option<Arc<Vec<u8>>>, std::hash::BuildHasherDefault<CacheHasher>>;
 
+/// Per scan slot (a request value, or a name: see [`Val::entry`]), in one allocation:
+/// its features once computed, the prefilter chains done and reduced chains scanned (bit
+/// sets), and its literal hits (a bitset over items).
+struct Slots {
+    n: usize,
+    w: usize,
+    /// `[features | 1 << 32 once known; n][done; n][scanned; n][hits; n * w]`.
+    data: Vec<u64>,
+}
+
+impl Slots {
+    fn new(n: usize, w: usize) -> Self {
+        Self {
+            n,
+            w,
+            data: vec![0; n * (3 + w)],
+        }
+    }
+
+    fn features(&self, at: usize) -> Option<u32> {
+        let v = self.data.get(at).copied().unwrap_or(0);
+        (v >> 32 != 0).then_some(v as u32)
+    }
+
+    fn set_features(&mut self, at: usize, f: u32) {
+        if let Some(v) = self.data.get_mut(at) {
+            *v = (1 << 32) | u64::from(f);
+        }
+    }
+
+    fn done(&mut self, at: usize) -> &mut u64 {
+        &mut self.data[self.n + at]
+    }
+
+    fn scanned(&mut self, at: usize) -> &mut u64 {
+        &mut self.data[2 * self.n + at]
+    }
+
+    fn bits(&self, at: usize) -> &[u64] {
+        let o = 3 * self.n + at * self.w;
+        &self.data[o..o + self.w]
+    }
+
+    fn bits_mut(&mut self, at: usize) -> &mut [u64] {
+        let o = 3 * self.n + at * self.w;
+        &mut self.data[o..o + self.w]
+    }
+}
+
 struct Txn<'r> {
     req: &'r WafRequest,
-    /// Per entry: its transformation features, once computed.
-    features: Vec<Option<u32>>,
+    /// Per scan slot: features, prefilter chains done, tails scanned, literal hits.
+    slots: Slots,
     client: Option<IpAddr>,
     tx: HashMap<String, String>,
     matched_var: Vec<u8>,
@@ -997,13 +1046,6 @@ struct Txn<'r> {
     pre: &'r Prefilters,
     /// The prefilter (slot, chain) of the rule being evaluated.
     cur_pre: Option<(u16, u16)>,
-    /// Per entry: candidate rule slots found by the literal passes done so far.
-    pre_bits: Vec<u64>,
-    /// Per entry: chains (by index) whose value was scanned.
-    pre_done: Vec<u64>,
-    /// Per entry: reduced chains (bit per index in `tails`, the first 64) whose value was
-    /// scanned.
-    pre_scanned: Vec<u64>,
     /// Entry indexes ordered by collection (stable), and per collection its start in `order`.
     order: Vec<u16>,
     starts: [u16; COLLECTIONS + 1],
@@ -1061,7 +1103,7 @@ impl<'r> Txn<'r> {
     ) -> Self {
         Self {
             req,
-            features: vec![None; 2 * req.entries().len()],
+            slots: Slots::new(2 * req.entries().len(), pre.words),
             client,
             tx: HashMap::new(),
             matched_var: Vec::new(),
@@ -1079,31 +1121,36 @@ impl<'r> Txn<'r> {
             rule_id: 0,
             pre,
             cur_pre: None,
-            pre_bits: Vec::new(),
-            pre_done: Vec::new(),
-            pre_scanned: Vec::new(),
             order: Vec::new(),
             starts: [0; COLLECTIONS + 1],
         }
         .indexed()
     }
 
-    /// Index the entries by collection (a request has a few dozen: one small sort).
+    /// Index the entries by collection (a counting sort, stable: entry order within a
+    /// collection).
     fn indexed(mut self) -> Self {
         let entries = self.req.entries();
-        let n = entries.len().min(usize::from(u16::MAX));
-        self.order = (0..n).filter_map(|i| u16::try_from(i).ok()).collect();
-        self.order
-            .sort_by_key(|i| entries[usize::from(*i)].coll as usize);
-        let mut counts = [0u16; COLLECTIONS + 1];
-        for i in &self.order {
-            let c = entries[usize::from(*i)].coll as usize;
-            counts[c + 1] = counts[c + 1].saturating_add(1);
+        let entries = &entries[..entries.len().min(usize::from(u16::MAX))];
+        let mut starts = [0u16; COLLECTIONS + 1];
+        for e in entries {
+            let c = e.coll as usize;
+            starts[c + 1] = starts[c + 1].saturating_add(1);
         }
         for c in 0..COLLECTIONS {
-            counts[c + 1] = counts[c + 1].saturating_add(counts[c]);
+            starts[c + 1] = starts[c + 1].saturating_add(starts[c]);
         }
-        self.starts = counts;
+        let mut next = starts;
+        let mut order = vec![0u16; entries.len()];
+        for (i, e) in entries.iter().enumerate() {
+            let c = e.coll as usize;
+            if let (Some(slot), Ok(i)) = (order.get_mut(usize::from(next[c])), u16::try_from(i)) {
+                *slot = i;
+            }
+            next[c] = next[c].saturating_add(1);
+        }
+        self.order = order;
+        self.starts = starts;
         self
     }
 
@@ -1117,13 +1164,11 @@ impl<'r> Txn<'r> {
 
     /// The transformation features of entry `i`, computed once.
     fn features_of(&mut self, i: usize, raw: &[u8]) -> u32 {
-        match self.features.get(i).copied().flatten() {
+        match self.slots.features(i) {
             Some(f) => f,
             None => {
                 let f = crate::transform::features(raw);
-                if let Some(slot) = self.features.get_mut(i) {
-                    *slot = Some(f);
-                }
+                self.slots.set_features(i, f);
                 f
             }
         }
@@ -1192,8 +1237,7 @@ impl<'r> Txn<'r> {
             chains &= chains - 1;
             self.scan(at, chain as usize);
         }
-        let w = self.pre.words;
-        let hits = self.pre_bits.get(at * w..(at + 1) * w).unwrap_or(&[]);
+        let hits = self.slots.bits(at);
         for ((c, l), h) in cand.iter_mut().zip(lit.iter()).zip(hits) {
             *c |= l & h;
         }
@@ -1214,12 +1258,10 @@ impl<'r> Txn<'r> {
     /// entry's bit of every rule with a literal in it.
     fn scan(&mut self, i: usize, chain: usize) {
         let pre = self.pre;
-        let w = pre.words;
-        self.scan_arrays();
-        if self.pre_done[i] & (1 << chain) != 0 {
+        if *self.slots.done(i) & (1 << chain) != 0 {
             return;
         }
-        self.pre_done[i] |= 1 << chain;
+        *self.slots.done(i) |= 1 << chain;
         let (Some(transforms), Some(stops), Some(tail_of), Some(global), Some(raw)) = (
             pre.chains.get(chain),
             pre.stops.get(chain),
@@ -1236,43 +1278,30 @@ impl<'r> Txn<'r> {
         // A tail past the first 64 is scanned each time (a repeated scan only sets the same
         // bits again).
         if tail < 64 {
-            if self.pre_scanned[i] & (1 << tail) != 0 {
+            if *self.slots.scanned(i) & (1 << tail) != 0 {
                 return;
             }
-            self.pre_scanned[i] |= 1 << tail;
+            *self.slots.scanned(i) |= 1 << tail;
         }
         let key = pre
             .tails
             .get(tail)
             .map_or(transforms.as_slice(), Vec::as_slice);
         let tv = crate::transform::apply_all_given(key, raw, f);
-        global.scan(&tv, &mut self.pre_bits[i * w..(i + 1) * w]);
+        global.scan(&tv, self.slots.bits_mut(i));
     }
 
     /// Scan slot `at` raw (the reduced chain of `chains` for this value is empty).
     fn scan_raw(&mut self, at: usize, chains: u64) {
         let pre = self.pre;
-        let w = pre.words;
-        self.scan_arrays();
         let (Some(global), Some(raw)) = (&pre.global, self.slot_bytes(at)) else {
             return;
         };
-        self.pre_done[at] |= chains;
+        *self.slots.done(at) |= chains;
         // Tail 0 is the empty chain.
-        if self.pre_scanned[at] & 1 == 0 {
-            self.pre_scanned[at] |= 1;
-            global.scan(raw, &mut self.pre_bits[at * w..(at + 1) * w]);
-        }
-    }
-
-    /// Size the per-slot scan state for this request (once).
-    fn scan_arrays(&mut self) {
-        let w = self.pre.words;
-        let n = 2 * self.req.entries().len();
-        if self.pre_bits.len() != w * n {
-            self.pre_bits = vec![0; w * n];
-            self.pre_done = vec![0; n];
-            self.pre_scanned = vec![0; n];
+        if *self.slots.scanned(at) & 1 == 0 {
+            *self.slots.scanned(at) |= 1;
+            global.scan(raw, self.slots.bits_mut(at));
         }
     }
 
@@ -1280,8 +1309,9 @@ impl<'r> Txn<'r> {
     fn prefilter_admits(&mut self, i: usize, slot: u16, chain: u16) -> bool {
         self.scan(i, usize::from(chain));
         let s = usize::from(slot);
-        self.pre_bits
-            .get(i * self.pre.words + s / 64)
+        self.slots
+            .bits(i)
+            .get(s / 64)
             .is_none_or(|b| b & (1 << (s % 64)) != 0)
     }
 
@@ -1485,16 +1515,7 @@ impl<'r> Txn<'r> {
         }
         if raw.len() < 256 {
             // Cheaper to recompute than to cache; the value's features are computed once.
-            let f = match self.features.get(i).copied().flatten() {
-                Some(f) => f,
-                None => {
-                    let f = crate::transform::features(raw);
-                    if let Some(slot) = self.features.get_mut(i) {
-                        *slot = Some(f);
-                    }
-                    f
-                }
-            };
+            let f = self.features_of(i, raw);
             return match crate::transform::apply_all_given(chain, raw, f) {
                 Cow::Borrowed(b) => Tv::Raw(b),
                 Cow::Owned(o) => Tv::Shared(Arc::new(o)),
