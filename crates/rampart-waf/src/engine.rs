@@ -106,8 +106,83 @@ struct Candidates {
     /// Per collection: prefiltered rules that run when a selected key (`..._NAMES`) holds
     /// a literal.
     literal_names: Vec<KeyIndex>,
+    /// The three above merged per collection, for one key comparison per value.
+    merged: Vec<Merged>,
     /// `SecMarker`s: (item index, name), in order.
     markers: Vec<(usize, String)>,
+}
+
+/// One collection's presence, literal and name-literal rules: bitsets of `3 * words`
+/// (presence, literal, names) for every value and per key, with the literal and name chains.
+#[derive(Debug, Default, Clone)]
+struct Merged {
+    all: Group,
+    keys: Vec<(String, Group)>,
+    empty: bool,
+}
+
+#[derive(Debug, Default, Clone)]
+struct Group {
+    bits: Vec<u64>,
+    literal_chains: u64,
+    name_chains: u64,
+}
+
+impl Merged {
+    fn build(words: usize, p: &KeyIndex, l: &KeyIndex, n: &KeyIndex) -> Self {
+        let group =
+            |pb: Option<&Vec<u64>>, lb: Option<(&Vec<u64>, u64)>, nb: Option<(&Vec<u64>, u64)>| {
+                let mut bits = vec![0u64; 3 * words];
+                if let Some(b) = pb {
+                    bits[..words].copy_from_slice(b);
+                }
+                let mut g = Group {
+                    bits,
+                    literal_chains: 0,
+                    name_chains: 0,
+                };
+                if let Some((b, c)) = lb {
+                    g.bits[words..2 * words].copy_from_slice(b);
+                    g.literal_chains = c;
+                }
+                if let Some((b, c)) = nb {
+                    g.bits[2 * words..].copy_from_slice(b);
+                    g.name_chains = c;
+                }
+                g
+            };
+        fn key<'a>(ix: &'a KeyIndex, k: &str) -> Option<(&'a Vec<u64>, u64)> {
+            ix.keys
+                .iter()
+                .find(|(x, _, _)| x == k)
+                .map(|(_, b, c)| (b, *c))
+        }
+        let mut names: Vec<&String> = Vec::new();
+        for ix in [p, l, n] {
+            for (k, _, _) in &ix.keys {
+                if !names.contains(&k) {
+                    names.push(k);
+                }
+            }
+        }
+        Self {
+            all: group(
+                Some(&p.all),
+                Some((&l.all, l.all_chains)),
+                Some((&n.all, n.all_chains)),
+            ),
+            keys: names
+                .into_iter()
+                .map(|k| {
+                    (
+                        k.clone(),
+                        group(key(p, k).map(|(b, _)| b), key(l, k), key(n, k)),
+                    )
+                })
+                .collect(),
+            empty: p.empty && l.empty && n.empty,
+        }
+    }
 }
 
 /// Rules selecting values of one collection: every value, or one key.
@@ -158,26 +233,6 @@ impl KeyIndex {
             *chains |= 1 << c;
         }
     }
-
-    /// `out |= rules selecting a value keyed `key``; returns their chains.
-    fn or_into(&self, key: &str, out: &mut [u64]) -> u64 {
-        if self.empty {
-            return 0;
-        }
-        for (o, a) in out.iter_mut().zip(&self.all) {
-            *o |= a;
-        }
-        let mut chains = self.all_chains;
-        for (k, bits, c) in &self.keys {
-            if k.eq_ignore_ascii_case(key) {
-                for (o, a) in out.iter_mut().zip(bits) {
-                    *o |= a;
-                }
-                chains |= c;
-            }
-        }
-        chains
-    }
 }
 
 impl Candidates {
@@ -188,6 +243,7 @@ impl Candidates {
             presence: vec![KeyIndex::new(words); COLLECTIONS],
             literal: vec![KeyIndex::new(words); COLLECTIONS],
             literal_names: vec![KeyIndex::new(words); COLLECTIONS],
+            merged: Vec::new(),
             markers: Vec::new(),
         };
         for (idx, item) in items.iter().enumerate() {
@@ -255,6 +311,9 @@ impl Candidates {
                 c.always[idx / 64] |= 1 << (idx % 64);
             }
         }
+        c.merged = (0..COLLECTIONS)
+            .map(|i| Merged::build(words, &c.presence[i], &c.literal[i], &c.literal_names[i]))
+            .collect();
         c
     }
 
@@ -1180,40 +1239,40 @@ impl<'r> Txn<'r> {
     fn candidates(&mut self) -> Vec<u64> {
         let pre = self.pre;
         let idx = &pre.cand;
+        let w = pre.words;
         let mut cand = idx.always.clone();
-        let mut lit = vec![0u64; pre.words];
+        let mut sel = vec![0u64; 3 * w];
         let entries = self.req.entries();
         let n = entries.len();
         for (i, e) in entries.iter().enumerate() {
-            let c = e.coll as usize;
-            if let Some(p) = idx.presence.get(c) {
-                p.or_into(&e.key, &mut cand);
+            let Some(m) = idx.merged.get(e.coll as usize).filter(|m| !m.empty) else {
+                continue;
+            };
+            // The rules selecting this value: (presence, literal, names) bits and chains.
+            sel.copy_from_slice(&m.all.bits);
+            let (mut lc, mut nc) = (m.all.literal_chains, m.all.name_chains);
+            for (k, g) in &m.keys {
+                if k.eq_ignore_ascii_case(&e.key) {
+                    for (s, b) in sel.iter_mut().zip(&g.bits) {
+                        *s |= b;
+                    }
+                    lc |= g.literal_chains;
+                    nc |= g.name_chains;
+                }
             }
-            if let Some(l) = idx.literal.get(c) {
-                self.literal_hits(i, l, &e.key, &mut lit, &mut cand);
+            let (presence, rest) = sel.split_at(w);
+            let (literal, names) = rest.split_at(w);
+            for (c, p) in cand.iter_mut().zip(presence) {
+                *c |= p;
             }
-            if let Some(l) = idx.literal_names.get(c) {
-                self.literal_hits(n + i, l, &e.key, &mut lit, &mut cand);
-            }
+            self.literal_hits(i, literal, lc, &mut cand);
+            self.literal_hits(n + i, names, nc, &mut cand);
         }
         cand
     }
 
-    /// `cand |=` the rules of `index` selecting `key` whose literal is in scan slot `at`
-    /// (`lit` is scratch space).
-    fn literal_hits(
-        &mut self,
-        at: usize,
-        index: &KeyIndex,
-        key: &str,
-        lit: &mut [u64],
-        cand: &mut [u64],
-    ) {
-        if index.empty {
-            return;
-        }
-        lit.fill(0);
-        let chains = index.or_into(key, lit);
+    /// `cand |=` the rules `lit` (prefiltered on `chains`) whose literal is in scan slot `at`.
+    fn literal_hits(&mut self, at: usize, lit: &[u64], chains: u64, cand: &mut [u64]) {
         // Rules already candidates need no scan.
         if lit.iter().zip(cand.iter()).all(|(l, c)| l & !c == 0) {
             return;
