@@ -947,18 +947,34 @@ impl std::ops::Deref for Tv<'_> {
     }
 }
 
-impl Val<'_> {
-    fn display(&self) -> String {
-        display(self.name, &self.key)
-    }
-}
-
 /// `NAME:key`, `NAME` or `key`.
 fn display(name: &str, key: &str) -> String {
     match (name.is_empty(), key.is_empty()) {
         (_, true) => name.to_string(),
         (true, false) => key.to_string(),
         (false, false) => format!("{name}:{key}"),
+    }
+}
+
+/// A matched value (`MATCHED_VAR*`), kept as its name parts and transformed bytes.
+#[derive(Clone)]
+struct Matched<'r> {
+    name: &'static str,
+    key: Cow<'r, str>,
+    tv: Tv<'r>,
+}
+
+impl<'r> Matched<'r> {
+    /// `NAME:key` (`MATCHED_VAR_NAME`).
+    fn display(&self) -> String {
+        display(self.name, &self.key)
+    }
+
+    fn bytes(&self) -> Cow<'r, [u8]> {
+        match &self.tv {
+            Tv::Raw(r) => Cow::Borrowed(r),
+            Tv::Shared(s) => Cow::Owned(s.to_vec()),
+        }
     }
 }
 
@@ -1086,9 +1102,10 @@ struct Txn<'r> {
     slots: Slots,
     client: Option<IpAddr>,
     tx: HashMap<String, String>,
-    matched_var: Vec<u8>,
-    matched_var_name: String,
-    matched_vars: Vec<(String, Vec<u8>)>,
+    /// `MATCHED_VAR` / `MATCHED_VAR_NAME`: the last matched value (none yet: both empty).
+    matched_var: Option<Matched<'r>>,
+    /// `MATCHED_VARS` of the chain being evaluated.
+    matched_vars: Vec<Matched<'r>>,
     removed: Vec<(u32, u32)>,
     removed_tags: Vec<String>,
     removed_targets: Vec<(u32, u32, Source, Selector)>,
@@ -1165,8 +1182,7 @@ impl<'r> Txn<'r> {
             slots: Slots::new(2 * req.entries().len(), pre.words),
             client,
             tx: HashMap::new(),
-            matched_var: Vec::new(),
-            matched_var_name: String::new(),
+            matched_var: None,
             matched_vars: Vec::new(),
             removed: Vec::new(),
             removed_tags: Vec::new(),
@@ -1505,31 +1521,41 @@ impl<'r> Txn<'r> {
                 coll: None,
                 name: "MATCHED_VAR",
                 key: Cow::Borrowed(""),
-                bytes: Cow::Owned(self.matched_var.clone()),
+                bytes: self
+                    .matched_var
+                    .as_ref()
+                    .map_or(Cow::Borrowed(&[][..]), Matched::bytes),
                 entry: None,
             }),
             Source::MatchedVarName => out.push(Val {
                 coll: None,
                 name: "MATCHED_VAR_NAME",
                 key: Cow::Borrowed(""),
-                bytes: Cow::Owned(self.matched_var_name.clone().into_bytes()),
+                bytes: Cow::Owned(
+                    self.matched_var
+                        .as_ref()
+                        .map(Matched::display)
+                        .unwrap_or_default()
+                        .into_bytes(),
+                ),
                 entry: None,
             }),
             Source::MatchedVars | Source::MatchedVarsNames => {
-                for (n, v) in &self.matched_vars {
-                    if !keep(n) {
+                for m in &self.matched_vars {
+                    let n = m.display();
+                    if !keep(&n) {
                         continue;
                     }
                     let bytes = if t.source == Source::MatchedVars {
-                        v.clone()
+                        m.bytes()
                     } else {
-                        n.clone().into_bytes()
+                        Cow::Owned(n.clone().into_bytes())
                     };
                     out.push(Val {
                         coll: None,
                         name: "",
-                        key: Cow::Owned(n.clone()),
-                        bytes: Cow::Owned(bytes),
+                        key: Cow::Owned(n),
+                        bytes,
                         entry: None,
                     });
                 }
@@ -1744,10 +1770,14 @@ impl<'r> Txn<'r> {
                 }
             }
         }
-        self.matched_var = tv.to_vec();
-        let display = v.display();
-        self.matched_vars.push((display.clone(), tv.to_vec()));
-        self.matched_var_name = display;
+        // Kept as parts (no copy): read only by later links and macros.
+        let matched = Matched {
+            name: v.name,
+            key: v.key.clone(),
+            tv: tv.clone(),
+        };
+        self.matched_vars.push(matched.clone());
+        self.matched_var = Some(matched);
         let (shown, detail) = match m {
             Some(OpMatch {
                 mut captures,
@@ -1865,8 +1895,16 @@ impl<'r> Txn<'r> {
                 .unwrap_or_default();
         }
         match name {
-            "matched_var" => String::from_utf8_lossy(&self.matched_var).into_owned(),
-            "matched_var_name" => self.matched_var_name.clone(),
+            "matched_var" => self
+                .matched_var
+                .as_ref()
+                .map(|m| String::from_utf8_lossy(&m.tv).into_owned())
+                .unwrap_or_default(),
+            "matched_var_name" => self
+                .matched_var
+                .as_ref()
+                .map(Matched::display)
+                .unwrap_or_default(),
             "rule.id" => self.rule_id.to_string(),
             "remote_addr" => self.client.map(|c| c.to_string()).unwrap_or_default(),
             "request_line" => self
