@@ -428,10 +428,9 @@ impl Operator {
                 if want_captures {
                     return rx_match(re, v, true);
                 }
-                Some(OpMatch {
-                    captures: vec![v.to_vec()],
-                    detail: None,
-                })
+                // The match is the whole value: no capture to copy (a record then shows the
+                // value, the same bytes).
+                Some(OpMatch::default())
             }
             Operator::Pm(ac, _) => ac.find(v).map(|m| OpMatch {
                 captures: vec![v[m.start()..m.end()].to_vec()],
