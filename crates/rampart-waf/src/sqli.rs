@@ -366,13 +366,35 @@ const IN_OPWORDS: u16 = 1 << 6;
 const IN_KEYWORDS: u16 = 1 << 7;
 const IN_CMPWORDS: u16 = 1 << 8;
 
+/// FNV-1a for the word table: its keys are short and fixed (a client's word is only looked
+/// up, so it cannot lengthen a bucket).
+#[derive(Default)]
+struct Fnv(u64);
+
+impl std::hash::Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = if self.0 == 0 {
+            0xcbf2_9ce4_8422_2325
+        } else {
+            self.0
+        };
+        for b in bytes {
+            h = (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
+        }
+        self.0 = h;
+    }
+}
+
 /// The word lists (`IN_*` bits) holding `w` (ASCII case-insensitively): one hash lookup for
 /// what is `in_list` on each list.
 fn word_lists(w: &[u8]) -> u16 {
-    static TABLE: std::sync::OnceLock<(usize, std::collections::HashMap<Vec<u8>, u16>)> =
-        std::sync::OnceLock::new();
+    type Table = std::collections::HashMap<Vec<u8>, u16, std::hash::BuildHasherDefault<Fnv>>;
+    static TABLE: std::sync::OnceLock<(usize, Table)> = std::sync::OnceLock::new();
     let (longest, table) = TABLE.get_or_init(|| {
-        let mut t: std::collections::HashMap<Vec<u8>, u16> = std::collections::HashMap::new();
+        let mut t = Table::default();
         for (list, bit) in [
             (LOGIC, IN_LOGIC),
             (UNION, IN_UNION),
