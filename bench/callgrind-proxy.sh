@@ -66,7 +66,9 @@ run() { # $1 = name, $2 = 1 to send requests
         "$RAMPART" run "${RUN_ARGS[@]}" --listen "127.0.0.1:$PORT" \
         --admin "127.0.0.1:$((PORT + 2))" >"$WORK/$1.log" 2>&1 &
     local pid=$!
-    wait_up "http://127.0.0.1:$PORT/static/1k.json" || { tail "$WORK/$1.log" >&2; exit 1; }
+    PIDS+=("$pid") # stopped by the EXIT trap if start-up fails
+    wait_up "http://127.0.0.1:$PORT/static/1k.json" ||
+        { tail "$WORK/$1.log" >&2; echo "the gateway does not answer 2xx (wrong HEADER?)" >&2; exit 1; }
     local sent=1
     if [[ $2 == 1 ]]; then
         wrk -t1 -c"$CONNS" -d120s -s "$WORK/count.lua" "${HDR_ARGS[@]}" \

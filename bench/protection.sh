@@ -7,6 +7,8 @@
 #   guard   everything but the WAF: global IP deny list, a ban rule, two rate limits (per IP
 #           and per API key, high enough never to refuse), CORS, route hygiene, API-key auth
 #           (SHA-256 + constant-time compare per request), security headers
+#   jwt     guard, with JWT auth (HS256, signature + exp checked per request, `sub` forwarded
+#           upstream, rate limit keyed on the `sub` claim) in place of the API key
 #   all     guard + the WAF (built-in rules, paranoia 1, block)
 # Variants run in rounds (off guard all, off guard all, ...) so machine-load drift hits each
 # alike; the table gives the median req/s per variant and its ratio to `off`.
@@ -29,8 +31,9 @@ ORIGIN_PORT=$BASE_PORT
 GW_PORT=$((BASE_PORT + 1))
 ADMIN_PORT=$((BASE_PORT + 2))
 RAMPART_BIN=${RAMPART_BIN:-"${CARGO_TARGET_DIR:-$ROOT_DIR/target}/release/rampart"}
-VARIANTS="off guard all"
+VARIANTS=${VARIANTS:-"off guard jwt all"}
 API_KEY="bench-key-0123456789"
+JWT_SECRET="bench-jwt-secret-0123456789abcdef-0123456789"
 
 die() { echo "protection.sh: error: $*" >&2; exit 1; }
 say() { echo "protection.sh: $*" >&2; }
@@ -110,7 +113,8 @@ cat >>"$WORK/off.toml" <<TOML
 name = "static"
 upstream = "origin"
 TOML
-guard_routes() {
+guard_routes() { # auth: apikey | jwt
+    local auth=${1:-apikey}
     cat <<TOML
 [ip_lists]
 deny = ["192.0.2.0/24", "2001:db8::/32"]
@@ -121,6 +125,13 @@ threshold = 50
 [[auth.api_keys]]
 name = "bench"
 sha256 = "$KEY_SHA"
+[[auth.jwt]]
+name = "bench"
+algorithms = ["HS256"]
+issuers = ["bench"]
+[[auth.jwt.keys]]
+type = "hmac"
+secret = "$JWT_SECRET"
 [[routes]]
 name = "static"
 upstream = "origin"
@@ -128,8 +139,11 @@ upstream = "origin"
 allowed_methods = ["GET", "POST"]
 max_query_params = 20
 deny_headers = ["x-debug"]
-[routes.auth]
-api_key = "header:x-api-key"
+$(if [[ $auth == jwt ]]; then
+    printf '[routes.auth]\njwt = "bench"\nforward_claims = { sub = "x-user-id" }\n'
+else
+    printf '[routes.auth]\napi_key = "header:x-api-key"\n'
+fi)
 [routes.cors]
 origins = ["https://app.example.com"]
 [[routes.rate_limits]]
@@ -139,31 +153,58 @@ key = "ip"
 [[routes.rate_limits]]
 name = "per_key"
 rate = "100000000/1s"
-key = "api_key"
+key = "$([[ $auth == jwt ]] && echo jwt_claim:sub || echo api_key)"
 TOML
 }
 { common false true; guard_routes; } >"$WORK/guard.toml"
+{ common false true; guard_routes jwt; } >"$WORK/jwt.toml"
 { common true true; guard_routes; } >"$WORK/all.toml"
 for v in $VARIANTS; do
     "$RAMPART_BIN" check --config "$WORK/$v.toml" >/dev/null || die "config $v does not validate"
 done
 
-declare -A RESULTS
+# An HS256 token for the jwt variant: iss "bench", sub "bench-user", valid for a day.
+JWT=$(python3 - "$JWT_SECRET" <<'PY'
+import base64, hashlib, hmac, json, sys, time
+b64 = lambda b: base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+head = b64(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
+body = b64(json.dumps({"iss": "bench", "sub": "bench-user", "exp": int(time.time()) + 86400}).encode())
+sig = hmac.new(sys.argv[1].encode(), f"{head}.{body}".encode(), hashlib.sha256).digest()
+print(f"{head}.{body}.{b64(sig)}")
+PY
+) || die "cannot make the bench JWT (python3 needed)"
+auth_header() { # variant
+    if [[ $1 == jwt ]]; then echo "authorization: Bearer $JWT"; else echo "x-api-key: $API_KEY"; fi
+}
+
+CLK_TCK=$(getconf CLK_TCK)
+proc_cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; } # utime + stime, in clock ticks
+declare -A RESULTS CPUS
 for round in $(seq 1 "$ROUNDS"); do
     for v in $VARIANTS; do
         "$RAMPART_BIN" run --config "$WORK/$v.toml" >"$WORK/$v.$round.log" 2>&1 &
         pid=$!
         PIDS+=("$pid")
         wait_ready "rampart($v)" "$GW_PORT" "$pid" "$WORK/$v.$round.log" /static/1k.json \
-            "x-api-key: $API_KEY"$'\r\n'
-        "$RAMPART_BIN" bench -t "$THREADS" -c "$CONNECTIONS" -d "$DURATION" --warmup "$WARMUP" \
-            -H "x-api-key: $API_KEY" --json "$WORK/$v.$round.json" \
+            "$(auth_header "$v")"$'\r\n'
+        # Warm-up as its own run, so the CPU reading below covers the measured run only.
+        "$RAMPART_BIN" bench -t "$THREADS" -c "$CONNECTIONS" -d "$WARMUP" --warmup 0s \
+            -H "$(auth_header "$v")" "http://127.0.0.1:$GW_PORT/static/1k.json" >/dev/null 2>&1 ||
+            die "warm-up failed for $v"
+        cpu0=$(proc_cpu "$pid")
+        "$RAMPART_BIN" bench -t "$THREADS" -c "$CONNECTIONS" -d "$DURATION" --warmup 0s \
+            -H "$(auth_header "$v")" --json "$WORK/$v.$round.json" \
             "http://127.0.0.1:$GW_PORT/static/1k.json" >"$WORK/$v.$round.out" 2>&1 ||
             { cat "$WORK/$v.$round.out" >&2; die "bench failed for $v"; }
         rps=$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(round(d["rps"]))' "$WORK/$v.$round.json" 2>/dev/null ||
             grep -Eo '[0-9.]+ req/s' "$WORK/$v.$round.out" | head -1 | awk '{print int($1)}')
+        # Gateway CPU per request (user + system), over the warm-up and the measured run.
+        cpu=$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); n=d["requests"]
+print(round((int(sys.argv[3])-int(sys.argv[2]))*1e6/int(sys.argv[4])/n, 1))' \
+            "$WORK/$v.$round.json" "$cpu0" "$(proc_cpu "$pid")" "$CLK_TCK" 2>/dev/null || echo "?")
         RESULTS[$v]="${RESULTS[$v]:-} $rps"
-        say "round $round $v: $rps req/s"
+        CPUS[$v]="${CPUS[$v]:-} $cpu"
+        say "round $round $v: $rps req/s, gateway CPU $cpu us/request"
         stop_pid "$pid"
     done
 done
@@ -171,8 +212,9 @@ done
 median() { tr ' ' '\n' | grep -v '^$' | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 base=$(echo "${RESULTS[off]}" | median)
 echo "load: $(uptime | sed 's/.*load average: //')"
-printf '%-6s %12s %8s   %s\n' variant "median rps" "vs off" "rounds"
+printf '%-6s %12s %8s %14s   %s\n' variant "median rps" "vs off" "CPU us/req" "rounds (req/s)"
 for v in $VARIANTS; do
     m=$(echo "${RESULTS[$v]}" | median)
-    printf '%-6s %12s %7.1f%%   %s\n' "$v" "$m" "$(python3 -c "print(100.0*$m/$base)")" "${RESULTS[$v]}"
+    c=$(echo "${CPUS[$v]}" | median)
+    printf '%-6s %12s %7.1f%% %14s   %s\n' "$v" "$m" "$(python3 -c "print(100.0*$m/$base)")" "$c" "${RESULTS[$v]}"
 done

@@ -158,6 +158,7 @@ pub fn auth_sets(
             audiences: v.audiences.clone(),
             leeway: v.leeway,
             require_exp: v.require_exp,
+            cache_size: v.cache_size,
         };
         out.verifiers.insert(
             v.name.clone(),
@@ -203,6 +204,12 @@ pub fn api_key_lookup(r: &RouteAuthConfig, sets: &AuthSets) -> Option<Arc<ApiKey
         keys: sets.api_keys.clone(),
         source,
     }))
+}
+
+/// The JWT verifier a route's auth names, if any (rate limits keyed on a claim read verified
+/// tokens from its cache).
+pub fn route_jwt_verifier(r: &RouteAuthConfig, sets: &AuthSets) -> Option<Arc<JwtVerifier>> {
+    sets.verifiers.get(r.jwt.as_deref()?).cloned()
 }
 
 /// `routes[i].auth` -> the route's [`AuthPolicy`].

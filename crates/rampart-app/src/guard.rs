@@ -145,6 +145,10 @@ pub fn route_policies(
             list: access_list(&r.ip_lists),
         });
     }
+    let jwt = r
+        .auth
+        .as_ref()
+        .and_then(|a| crate::auth::route_jwt_verifier(a, auth));
     let mut limits = Vec::new();
     for (j, l) in r.rate_limits.iter().enumerate() {
         let path = |k: &str| format!("routes[{i}].rate_limits[{j}].{k}");
@@ -166,7 +170,7 @@ pub fn route_policies(
             },
         };
         let key = match KeySource::parse(&l.key, l.prefix_v4, l.prefix_v6, lookup.clone()) {
-            Ok(k) => k,
+            Ok(k) => k.with_jwt_verifier(jwt.clone()),
             Err(e) => {
                 errors.push(ConfigError::new(path("key"), e.to_string()));
                 continue;

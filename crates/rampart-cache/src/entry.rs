@@ -650,8 +650,11 @@ impl Entry {
 
     /// The stored headers as a fresh `HeaderMap` whose values share the entry's buffer.
     pub fn headers(&self) -> HeaderMap {
+        const RESPONSE_HEADER_ROOM: usize = 16;
         let fields = self.fields();
-        let mut map = HeaderMap::with_capacity(fields.left + 2);
+        // Room for what the layers above add to a hit (Age, Cache-Status, Vary, security
+        // headers, RateLimit fields, CORS), so none of them makes the table grow and rehash.
+        let mut map = HeaderMap::with_capacity(fields.left + RESPONSE_HEADER_ROOM);
         for (name, range) in fields {
             let (Some(n), Ok(v)) = (
                 name.to_name(),

@@ -40,7 +40,21 @@ impl Default for CompressPolicy {
 /// An allow-list of media types: `type/subtype` exactly, `type/*`, or a structured-syntax
 /// suffix `+json` (any `*/*+json`). Parameters (`; charset=utf-8`) are ignored.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ContentTypes(Vec<Box<str>>);
+pub struct ContentTypes(Vec<Pattern>);
+
+/// One compiled allow-list entry (lowercase bytes), so a response's type is matched without
+/// re-parsing the patterns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Pattern {
+    /// `type/subtype`.
+    Exact(Box<[u8]>),
+    /// `type/*`: the type.
+    AnySubtype(Box<[u8]>),
+    /// `+suffix`: the suffix.
+    Suffix(Box<[u8]>),
+    /// Malformed (refused by config validation): matches nothing.
+    Never,
+}
 
 /// The default allow-list: text, JSON, JavaScript, XML, SVG, wasm, uncompressed fonts.
 pub const DEFAULT_TYPES: &[&str] = &[
@@ -75,14 +89,21 @@ impl Default for ContentTypes {
 }
 
 impl ContentTypes {
-    /// From patterns (lowercased).
+    /// From patterns (case does not matter).
     pub fn new<'a>(patterns: impl IntoIterator<Item = &'a str>) -> Self {
-        Self(
-            patterns
-                .into_iter()
-                .map(|p| p.trim().to_ascii_lowercase().into_boxed_str())
-                .collect(),
-        )
+        let compile = |p: &str| {
+            let p = p.trim().to_ascii_lowercase();
+            let bytes = |s: &str| s.as_bytes().into();
+            if let Some(suffix) = p.strip_prefix('+') {
+                return Pattern::Suffix(bytes(suffix));
+            }
+            match p.split_once('/') {
+                Some((ty, "*")) => Pattern::AnySubtype(bytes(ty)),
+                Some(_) => Pattern::Exact(bytes(&p)),
+                None => Pattern::Never,
+            }
+        };
+        Self(patterns.into_iter().map(compile).collect())
     }
 
     /// Whether a pattern is well formed (`a/b`, `a/*`, `+suffix`).
@@ -96,21 +117,19 @@ impl ContentTypes {
 
     /// Whether a `Content-Type` value is allowed.
     pub fn matches(&self, content_type: &str) -> bool {
-        let mt = content_type.split(';').next().unwrap_or("").trim();
-        let Some((ty, sub)) = mt.split_once('/') else {
+        let ct = content_type.as_bytes();
+        let end = ct.iter().position(|&b| b == b';').unwrap_or(ct.len());
+        let mt = ct[..end].trim_ascii();
+        let Some(slash) = mt.iter().position(|&b| b == b'/') else {
             return false;
         };
-        self.0.iter().any(|p| {
-            if let Some(suffix) = p.strip_prefix('+') {
-                return sub
-                    .rsplit_once('+')
-                    .is_some_and(|(_, s)| s.eq_ignore_ascii_case(suffix));
-            }
-            match p.split_once('/') {
-                Some((pt, "*")) => pt.eq_ignore_ascii_case(ty),
-                Some(_) => p.eq_ignore_ascii_case(mt),
-                None => false,
-            }
+        let (ty, sub) = (&mt[..slash], &mt[slash + 1..]);
+        let suffix = sub.iter().rposition(|&b| b == b'+').map(|i| &sub[i + 1..]);
+        self.0.iter().any(|p| match p {
+            Pattern::Exact(e) => e.eq_ignore_ascii_case(mt),
+            Pattern::AnySubtype(t) => t.eq_ignore_ascii_case(ty),
+            Pattern::Suffix(s) => suffix.is_some_and(|x| s.eq_ignore_ascii_case(x)),
+            Pattern::Never => false,
         })
     }
 }
@@ -132,9 +151,21 @@ mod tests {
             "image/svg+xml",
             "application/wasm",
             "font/ttf",
+            "  text/plain ; charset=utf-8",
+            "application/vnd.api+JSON",
         ] {
             assert!(t.matches(yes), "{yes}");
         }
+        let custom = ContentTypes::new(["Application/X-Custom", "+YAML", "font/*", "broken"]);
+        assert!(custom.matches("application/x-custom;v=1"));
+        assert!(custom.matches("application/vnd.thing+yaml"));
+        assert!(custom.matches("FONT/woff2"));
+        assert!(!custom.matches("application/x-custom2"));
+        assert!(
+            !custom.matches("application/yaml"),
+            "+yaml is a suffix, not a subtype"
+        );
+        assert!(!custom.matches("broken"));
         for no in [
             "image/png",
             "font/woff2",

@@ -238,11 +238,11 @@ mod block {
 }
 
 fn no_transform(h: &HeaderMap) -> bool {
-    h.get_all(header::CACHE_CONTROL)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|d| d.trim().eq_ignore_ascii_case("no-transform"))
+    h.get_all(header::CACHE_CONTROL).iter().any(|v| {
+        v.as_bytes()
+            .split(|&b| b == b',')
+            .any(|d| d.trim_ascii().eq_ignore_ascii_case(b"no-transform"))
+    })
 }
 
 fn add_vary(h: &mut HeaderMap) {

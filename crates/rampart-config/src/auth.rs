@@ -61,6 +61,9 @@ pub struct JwtVerifierConfig {
     pub leeway: Duration,
     /// Refuse tokens without `exp`. Default `true`.
     pub require_exp: bool,
+    /// Verified tokens remembered (a repeat of the same token skips the signature check;
+    /// `exp` / `nbf` are still checked each time). Default `4096`; `0` turns it off.
+    pub cache_size: usize,
     /// Static keys. Default: none.
     pub keys: Vec<JwtKeyConfig>,
     /// A JWKS document (`http://` or `https://`), cached and refreshed in the background.
@@ -90,6 +93,7 @@ impl Default for JwtVerifierConfig {
             audiences: Vec::new(),
             leeway: Duration::from_secs(60),
             require_exp: true,
+            cache_size: 4096,
             keys: Vec::new(),
             jwks_url: None,
             jwks_refresh: Duration::from_secs(300),

@@ -60,7 +60,7 @@ use crate::{
     auth::{
         Identity,
         apikey::{ApiKeyLookup, ApiKeyVerdict},
-        jwt::peek_claim,
+        jwt::{JwtVerifier, peek_claim},
     },
     events::{EventSink, SecurityEvent, SecurityEventKind},
     future::{After, GuardFuture},
@@ -95,8 +95,10 @@ pub enum KeySource {
     /// A JWT claim (top-level name or dotted path). Taken from the verified [`Identity`] if an
     /// auth layer ran earlier, otherwise read (unverified) from the bearer token: rate limiting
     /// runs before auth (layer 10 < 12), and a forged claim only buys a bucket whose requests
-    /// then fail authentication.
-    JwtClaim(String),
+    /// then fail authentication. With the route's verifier attached
+    /// ([`KeySource::with_jwt_verifier`]), a token it has verified before is read from its
+    /// cache instead of being decoded again.
+    JwtClaim(String, Option<Arc<JwtVerifier>>),
     /// The name of the API key presented. Taken from the [`Identity`] if present, otherwise
     /// looked up (hash + constant-time compare) in the route's key set; unknown keys share
     /// the bucket `"unknown"`.
@@ -182,11 +184,20 @@ impl KeySource {
                 .map(Self::Header)
                 .map_err(|_| err("a valid header name")),
             ("cookie", name) if !name.is_empty() => Ok(Self::Cookie(name.to_owned())),
-            ("jwt_claim", path) if !path.is_empty() => Ok(Self::JwtClaim(path.to_owned())),
+            ("jwt_claim", path) if !path.is_empty() => Ok(Self::JwtClaim(path.to_owned(), None)),
             ("api_key", "") => api_keys
                 .map(Self::ApiKeyName)
                 .ok_or_else(|| err("an api_key key needs the route's auth.api_keys")),
             _ => Err(err(KINDS)),
+        }
+    }
+
+    /// Attach the route's JWT verifier to a `jwt_claim` key (no effect on other kinds), so
+    /// tokens it has already verified are not decoded again here.
+    pub fn with_jwt_verifier(self, verifier: Option<Arc<JwtVerifier>>) -> Self {
+        match self {
+            Self::JwtClaim(claim, _) => Self::JwtClaim(claim, verifier),
+            other => other,
         }
     }
 
@@ -199,7 +210,7 @@ impl KeySource {
             Self::Route => "route",
             Self::Header(_) => "header",
             Self::Cookie(_) => "cookie",
-            Self::JwtClaim(_) => "jwt_claim",
+            Self::JwtClaim(..) => "jwt_claim",
             Self::ApiKeyName(_) => "api_key",
         }
     }
@@ -237,11 +248,14 @@ impl KeySource {
             Self::Cookie(name) => {
                 cookie_value(req.headers(), name).map(|v| KeyValue::Text(Cow::Borrowed(v)))
             }
-            Self::JwtClaim(claim) => {
+            Self::JwtClaim(claim, verifier) => {
                 if let Some(Identity::Jwt(claims)) = req.extensions().get::<Identity>() {
                     return claim_string(claims, claim).map(|s| KeyValue::Text(s.into()));
                 }
                 let token = bearer_token(req.headers())?;
+                if let Some(claims) = verifier.as_ref().and_then(|v| v.cached_claims(token)) {
+                    return claim_string(&claims, claim).map(|s| KeyValue::Text(s.into()));
+                }
                 let claims = peek_claim(token)?;
                 claim_string(&claims, claim).map(|s| KeyValue::Text(s.into()))
             }
@@ -1192,7 +1206,7 @@ mod tests {
             serde_json::json!({"sub": "alice", "org": {"id": 7}}),
         )));
         assert_eq!(
-            KeySource::JwtClaim("org.id".into()).extract(&with_id),
+            KeySource::JwtClaim("org.id".into(), None).extract(&with_id),
             Some(KeyValue::Text("7".into()))
         );
     }
@@ -1234,7 +1248,7 @@ mod tests {
         ));
         assert!(matches!(
             KeySource::parse("jwt_claim:org.id", 24, 64, None),
-            Ok(KeySource::JwtClaim(_))
+            Ok(KeySource::JwtClaim(..))
         ));
         assert!(KeySource::parse("api_key", 24, 64, None).is_err());
         assert!(KeySource::parse("header:", 24, 64, None).is_err());

@@ -164,6 +164,71 @@ async fn jwt_every_algorithm_family() {
 }
 
 #[tokio::test]
+async fn verified_tokens_are_remembered_unless_the_cache_is_off() {
+    let key = EncodingKey::from_secret(HMAC);
+    let token = sign(Algorithm::HS256, Some("h"), &key, &claims(json!({})));
+    let cached = static_verifier();
+    let a = cached.verify(&token).await.unwrap();
+    let b = cached.verify(&token).await.unwrap();
+    assert!(
+        Arc::ptr_eq(&a, &b),
+        "the second verification is a cache hit"
+    );
+    assert_eq!(a["sub"], "alice");
+    // A token differing only in its signature is not a hit: it is verified, and refused.
+    let forged = format!("{}x", &token[..token.len() - 1]);
+    assert_ne!(forged, token);
+    assert!(cached.verify(&forged).await.is_err());
+
+    let uncached = JwtVerifier::new(
+        vec![VerifyKey::hmac(Some("h".into()), HMAC)],
+        None,
+        &JwtSettings {
+            cache_size: 0,
+            ..settings()
+        },
+    );
+    let a = uncached.verify(&token).await.unwrap();
+    let b = uncached.verify(&token).await.unwrap();
+    assert!(!Arc::ptr_eq(&a, &b), "cache_size = 0 verifies every time");
+    assert_eq!(a, b);
+}
+
+#[tokio::test]
+async fn rate_limit_claim_keys_read_the_verifier_cache() {
+    use rampart_guard::ratelimit::{KeySource, KeyValue};
+    let key = EncodingKey::from_secret(HMAC);
+    let verified = sign(Algorithm::HS256, Some("h"), &key, &claims(json!({})));
+    let fresh = sign(
+        Algorithm::HS256,
+        Some("h"),
+        &key,
+        &claims(json!({"sub": "bob"})),
+    );
+    let verifier = static_verifier();
+    verifier.verify(&verified).await.unwrap();
+    assert!(verifier.cached_claims(&verified).is_some());
+    assert!(
+        verifier.cached_claims(&fresh).is_none(),
+        "a lookup never verifies"
+    );
+    let source = KeySource::parse("jwt_claim:sub", 24, 64, None)
+        .unwrap()
+        .with_jwt_verifier(Some(verifier.clone()));
+    let request = |t: &str| {
+        http::Request::builder()
+            .header("authorization", bearer(t))
+            .body(())
+            .unwrap()
+    };
+    let (a, b) = (request(&verified), request(&fresh));
+    assert_eq!(source.extract(&a), Some(KeyValue::Text("alice".into())));
+    // Not verified yet: read from the token itself, as without a verifier.
+    assert_eq!(source.extract(&b), Some(KeyValue::Text("bob".into())));
+    assert!(verifier.cached_claims(&fresh).is_none());
+}
+
+#[tokio::test]
 async fn jwt_refusals() {
     let (events, mut rx) = EventSink::channel(100);
     let mut reg = prometheus_client::registry::Registry::default();
@@ -834,7 +899,7 @@ async fn rate_limit_key_from_api_key_and_jwt_claim() {
         "r",
         "per_org",
         Gcra::new(one, Duration::from_secs(60), one),
-        KeySource::JwtClaim("org".into()),
+        KeySource::JwtClaim("org".into(), None),
     )
     .unwrap();
     let r = route("r", Some(RateLimitPolicy::new(vec![per_key, per_org])));

@@ -329,7 +329,7 @@ async fn authenticate_jwt(policy: &AuthPolicy, req: &mut Req) -> Result<(), Refu
             req.headers_mut().insert(hname.clone(), v);
         }
     }
-    req.extensions_mut().insert(Identity::Jwt(Arc::new(claims)));
+    req.extensions_mut().insert(Identity::Jwt(claims));
     Ok(())
 }
 
