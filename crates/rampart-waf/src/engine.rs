@@ -22,7 +22,7 @@ use std::{
 use crate::{
     config::{Mode, WafPolicy, source_covers},
     operator::{OpMatch, Operator, parse_num},
-    prefilter::SlotMatcher,
+    prefilter::{ChainStops, SlotMatcher},
     request::{Collection, WafRequest},
     rule::{Ctl, Disruptive, EngineState, Item, Rule, Selector, SetVarOp, Severity, Source},
     seclang::LoadReport,
@@ -59,18 +59,292 @@ pub struct Engine {
 /// values scanned once per distinct reduced chain serve every rule whose chain reduces alike.
 #[derive(Debug, Default)]
 struct Prefilters {
-    /// Per item index: the rule's (slot, chain index), when it has a prefilter.
+    /// `false` for [`Engine::with_prefilters`]`(false)`: every rule is evaluated on every value.
+    on: bool,
+    /// Per item index: the rule's (slot, chain index), when it has a prefilter; the slot is
+    /// the item index (literal hits are bitsets over items, like candidates).
     by_item: Vec<Option<(u16, u16)>>,
-    /// Per item index: the request collections (bit per [`Collection`]) the rule's first link
-    /// reads, when that is all it reads (no `&` counts, no `TX`, ...): a rule none of whose
-    /// collections has a value in the request cannot match and is not evaluated.
-    reads: Vec<Option<u32>>,
     /// Distinct transformation chains of prefiltered rules.
     chains: Vec<Vec<Transform>>,
+    /// Distinct reduced chains ([`crate::prefilter::reduce`]); the empty one first.
+    tails: Vec<Vec<Transform>>,
+    /// Per chain, per [`crate::prefilter::reduce_start`] (`0..=len`): the index in `tails`.
+    tail_of: Vec<Vec<u16>>,
+    /// Per chain: [`crate::prefilter::reduce_start`], precomputed.
+    stops: Vec<ChainStops>,
+    /// Per [`crate::transform::features`] bit: the chains (bit per index) with a
+    /// transformation that bit can make change a value. A value having none of a chain's
+    /// bits is scanned raw for that chain (it reduces to nothing).
+    chains_by_bit: [u64; 32],
     /// The literals of every prefiltered rule.
     global: Option<SlotMatcher>,
-    /// `u64` words per entry bitset.
+    /// `u64` words per bitset over items.
     words: usize,
+    /// The candidate-rule index (see [`Candidates`]).
+    cand: Candidates,
+}
+
+/// Which rules can match a request at all, from the values it has: the per-request candidate
+/// list. Bitsets are over item indexes (`u64` words of `words`).
+///
+/// A rule is a candidate when its first link may match: one of its targets selects a value
+/// the request has and, for a prefiltered rule's value targets, the value holds one of the
+/// rule's literals. A rule that is not a candidate cannot match and, since a first link
+/// that matches nothing has no effect (no `setvar`, capture or `MATCHED_VAR` change), is not
+/// evaluated. Targets the index cannot decide (`&` counts, `TX`, `MATCHED_VAR*`,
+/// `REMOTE_ADDR`, `UNIQUE_ID`) and rules without targets make a rule a candidate always.
+/// The index over-approximates: key regexes and `!` exclusions are ignored (the rule is then
+/// a candidate and its evaluation selects the values as before).
+#[derive(Debug, Default)]
+struct Candidates {
+    /// Rules that are candidates for every request.
+    always: Vec<u64>,
+    /// Per collection: rules that run when a selected value is present.
+    presence: Vec<KeyIndex>,
+    /// Per collection: prefiltered rules that run when a selected value holds a literal.
+    literal: Vec<KeyIndex>,
+    /// Per collection: prefiltered rules that run when a selected key (`..._NAMES`) holds
+    /// a literal.
+    literal_names: Vec<KeyIndex>,
+    /// The three above merged per collection, for one key comparison per value.
+    merged: Vec<Merged>,
+    /// `SecMarker`s: (item index, name), in order.
+    markers: Vec<(usize, String)>,
+}
+
+/// One collection's presence, literal and name-literal rules: bitsets of `3 * words`
+/// (presence, literal, names) for every value and per key, with the literal and name chains.
+#[derive(Debug, Default, Clone)]
+struct Merged {
+    all: Group,
+    keys: Vec<(String, Group)>,
+    empty: bool,
+}
+
+#[derive(Debug, Default, Clone)]
+struct Group {
+    bits: Vec<u64>,
+    literal_chains: u64,
+    name_chains: u64,
+}
+
+impl Merged {
+    fn build(words: usize, p: &KeyIndex, l: &KeyIndex, n: &KeyIndex) -> Self {
+        let group =
+            |pb: Option<&Vec<u64>>, lb: Option<(&Vec<u64>, u64)>, nb: Option<(&Vec<u64>, u64)>| {
+                let mut bits = vec![0u64; 3 * words];
+                if let Some(b) = pb {
+                    bits[..words].copy_from_slice(b);
+                }
+                let mut g = Group {
+                    bits,
+                    literal_chains: 0,
+                    name_chains: 0,
+                };
+                if let Some((b, c)) = lb {
+                    g.bits[words..2 * words].copy_from_slice(b);
+                    g.literal_chains = c;
+                }
+                if let Some((b, c)) = nb {
+                    g.bits[2 * words..].copy_from_slice(b);
+                    g.name_chains = c;
+                }
+                g
+            };
+        fn key<'a>(ix: &'a KeyIndex, k: &str) -> Option<(&'a Vec<u64>, u64)> {
+            ix.keys
+                .iter()
+                .find(|(x, _, _)| x == k)
+                .map(|(_, b, c)| (b, *c))
+        }
+        let mut names: Vec<&String> = Vec::new();
+        for ix in [p, l, n] {
+            for (k, _, _) in &ix.keys {
+                if !names.contains(&k) {
+                    names.push(k);
+                }
+            }
+        }
+        Self {
+            all: group(
+                Some(&p.all),
+                Some((&l.all, l.all_chains)),
+                Some((&n.all, n.all_chains)),
+            ),
+            keys: names
+                .into_iter()
+                .map(|k| {
+                    (
+                        k.clone(),
+                        group(key(p, k).map(|(b, _)| b), key(l, k), key(n, k)),
+                    )
+                })
+                .collect(),
+            empty: p.empty && l.empty && n.empty,
+        }
+    }
+}
+
+/// Rules selecting values of one collection: every value, or one key.
+#[derive(Debug, Default, Clone)]
+struct KeyIndex {
+    all: Vec<u64>,
+    /// The prefilter chains (bit per chain index) of the rules in `all`.
+    all_chains: u64,
+    /// (lowercase key, rules, their chains), compared ASCII case-insensitively as
+    /// [`Selector::Key`] does.
+    keys: Vec<(String, Vec<u64>, u64)>,
+    /// Nothing is indexed here.
+    empty: bool,
+}
+
+impl KeyIndex {
+    fn new(words: usize) -> Self {
+        Self {
+            all: vec![0; words],
+            all_chains: 0,
+            keys: Vec::new(),
+            empty: true,
+        }
+    }
+
+    /// Index rule `idx` (prefilter chain `chain`, if any) under a selector.
+    fn add(&mut self, sel: &Selector, idx: usize, chain: Option<u16>) {
+        self.empty = false;
+        let words = self.all.len();
+        let (bits, chains) = match sel {
+            Selector::Key(k) => {
+                let k = k.to_ascii_lowercase();
+                let at = match self.keys.iter().position(|(x, _, _)| *x == k) {
+                    Some(at) => at,
+                    None => {
+                        self.keys.push((k, vec![0; words], 0));
+                        self.keys.len() - 1
+                    }
+                };
+                let (_, bits, chains) = &mut self.keys[at];
+                (bits, chains)
+            }
+            // A key regex selects some keys: counted as selecting all of them.
+            Selector::All | Selector::Regex(_) => (&mut self.all, &mut self.all_chains),
+        };
+        bits[idx / 64] |= 1 << (idx % 64);
+        if let Some(c) = chain {
+            *chains |= 1 << c;
+        }
+    }
+}
+
+impl Candidates {
+    fn build(items: &[Item], by_item: &[Option<(u16, u16)>]) -> Self {
+        let words = items.len().div_ceil(64).max(1);
+        let mut c = Self {
+            always: vec![0; words],
+            presence: vec![KeyIndex::new(words); COLLECTIONS],
+            literal: vec![KeyIndex::new(words); COLLECTIONS],
+            literal_names: vec![KeyIndex::new(words); COLLECTIONS],
+            merged: Vec::new(),
+            markers: Vec::new(),
+        };
+        for (idx, item) in items.iter().enumerate() {
+            let r = match item {
+                Item::Rule(r) => r,
+                Item::Marker(m) => {
+                    c.markers.push((idx, m.clone()));
+                    continue;
+                }
+            };
+            let chain = by_item.get(idx).copied().flatten().map(|(_, c)| c);
+            let mut always = r.targets.is_empty();
+            for t in &r.targets {
+                use Collection::{ArgsGet, ArgsPost, Files};
+                // (collections, names or values)
+                let (colls, names) = match t.source {
+                    // A count that matches 0 matches a request without the values; one that
+                    // does not needs a selected value (indexed as the values are).
+                    _ if t.count && counts_zero(r) => {
+                        always = true;
+                        continue;
+                    }
+                    Source::Coll(coll) if t.count && coll != Collection::RemoteAddr => {
+                        c.presence[coll as usize].add(&t.selector, idx, None);
+                        continue;
+                    }
+                    Source::Args | Source::ArgsNames if t.count => {
+                        c.presence[Collection::ArgsGet as usize].add(&t.selector, idx, None);
+                        c.presence[Collection::ArgsPost as usize].add(&t.selector, idx, None);
+                        continue;
+                    }
+                    _ if t.count => {
+                        always = true;
+                        continue;
+                    }
+                    Source::Coll(Collection::RemoteAddr) => {
+                        always = true;
+                        continue;
+                    }
+                    Source::Coll(coll) => ([Some(coll), None], false),
+                    Source::Names(coll) => ([Some(coll), None], true),
+                    Source::Args => ([Some(ArgsGet), Some(ArgsPost)], false),
+                    Source::ArgsNames => ([Some(ArgsGet), Some(ArgsPost)], true),
+                    Source::FilesNames => ([Some(Files), None], true),
+                    Source::Tx
+                    | Source::MatchedVar
+                    | Source::MatchedVarName
+                    | Source::MatchedVars
+                    | Source::MatchedVarsNames
+                    | Source::UniqueId => {
+                        always = true;
+                        continue;
+                    }
+                };
+                let index = match (chain, names) {
+                    (None, _) => &mut c.presence,
+                    (Some(_), false) => &mut c.literal,
+                    (Some(_), true) => &mut c.literal_names,
+                };
+                for coll in colls.into_iter().flatten() {
+                    index[coll as usize].add(&t.selector, idx, chain);
+                }
+            }
+            if always {
+                c.always[idx / 64] |= 1 << (idx % 64);
+            }
+        }
+        c.merged = (0..COLLECTIONS)
+            .map(|i| Merged::build(words, &c.presence[i], &c.literal[i], &c.literal_names[i]))
+            .collect();
+        c
+    }
+
+    /// The first marker named `name` at item index `from` or later.
+    fn marker_at_or_after(&self, from: usize, name: &str) -> Option<usize> {
+        self.markers
+            .iter()
+            .find(|(i, m)| *i >= from && m == name)
+            .map(|(i, _)| *i)
+    }
+}
+
+/// Does the rule's operator match a count of 0 (`&X @eq 0`)? `true` when unknown.
+fn counts_zero(r: &Rule) -> bool {
+    match &r.op {
+        Operator::Dynamic(..) => true,
+        op => op.is_match(b"0") != r.negate,
+    }
+}
+
+/// The first set bit at index `from` or later.
+fn next_bit(bits: &[u64], from: usize) -> Option<usize> {
+    let mut w = from / 64;
+    let mut cur = bits.get(w)? & (u64::MAX << (from % 64));
+    loop {
+        if cur != 0 {
+            return Some(w * 64 + cur.trailing_zeros() as usize);
+        }
+        w += 1;
+        cur = *bits.get(w)?;
+    }
 }
 
 impl Prefilters {
@@ -78,14 +352,13 @@ impl Prefilters {
         let mut by_item = Vec::with_capacity(items.len());
         let mut chains: Vec<Vec<Transform>> = Vec::new();
         let mut lits: Vec<(u16, Vec<Vec<u8>>)> = Vec::new();
-        for item in items {
+        for (idx, item) in items.iter().enumerate() {
             let mut entry = None;
-            if let Item::Rule(r) = item {
+            if let (Item::Rule(r), Ok(slot)) = (item, u16::try_from(idx)) {
                 if !r.targets.is_empty()
                     && !r.negate
                     && !r.actions.multi_match
                     && r.targets.iter().any(|t| !t.count)
-                    && lits.len() < usize::from(u16::MAX)
                 {
                     if let Some(set) = r.op.required_literals() {
                         let c = match chains.iter().position(|c| *c == r.transforms) {
@@ -97,7 +370,6 @@ impl Prefilters {
                             None => None,
                         };
                         if let Some(c) = c.and_then(|c| u16::try_from(c).ok()) {
-                            let slot = u16::try_from(lits.len()).unwrap_or(u16::MAX);
                             lits.push((slot, set));
                             entry = Some((slot, c));
                         }
@@ -107,44 +379,53 @@ impl Prefilters {
             by_item.push(entry);
         }
         let all: Vec<(u16, &[Vec<u8>])> = lits.iter().map(|(s, l)| (*s, l.as_slice())).collect();
-        let reads = items
+        let global = SlotMatcher::build(&all);
+        if global.is_none() {
+            // No automaton (no literal, or it could not be built): no rule is prefiltered.
+            by_item.iter_mut().for_each(|e| *e = None);
+        }
+        let cand = Candidates::build(items, &by_item);
+        let mut tails: Vec<Vec<Transform>> = vec![Vec::new()];
+        let tail_of = chains
             .iter()
-            .map(|item| match item {
-                Item::Rule(r) => reads_only(r),
-                Item::Marker(_) => None,
+            .map(|c| {
+                (0..=c.len())
+                    .map(|start| {
+                        let t = crate::prefilter::reduce_tail(c, start);
+                        let at = match tails.iter().position(|x| *x == t) {
+                            Some(at) => at,
+                            None => {
+                                tails.push(t);
+                                tails.len() - 1
+                            }
+                        };
+                        u16::try_from(at).unwrap_or(u16::MAX)
+                    })
+                    .collect()
             })
             .collect();
+        let mut chains_by_bit = [0u64; 32];
+        for (c, chain) in chains.iter().enumerate() {
+            let mask = chain.iter().fold(0u32, |m, t| m | t.noop_mask());
+            for (b, by_bit) in chains_by_bit.iter_mut().enumerate() {
+                if mask & (1 << b) != 0 {
+                    *by_bit |= 1 << c;
+                }
+            }
+        }
         Self {
+            on: true,
             by_item,
-            reads,
+            chains_by_bit,
+            stops: chains.iter().map(|c| ChainStops::new(c)).collect(),
             chains,
-            global: SlotMatcher::build(&all),
-            words: lits.len().div_ceil(64).max(1),
+            tails,
+            tail_of,
+            global,
+            words: items.len().div_ceil(64).max(1),
+            cand,
         }
     }
-}
-
-/// The request collections a rule's first link reads, when it reads nothing else.
-fn reads_only(r: &Rule) -> Option<u32> {
-    if r.targets.is_empty() {
-        return None;
-    }
-    let bit = |c: Collection| 1u32 << (c as u32);
-    let args = bit(Collection::ArgsGet) | bit(Collection::ArgsPost);
-    let mut mask = 0u32;
-    for t in &r.targets {
-        if t.count {
-            return None;
-        }
-        mask |= match t.source {
-            Source::Coll(Collection::RemoteAddr) => return None,
-            Source::Coll(c) | Source::Names(c) => bit(c),
-            Source::Args | Source::ArgsNames => args,
-            Source::FilesNames => bit(Collection::Files),
-            _ => return None,
-        };
-    }
-    Some(mask)
 }
 
 /// The outcome of an inspection.
@@ -269,6 +550,7 @@ impl Engine {
         } else {
             Prefilters::default()
         };
+        debug_assert_eq!(self.pre.on, on);
         self
     }
 
@@ -427,81 +709,10 @@ impl Engine {
             );
         }
         let mut blocking_rule = None;
-        'phases: for phase in 1..=2u8 {
-            let mut skip_to: Option<&str> = None;
-            let mut skip_n = 0u32;
-            for (idx, item) in self.items.iter().enumerate() {
-                let rule = match item {
-                    Item::Marker(m) => {
-                        if skip_to == Some(m.as_str()) {
-                            skip_to = None;
-                        }
-                        continue;
-                    }
-                    Item::Rule(r) => r,
-                };
-                if rule.phase != phase || skip_to.is_some() {
-                    continue;
-                }
-                if skip_n > 0 {
-                    skip_n -= 1;
-                    continue;
-                }
-                if self.scoring == Scoring::Native && rule.actions.paranoia > policy.paranoia {
-                    continue;
-                }
-                if let Some(Some(reads)) = self.pre.reads.get(idx) {
-                    if reads & txn.present == 0 {
-                        continue;
-                    }
-                }
-                if txn.is_removed(rule) {
-                    continue;
-                }
-                txn.cur_pre = self.pre.by_item.get(idx).copied().flatten();
-                if !txn.eval_chain(rule) {
-                    continue;
-                }
-                // Full match: actions of the chain head apply.
-                let a = &rule.actions;
-                if self.scoring == Scoring::Native {
-                    let pts = a.severity.map_or(0, Severity::score);
-                    txn.score += pts;
-                    if let Some(last) = txn.pending.last_mut() {
-                        last.score = pts;
-                    }
-                }
-                if !a.nolog && rule.id != 0 {
-                    let pending = std::mem::take(&mut txn.pending);
-                    txn.matches
-                        .extend(pending.into_iter().map(|p| p.build(rule)));
-                }
-                txn.pending.clear();
-                if let Some(m) = &a.skip_after {
-                    skip_to = Some(m.as_str());
-                }
-                skip_n = a.skip;
-                if self.scoring == Scoring::Rules {
-                    let d = match a.disruptive {
-                        Some(Disruptive::Block) => self.default_disruptive[usize::from(phase)],
-                        Some(d) => d,
-                        None => Disruptive::Pass,
-                    };
-                    match d {
-                        Disruptive::Deny | Disruptive::Drop | Disruptive::Redirect => {
-                            if txn.state == EngineState::On {
-                                blocking_rule = Some(rule.id);
-                                break 'phases;
-                            }
-                        }
-                        Disruptive::Allow => break 'phases,
-                        Disruptive::Pass | Disruptive::Block => {}
-                    }
-                }
-                if txn.state == EngineState::Off {
-                    break 'phases;
-                }
-            }
+        if self.pre.on {
+            self.run_candidates(&mut txn, policy, &mut blocking_rule);
+        } else {
+            self.run_all(&mut txn, policy, &mut blocking_rule);
         }
         let (score, would_block) = match self.scoring {
             Scoring::Native => (txn.score, txn.score >= policy.threshold),
@@ -539,12 +750,183 @@ impl Engine {
     }
 }
 
+impl Engine {
+    /// Every rule in order, each evaluated (prefilters off: the reference the candidate list
+    /// is tested against).
+    fn run_all<'r>(
+        &'r self,
+        txn: &mut Txn<'r>,
+        policy: &WafPolicy,
+        blocking_rule: &mut Option<u32>,
+    ) {
+        for phase in 1..=2u8 {
+            let mut skip_to: Option<&str> = None;
+            let mut skip_n = 0u32;
+            for (idx, item) in self.items.iter().enumerate() {
+                let rule = match item {
+                    Item::Marker(m) => {
+                        if skip_to == Some(m.as_str()) {
+                            skip_to = None;
+                        }
+                        continue;
+                    }
+                    Item::Rule(r) => r,
+                };
+                if rule.phase != phase || skip_to.is_some() {
+                    continue;
+                }
+                if skip_n > 0 {
+                    skip_n -= 1;
+                    continue;
+                }
+                match self.run_rule(txn, policy, idx, rule, phase, blocking_rule) {
+                    Step::Next => {}
+                    Step::Skip(to, n) => {
+                        skip_to = to;
+                        skip_n = n;
+                    }
+                    Step::Stop => return,
+                }
+            }
+        }
+    }
+
+    /// The candidate rules only (see [`Candidates`]), in order, with the same phases,
+    /// `skipAfter` / `SecMarker` and `skip` handling as [`Engine::run_all`]: markers are found
+    /// by position, `skip:N` counts every rule of the phase, candidate or not.
+    fn run_candidates<'r>(
+        &'r self,
+        txn: &mut Txn<'r>,
+        policy: &WafPolicy,
+        blocking_rule: &mut Option<u32>,
+    ) {
+        let cand = txn.candidates();
+        for phase in 1..=2u8 {
+            let mut skip_to: Option<&str> = None;
+            let mut skip_n = 0u32;
+            let mut pos = 0usize;
+            loop {
+                if let Some(m) = skip_to.take() {
+                    match self.pre.cand.marker_at_or_after(pos, m) {
+                        Some(at) => pos = at + 1,
+                        None => break,
+                    }
+                }
+                while skip_n > 0 && pos < self.items.len() {
+                    if matches!(&self.items[pos], Item::Rule(r) if r.phase == phase) {
+                        skip_n -= 1;
+                    }
+                    pos += 1;
+                }
+                let Some(idx) = next_bit(&cand, pos) else {
+                    break;
+                };
+                pos = idx + 1;
+                let Some(Item::Rule(rule)) = self.items.get(idx) else {
+                    continue;
+                };
+                if rule.phase != phase {
+                    continue;
+                }
+                match self.run_rule(txn, policy, idx, rule, phase, blocking_rule) {
+                    Step::Next => {}
+                    Step::Skip(to, n) => {
+                        skip_to = to;
+                        skip_n = n;
+                    }
+                    Step::Stop => return,
+                }
+            }
+        }
+    }
+
+    /// Evaluate one rule (phase and skips already decided) and apply its actions on a match.
+    fn run_rule<'r>(
+        &'r self,
+        txn: &mut Txn<'r>,
+        policy: &WafPolicy,
+        idx: usize,
+        rule: &'r Rule,
+        phase: u8,
+        blocking_rule: &mut Option<u32>,
+    ) -> Step<'r> {
+        if self.scoring == Scoring::Native && rule.actions.paranoia > policy.paranoia {
+            return Step::Next;
+        }
+        if txn.is_removed(rule) {
+            return Step::Next;
+        }
+        txn.cur_pre = self.pre.by_item.get(idx).copied().flatten();
+        if !txn.eval_chain(rule) {
+            return Step::Next;
+        }
+        // Full match: actions of the chain head apply.
+        let a = &rule.actions;
+        if self.scoring == Scoring::Native {
+            let pts = a.severity.map_or(0, Severity::score);
+            txn.score += pts;
+            if let Some(last) = txn.pending.last_mut() {
+                last.score = pts;
+            }
+        }
+        if !a.nolog && rule.id != 0 {
+            let pending = std::mem::take(&mut txn.pending);
+            txn.matches
+                .extend(pending.into_iter().map(|p| p.build(rule)));
+        }
+        txn.pending.clear();
+        if self.scoring == Scoring::Rules {
+            let d = match a.disruptive {
+                Some(Disruptive::Block) => self.default_disruptive[usize::from(phase)],
+                Some(d) => d,
+                None => Disruptive::Pass,
+            };
+            match d {
+                Disruptive::Deny | Disruptive::Drop | Disruptive::Redirect => {
+                    if txn.state == EngineState::On {
+                        *blocking_rule = Some(rule.id);
+                        return Step::Stop;
+                    }
+                }
+                Disruptive::Allow => return Step::Stop,
+                Disruptive::Pass | Disruptive::Block => {}
+            }
+        }
+        if txn.state == EngineState::Off {
+            return Step::Stop;
+        }
+        Step::Skip(a.skip_after.as_deref(), a.skip)
+    }
+}
+
+/// What the rule loop does after a rule.
+enum Step<'a> {
+    /// Go on with the next rule.
+    Next,
+    /// Matched: skip to after this marker (if any), then skip this many rules of the phase.
+    Skip(Option<&'a str>, u32),
+    /// Stop inspecting (a disruptive action, `allow`, or the rule engine turned off).
+    Stop,
+}
+
+/// The name `..._NAMES` inspects for an entry: its key, except that JSON leaves (keyed
+/// `json.a.b`) are named without the `json.` root (as libmodsecurity names them), so an
+/// attack in a top-level key is at the start of the name.
+fn name_bytes(e: &crate::request::Entry) -> &[u8] {
+    match e.key.strip_prefix("json.") {
+        Some(k) if e.coll == Collection::ArgsPost => k.as_bytes(),
+        _ => e.key.as_bytes(),
+    }
+}
+
 struct Val<'r> {
     coll: Option<Collection>,
     key: Cow<'r, str>,
     /// Collection name for display (`ARGS`); the key is appended when not empty.
     name: &'static str,
     bytes: Cow<'r, [u8]>,
+    /// The scan slot of a request value (`i` for entry `i`'s value, `n + i` for its name):
+    /// indexes the prefilter hits, the features and the transformation cache.
     entry: Option<usize>,
 }
 
@@ -565,18 +947,34 @@ impl std::ops::Deref for Tv<'_> {
     }
 }
 
-impl Val<'_> {
-    fn display(&self) -> String {
-        display(self.name, &self.key)
-    }
-}
-
 /// `NAME:key`, `NAME` or `key`.
 fn display(name: &str, key: &str) -> String {
     match (name.is_empty(), key.is_empty()) {
         (_, true) => name.to_string(),
         (true, false) => key.to_string(),
         (false, false) => format!("{name}:{key}"),
+    }
+}
+
+/// A matched value (`MATCHED_VAR*`), kept as its name parts and transformed bytes.
+#[derive(Clone)]
+struct Matched<'r> {
+    name: &'static str,
+    key: Cow<'r, str>,
+    tv: Tv<'r>,
+}
+
+impl<'r> Matched<'r> {
+    /// `NAME:key` (`MATCHED_VAR_NAME`).
+    fn display(&self) -> String {
+        display(self.name, &self.key)
+    }
+
+    fn bytes(&self) -> Cow<'r, [u8]> {
+        match &self.tv {
+            Tv::Raw(r) => Cow::Borrowed(r),
+            Tv::Shared(s) => Cow::Owned(s.to_vec()),
+        }
     }
 }
 
@@ -649,15 +1047,65 @@ impl std::hash::Hasher for CacheHasher {
 type CacheMap =
     HashMap<(usize, u64), Option<Arc<Vec<u8>>>, std::hash::BuildHasherDefault<CacheHasher>>;
 
+/// Per scan slot (a request value, or a name: see [`Val::entry`]), in one allocation:
+/// its features once computed, the prefilter chains done and reduced chains scanned (bit
+/// sets), and its literal hits (a bitset over items).
+struct Slots {
+    n: usize,
+    w: usize,
+    /// `[features | 1 << 32 once known; n][done; n][scanned; n][hits; n * w]`.
+    data: Vec<u64>,
+}
+
+impl Slots {
+    fn new(n: usize, w: usize) -> Self {
+        Self {
+            n,
+            w,
+            data: vec![0; n * (3 + w)],
+        }
+    }
+
+    fn features(&self, at: usize) -> Option<u32> {
+        let v = self.data.get(at).copied().unwrap_or(0);
+        (v >> 32 != 0).then_some(v as u32)
+    }
+
+    fn set_features(&mut self, at: usize, f: u32) {
+        if let Some(v) = self.data.get_mut(at) {
+            *v = (1 << 32) | u64::from(f);
+        }
+    }
+
+    fn done(&mut self, at: usize) -> &mut u64 {
+        &mut self.data[self.n + at]
+    }
+
+    fn scanned(&mut self, at: usize) -> &mut u64 {
+        &mut self.data[2 * self.n + at]
+    }
+
+    fn bits(&self, at: usize) -> &[u64] {
+        let o = 3 * self.n + at * self.w;
+        &self.data[o..o + self.w]
+    }
+
+    fn bits_mut(&mut self, at: usize) -> &mut [u64] {
+        let o = 3 * self.n + at * self.w;
+        &mut self.data[o..o + self.w]
+    }
+}
+
 struct Txn<'r> {
     req: &'r WafRequest,
-    /// Per entry: its transformation features, once computed.
-    features: Vec<Option<u32>>,
+    /// Per scan slot: features, prefilter chains done, tails scanned, literal hits.
+    slots: Slots,
     client: Option<IpAddr>,
     tx: HashMap<String, String>,
-    matched_var: Vec<u8>,
-    matched_var_name: String,
-    matched_vars: Vec<(String, Vec<u8>)>,
+    /// `MATCHED_VAR` / `MATCHED_VAR_NAME`: the last matched value (none yet: both empty).
+    matched_var: Option<Matched<'r>>,
+    /// `MATCHED_VARS` of the chain being evaluated.
+    matched_vars: Vec<Matched<'r>>,
     removed: Vec<(u32, u32)>,
     removed_tags: Vec<String>,
     removed_targets: Vec<(u32, u32, Source, Selector)>,
@@ -674,17 +1122,9 @@ struct Txn<'r> {
     pre: &'r Prefilters,
     /// The prefilter (slot, chain) of the rule being evaluated.
     cur_pre: Option<(u16, u16)>,
-    /// Per entry: candidate rule slots found by the literal passes done so far.
-    pre_bits: Vec<u64>,
-    /// Per entry: chains (by index) whose value was scanned.
-    pre_done: Vec<u64>,
-    /// (entry, reduced chain) pairs scanned.
-    pre_scanned: Vec<(usize, Vec<Transform>)>,
     /// Entry indexes ordered by collection (stable), and per collection its start in `order`.
     order: Vec<u16>,
     starts: [u16; COLLECTIONS + 1],
-    /// Bit per collection with at least one entry.
-    present: u32,
 }
 
 /// Number of [`Collection`] variants.
@@ -739,11 +1179,10 @@ impl<'r> Txn<'r> {
     ) -> Self {
         Self {
             req,
-            features: vec![None; req.entries().len()],
+            slots: Slots::new(2 * req.entries().len(), pre.words),
             client,
             tx: HashMap::new(),
-            matched_var: Vec::new(),
-            matched_var_name: String::new(),
+            matched_var: None,
             matched_vars: Vec::new(),
             removed: Vec::new(),
             removed_tags: Vec::new(),
@@ -757,33 +1196,36 @@ impl<'r> Txn<'r> {
             rule_id: 0,
             pre,
             cur_pre: None,
-            pre_bits: Vec::new(),
-            pre_done: Vec::new(),
-            pre_scanned: Vec::new(),
             order: Vec::new(),
             starts: [0; COLLECTIONS + 1],
-            present: 0,
         }
         .indexed()
     }
 
-    /// Index the entries by collection (a request has a few dozen: one small sort).
+    /// Index the entries by collection (a counting sort, stable: entry order within a
+    /// collection).
     fn indexed(mut self) -> Self {
         let entries = self.req.entries();
-        let n = entries.len().min(usize::from(u16::MAX));
-        self.order = (0..n).filter_map(|i| u16::try_from(i).ok()).collect();
-        self.order
-            .sort_by_key(|i| entries[usize::from(*i)].coll as usize);
-        let mut counts = [0u16; COLLECTIONS + 1];
-        for i in &self.order {
-            let c = entries[usize::from(*i)].coll as usize;
-            counts[c + 1] = counts[c + 1].saturating_add(1);
-            self.present |= 1 << c;
+        let entries = &entries[..entries.len().min(usize::from(u16::MAX))];
+        let mut starts = [0u16; COLLECTIONS + 1];
+        for e in entries {
+            let c = e.coll as usize;
+            starts[c + 1] = starts[c + 1].saturating_add(1);
         }
         for c in 0..COLLECTIONS {
-            counts[c + 1] = counts[c + 1].saturating_add(counts[c]);
+            starts[c + 1] = starts[c + 1].saturating_add(starts[c]);
         }
-        self.starts = counts;
+        let mut next = starts;
+        let mut order = vec![0u16; entries.len()];
+        for (i, e) in entries.iter().enumerate() {
+            let c = e.coll as usize;
+            if let (Some(slot), Ok(i)) = (order.get_mut(usize::from(next[c])), u16::try_from(i)) {
+                *slot = i;
+            }
+            next[c] = next[c].saturating_add(1);
+        }
+        self.order = order;
+        self.starts = starts;
         self
     }
 
@@ -797,45 +1239,155 @@ impl<'r> Txn<'r> {
 
     /// The transformation features of entry `i`, computed once.
     fn features_of(&mut self, i: usize, raw: &[u8]) -> u32 {
-        match self.features.get(i).copied().flatten() {
+        match self.slots.features(i) {
             Some(f) => f,
             None => {
                 let f = crate::transform::features(raw);
-                if let Some(slot) = self.features.get_mut(i) {
-                    *slot = Some(f);
-                }
+                self.slots.set_features(i, f);
                 f
             }
         }
     }
 
-    /// May the current rule (prefilter `slot` over chain `chain`) match entry `i`? Scans the
-    /// value once per distinct reduced chain (the raw value when the chain cannot change it
-    /// beyond case).
-    fn prefilter_admits(&mut self, i: usize, slot: u16, chain: u16, v: &Val<'r>) -> bool {
+    /// The items that may match this request (see [`Candidates`]): a bitset over item
+    /// indexes. Scans each value the literal index needs once per distinct reduced chain
+    /// (the scans are kept for [`Txn::prefilter_admits`]).
+    fn candidates(&mut self) -> Vec<u64> {
         let pre = self.pre;
+        let idx = &pre.cand;
         let w = pre.words;
-        let n = self.req.entries().len();
-        if self.pre_bits.len() != w * n {
-            self.pre_bits = vec![0; w * n];
-            self.pre_done = vec![0; n];
-        }
-        let (Some(transforms), Some(global)) = (pre.chains.get(usize::from(chain)), &pre.global)
-        else {
-            return true;
-        };
-        if self.pre_done[i] & (1 << chain) == 0 {
-            self.pre_done[i] |= 1 << chain;
-            let f = self.features_of(i, &v.bytes);
-            let key = crate::prefilter::reduce(transforms, f);
-            if !self.pre_scanned.iter().any(|(e, k)| *e == i && *k == key) {
-                let tv = crate::transform::apply_all_given(&key, &v.bytes, f);
-                global.scan(&tv, &mut self.pre_bits[i * w..(i + 1) * w]);
-                self.pre_scanned.push((i, key));
+        let mut cand = idx.always.clone();
+        let mut sel = vec![0u64; 3 * w];
+        let entries = self.req.entries();
+        let n = entries.len();
+        for (i, e) in entries.iter().enumerate() {
+            let Some(m) = idx.merged.get(e.coll as usize).filter(|m| !m.empty) else {
+                continue;
+            };
+            // The rules selecting this value: (presence, literal, names) bits and chains.
+            sel.copy_from_slice(&m.all.bits);
+            let (mut lc, mut nc) = (m.all.literal_chains, m.all.name_chains);
+            for (k, g) in &m.keys {
+                if k.eq_ignore_ascii_case(&e.key) {
+                    for (s, b) in sel.iter_mut().zip(&g.bits) {
+                        *s |= b;
+                    }
+                    lc |= g.literal_chains;
+                    nc |= g.name_chains;
+                }
             }
+            let (presence, rest) = sel.split_at(w);
+            let (literal, names) = rest.split_at(w);
+            for (c, p) in cand.iter_mut().zip(presence) {
+                *c |= p;
+            }
+            self.literal_hits(i, literal, lc, &mut cand);
+            self.literal_hits(n + i, names, nc, &mut cand);
         }
+        cand
+    }
+
+    /// `cand |=` the rules `lit` (prefiltered on `chains`) whose literal is in scan slot `at`.
+    fn literal_hits(&mut self, at: usize, lit: &[u64], chains: u64, cand: &mut [u64]) {
+        // Rules already candidates need no scan.
+        if lit.iter().zip(cand.iter()).all(|(l, c)| l & !c == 0) {
+            return;
+        }
+        let Some(raw) = self.slot_bytes(at) else {
+            return;
+        };
+        // Chains none of whose transformations can change this value: one raw scan.
+        let mut f = self.features_of(at, raw) | crate::transform::F_ALWAYS;
+        let mut touched = 0u64;
+        while f != 0 {
+            touched |= self.pre.chains_by_bit[f.trailing_zeros() as usize];
+            f &= f - 1;
+        }
+        if chains & !touched != 0 {
+            self.scan_raw(at, chains & !touched);
+        }
+        let mut chains = chains & touched;
+        while chains != 0 {
+            let chain = chains.trailing_zeros();
+            chains &= chains - 1;
+            self.scan(at, chain as usize);
+        }
+        let hits = self.slots.bits(at);
+        for ((c, l), h) in cand.iter_mut().zip(lit.iter()).zip(hits) {
+            *c |= l & h;
+        }
+    }
+
+    /// The bytes of scan slot `at`: entry `at`'s value, or for `at >= n` the name (key) of
+    /// entry `at - n` as `..._NAMES` inspects it.
+    fn slot_bytes(&self, at: usize) -> Option<&'r [u8]> {
+        let entries = self.req.entries();
+        match entries.get(at) {
+            Some(e) => Some(&e.value),
+            None => entries.get(at - entries.len()).map(name_bytes),
+        }
+    }
+
+    /// Scan entry `i` for the literals of rules on prefilter chain `chain`, once per distinct
+    /// reduced chain (the raw value when the chain cannot change it beyond case): sets the
+    /// entry's bit of every rule with a literal in it.
+    fn scan(&mut self, i: usize, chain: usize) {
+        let pre = self.pre;
+        if *self.slots.done(i) & (1 << chain) != 0 {
+            return;
+        }
+        *self.slots.done(i) |= 1 << chain;
+        let (Some(transforms), Some(stops), Some(tail_of), Some(global), Some(raw)) = (
+            pre.chains.get(chain),
+            pre.stops.get(chain),
+            pre.tail_of.get(chain),
+            &pre.global,
+            self.slot_bytes(i),
+        ) else {
+            return;
+        };
+        let f = self.features_of(i, raw);
+        let tail = tail_of
+            .get(stops.start(f))
+            .map_or(usize::MAX, |t| usize::from(*t));
+        // A tail past the first 64 is scanned each time (a repeated scan only sets the same
+        // bits again).
+        if tail < 64 {
+            if *self.slots.scanned(i) & (1 << tail) != 0 {
+                return;
+            }
+            *self.slots.scanned(i) |= 1 << tail;
+        }
+        let key = pre
+            .tails
+            .get(tail)
+            .map_or(transforms.as_slice(), Vec::as_slice);
+        let tv = crate::transform::apply_all_given(key, raw, f);
+        global.scan(&tv, self.slots.bits_mut(i));
+    }
+
+    /// Scan slot `at` raw (the reduced chain of `chains` for this value is empty).
+    fn scan_raw(&mut self, at: usize, chains: u64) {
+        let pre = self.pre;
+        let (Some(global), Some(raw)) = (&pre.global, self.slot_bytes(at)) else {
+            return;
+        };
+        *self.slots.done(at) |= chains;
+        // Tail 0 is the empty chain.
+        if *self.slots.scanned(at) & 1 == 0 {
+            *self.slots.scanned(at) |= 1;
+            global.scan(raw, self.slots.bits_mut(at));
+        }
+    }
+
+    /// May the rule with prefilter `slot` over chain `chain` match entry `i`?
+    fn prefilter_admits(&mut self, i: usize, slot: u16, chain: u16) -> bool {
+        self.scan(i, usize::from(chain));
         let s = usize::from(slot);
-        self.pre_bits[i * w + s / 64] & (1 << (s % 64)) != 0
+        self.slots
+            .bits(i)
+            .get(s / 64)
+            .is_none_or(|b| b & (1 << (s % 64)) != 0)
     }
 
     fn is_removed(&self, rule: &Rule) -> bool {
@@ -939,21 +1491,15 @@ impl<'r> Txn<'r> {
                     }
                     _ => &[],
                 };
-                for e in req.entries() {
+                let n = req.entries().len();
+                for (i, e) in req.entries().iter().enumerate() {
                     if colls.contains(&e.coll) && keep(&e.key) {
-                        // JSON leaves are keyed `json.a.b`; the name inspected is the key path
-                        // without the `json.` root (as libmodsecurity names them), so an
-                        // attack in a top-level key is at the start of the name.
-                        let bytes = match e.key.strip_prefix("json.") {
-                            Some(k) if e.coll == Collection::ArgsPost => k.as_bytes(),
-                            _ => e.key.as_bytes(),
-                        };
                         out.push(Val {
                             coll: Some(e.coll),
                             name,
                             key: Cow::Borrowed(e.key.as_str()),
-                            bytes: Cow::Borrowed(bytes),
-                            entry: None,
+                            bytes: Cow::Borrowed(name_bytes(e)),
+                            entry: Some(n + i),
                         });
                     }
                 }
@@ -975,31 +1521,41 @@ impl<'r> Txn<'r> {
                 coll: None,
                 name: "MATCHED_VAR",
                 key: Cow::Borrowed(""),
-                bytes: Cow::Owned(self.matched_var.clone()),
+                bytes: self
+                    .matched_var
+                    .as_ref()
+                    .map_or(Cow::Borrowed(&[][..]), Matched::bytes),
                 entry: None,
             }),
             Source::MatchedVarName => out.push(Val {
                 coll: None,
                 name: "MATCHED_VAR_NAME",
                 key: Cow::Borrowed(""),
-                bytes: Cow::Owned(self.matched_var_name.clone().into_bytes()),
+                bytes: Cow::Owned(
+                    self.matched_var
+                        .as_ref()
+                        .map(Matched::display)
+                        .unwrap_or_default()
+                        .into_bytes(),
+                ),
                 entry: None,
             }),
             Source::MatchedVars | Source::MatchedVarsNames => {
-                for (n, v) in &self.matched_vars {
-                    if !keep(n) {
+                for m in &self.matched_vars {
+                    let n = m.display();
+                    if !keep(&n) {
                         continue;
                     }
                     let bytes = if t.source == Source::MatchedVars {
-                        v.clone()
+                        m.bytes()
                     } else {
-                        n.clone().into_bytes()
+                        Cow::Owned(n.clone().into_bytes())
                     };
                     out.push(Val {
                         coll: None,
                         name: "",
-                        key: Cow::Owned(n.clone()),
-                        bytes: Cow::Owned(bytes),
+                        key: Cow::Owned(n),
+                        bytes,
                         entry: None,
                     });
                 }
@@ -1044,16 +1600,7 @@ impl<'r> Txn<'r> {
         }
         if raw.len() < 256 {
             // Cheaper to recompute than to cache; the value's features are computed once.
-            let f = match self.features.get(i).copied().flatten() {
-                Some(f) => f,
-                None => {
-                    let f = crate::transform::features(raw);
-                    if let Some(slot) = self.features.get_mut(i) {
-                        *slot = Some(f);
-                    }
-                    f
-                }
-            };
+            let f = self.features_of(i, raw);
             return match crate::transform::apply_all_given(chain, raw, f) {
                 Cow::Borrowed(b) => Tv::Raw(b),
                 Cow::Owned(o) => Tv::Shared(Arc::new(o)),
@@ -1145,9 +1692,26 @@ impl<'r> Txn<'r> {
                 }
                 continue;
             }
-            let vals = self.values(t);
             if t.count {
-                let n = vals.len().to_string();
+                let n = match direct {
+                    // Request collections: counted in place.
+                    Some(coll) => {
+                        let (lo, hi) = match coll {
+                            Some(c) => self.coll_range(c, c),
+                            None => self.coll_range(Collection::ArgsGet, Collection::ArgsPost),
+                        };
+                        let entries = self.req.entries();
+                        self.order[lo..hi]
+                            .iter()
+                            .filter(|i| {
+                                let key = &entries[usize::from(**i)].key;
+                                t.selector.selects(key) && !t.exclude.iter().any(|x| x.selects(key))
+                            })
+                            .count()
+                    }
+                    None => self.values(t).len(),
+                }
+                .to_string();
                 if op.matches(n.as_bytes(), false).is_some() != rule.negate {
                     any = true;
                     self.record(
@@ -1160,7 +1724,7 @@ impl<'r> Txn<'r> {
                 }
                 continue;
             }
-            for v in vals {
+            for v in self.values(t) {
                 any |= self.eval_value(rule, head, op, t, &v);
             }
         }
@@ -1177,7 +1741,7 @@ impl<'r> Txn<'r> {
         v: &Val<'r>,
     ) -> bool {
         if let (Some((slot, chain)), Some(i)) = (self.cur_pre, v.entry) {
-            if std::ptr::eq(rule, head) && !self.prefilter_admits(i, slot, chain, v) {
+            if std::ptr::eq(rule, head) && !self.prefilter_admits(i, slot, chain) {
                 return false;
             }
         }
@@ -1185,10 +1749,19 @@ impl<'r> Txn<'r> {
             return false;
         }
         let tv = self.transformed(v, &rule.transforms);
-        let m = op.matches(&tv, rule.actions.capture);
-        if m.is_some() == rule.negate {
-            return false;
-        }
+        let m = if rule.negate {
+            // A negated rule matches when the operator does not: nothing to capture or show
+            // but the value.
+            if op.is_match(&tv) {
+                return false;
+            }
+            None
+        } else {
+            match op.matches(&tv, rule.actions.capture) {
+                Some(m) => Some(m),
+                None => return false,
+            }
+        };
         if rule.actions.capture {
             if let Some(OpMatch { captures, .. }) = &m {
                 for (i, c) in captures.iter().enumerate() {
@@ -1197,10 +1770,14 @@ impl<'r> Txn<'r> {
                 }
             }
         }
-        self.matched_var = tv.to_vec();
-        let display = v.display();
-        self.matched_vars.push((display.clone(), tv.to_vec()));
-        self.matched_var_name = display;
+        // Kept as parts (no copy): read only by later links and macros.
+        let matched = Matched {
+            name: v.name,
+            key: v.key.clone(),
+            tv: tv.clone(),
+        };
+        self.matched_vars.push(matched.clone());
+        self.matched_var = Some(matched);
         let (shown, detail) = match m {
             Some(OpMatch {
                 mut captures,
@@ -1318,8 +1895,16 @@ impl<'r> Txn<'r> {
                 .unwrap_or_default();
         }
         match name {
-            "matched_var" => String::from_utf8_lossy(&self.matched_var).into_owned(),
-            "matched_var_name" => self.matched_var_name.clone(),
+            "matched_var" => self
+                .matched_var
+                .as_ref()
+                .map(|m| String::from_utf8_lossy(&m.tv).into_owned())
+                .unwrap_or_default(),
+            "matched_var_name" => self
+                .matched_var
+                .as_ref()
+                .map(Matched::display)
+                .unwrap_or_default(),
             "rule.id" => self.rule_id.to_string(),
             "remote_addr" => self.client.map(|c| c.to_string()).unwrap_or_default(),
             "request_line" => self
@@ -1568,6 +2153,176 @@ mod tests {
             Some(body),
             &Limits::default(),
         )
+    }
+
+    /// Two engines from the same SecLang text: prefilters (and candidate list) on and off.
+    fn on_off(rules: &str) -> (WafPolicy, WafPolicy) {
+        let build = || {
+            let mut l = crate::seclang::Loader::new();
+            l.add_text("t.conf", rules, None).unwrap();
+            l.finish(Scoring::Rules)
+        };
+        (
+            WafPolicy::new(Arc::new(build())),
+            WafPolicy::new(Arc::new(build().with_prefilters(false))),
+        )
+    }
+
+    /// Matched rule ids with the candidate list, asserted equal (ids, targets, score,
+    /// outcome) to the run with every rule evaluated.
+    fn same_ids(p: &(WafPolicy, WafPolicy), req: &WafRequest) -> Vec<u32> {
+        let a = p.0.engine.inspect(req, &p.0, None);
+        let b = p.1.engine.inspect(req, &p.1, None);
+        let key = |v: &Verdict| {
+            let m: Vec<(u32, String)> = v
+                .matches
+                .iter()
+                .map(|m| (m.rule_id, m.target.clone()))
+                .collect();
+            (v.outcome, v.score, v.blocking_rule, m)
+        };
+        assert_eq!(key(&a), key(&b), "candidate list on (left) and off (right)");
+        a.rule_ids()
+    }
+
+    /// The ids of the rules on the request's candidate list.
+    fn candidate_ids(p: &WafPolicy, req: &WafRequest) -> Vec<u32> {
+        let e = &p.engine;
+        let mut txn = Txn::new(req, &e.pre, p, None);
+        let cand = txn.candidates();
+        let mut out = Vec::new();
+        let mut pos = 0;
+        while let Some(i) = next_bit(&cand, pos) {
+            pos = i + 1;
+            if let Some(Item::Rule(r)) = e.items.get(i) {
+                out.push(r.id);
+            }
+        }
+        out
+    }
+
+    fn with_header(uri: &str, name: &str, value: &str) -> WafRequest {
+        let headers: [(&[u8], &[u8]); 2] = [
+            (b"Host", b"example.com"),
+            (name.as_bytes(), value.as_bytes()),
+        ];
+        WafRequest::build(
+            "GET",
+            uri.as_bytes(),
+            "HTTP/1.1",
+            headers,
+            None,
+            &Limits::default(),
+        )
+    }
+
+    #[test]
+    fn candidates_follow_literals_and_present_values() {
+        let p = on_off(concat!(
+            // A literal ("evil"): a candidate only when a selected value holds it.
+            "SecRule ARGS \"@rx evil\\d\" \"id:1,phase:2,pass\"\n",
+            // No literal: a candidate when a selected value is present, whatever it holds.
+            "SecRule REQUEST_HEADERS:X-Foo \"@rx ^$\" \"id:2,phase:1,pass\"\n",
+            "SecRule REQUEST_HEADERS:X-Foo \"!@rx ^\\d+$\" \"id:3,phase:1,pass\"\n",
+            // A count: always (`&X @eq 0` matches when X is absent).
+            "SecRule &ARGS \"@eq 0\" \"id:4,phase:2,pass\"\n",
+            // Names are scanned too: a candidate when a selected name holds the literal.
+            "SecRule ARGS_NAMES \"@rx evil\" \"id:5,phase:2,pass\"\n",
+            // A literal the value has only after its transformation chain.
+            "SecRule ARGS \"@rx bad\" \"id:6,phase:2,pass,t:none,t:urlDecodeUni\"\n",
+            // A count that cannot match 0: a candidate when a selected value is present.
+            "SecRule &REQUEST_HEADERS:X-Foo \"!@eq 0\" \"id:7,phase:1,pass\"\n",
+            "SecRule &ARGS \"@gt 1\" \"id:8,phase:2,pass\"\n",
+        ));
+        let on = &p.0;
+        assert_eq!(candidate_ids(on, &get("/x")), [4]);
+        assert_eq!(candidate_ids(on, &get("/x?a=good")), [4, 8]);
+        assert_eq!(same_ids(&p, &get("/x?a=good")), Vec::<u32>::new());
+        assert_eq!(candidate_ids(on, &get("/x?a=evil1")), [1, 4, 8]);
+        assert_eq!(candidate_ids(on, &get("/x?evil=1")), [4, 5, 8]);
+        assert_eq!(same_ids(&p, &get("/x?evil=1")), [5]);
+        // A JSON key is named without its `json.` root, and scanned so.
+        assert_eq!(same_ids(&p, &json_post(br#"{"evil": 1}"#)), [5]);
+        assert_eq!(same_ids(&p, &get("/x?a=evil1")), [1]);
+        assert_eq!(candidate_ids(on, &get("/x?a=bad")), [4, 6, 8]);
+        // `%62ad` (`bad` once decoded; `ARGS` values are decoded once already, so this is
+        // `%2562ad` on the wire) is found through the decoding chain only.
+        assert_eq!(candidate_ids(on, &get("/x?a=%2562ad")), [4, 6, 8]);
+        assert_eq!(same_ids(&p, &get("/x?a=%2562ad")), [6]);
+        // A value's hits are shared by the rules scanning it: `evil` found in the decoded
+        // value makes rule 1 (no transformation) a candidate too, which then does not match.
+        assert_eq!(candidate_ids(on, &get("/x?a=%2565vil2")), [1, 4, 8]);
+        assert_eq!(same_ids(&p, &get("/x?a=%2565vil2")), Vec::<u32>::new());
+        // The header rules: candidates with the header, whatever its value; not without.
+        assert_eq!(
+            candidate_ids(on, &with_header("/", "x-foo", "")),
+            [2, 3, 4, 7]
+        );
+        assert_eq!(same_ids(&p, &with_header("/", "X-Foo", "")), [2, 3, 7, 4]);
+        assert_eq!(same_ids(&p, &with_header("/", "X-Foo", "12")), [7, 4]);
+        assert_eq!(candidate_ids(on, &get("/x?a=1&b=2")), [4, 8]);
+        assert_eq!(same_ids(&p, &get("/x?a=1&b=2")), [8]);
+        assert_eq!(same_ids(&p, &get("/x?a=1")), Vec::<u32>::new());
+        assert_eq!(candidate_ids(on, &with_header("/", "x-bar", "")), [4]);
+    }
+
+    #[test]
+    fn skips_across_rules_that_are_not_candidates() {
+        let p = on_off(concat!(
+            "SecRule ARGS \"@rx go\" \"id:10,phase:2,pass,skipAfter:END\"\n",
+            "SecRule ARGS \"@rx zzz\" \"id:11,phase:2,pass\"\n",
+            "SecRule ARGS \"@rx .\" \"id:12,phase:2,pass\"\n",
+            "SecMarker END\n",
+            "SecRule ARGS \"@rx .\" \"id:13,phase:2,pass\"\n",
+            // `skip:1` counts the next rule of the phase even when it is not a candidate
+            // (21), and not a rule of another phase (22).
+            "SecRule ARGS \"@rx go\" \"id:20,phase:2,pass,skip:1\"\n",
+            "SecRule REQUEST_HEADERS:Host \"@rx .\" \"id:22,phase:1,pass\"\n",
+            "SecRule ARGS \"@rx zzz\" \"id:21,phase:2,pass\"\n",
+            "SecRule ARGS \"@rx .\" \"id:23,phase:2,pass\"\n",
+            // A skip to a marker that does not follow skips the rest of the phase.
+            "SecRule ARGS \"@rx stop\" \"id:30,phase:2,pass,skipAfter:END\"\n",
+            "SecRule ARGS \"@rx .\" \"id:31,phase:2,pass\"\n",
+        ));
+        assert_eq!(
+            candidate_ids(&p.0, &get("/?a=go")),
+            [10, 12, 13, 20, 22, 23, 31]
+        );
+        assert_eq!(same_ids(&p, &get("/?a=go")), [22, 10, 13, 20, 23, 31]);
+        assert_eq!(same_ids(&p, &get("/?a=gostop")), [22, 10, 13, 20, 23, 30]);
+        assert_eq!(same_ids(&p, &get("/?a=x")), [22, 12, 13, 23, 31]);
+    }
+
+    #[test]
+    fn chains_setvar_and_ctl_around_skipped_rules() {
+        let p = on_off(concat!(
+            // The first link matches and sets a variable, the chain then fails: the variable
+            // stays set (read by 41, a `TX` rule: always a candidate).
+            "SecRule REQUEST_METHOD \"@rx ^GET$\" \"id:40,phase:1,pass,setvar:tx.a=1,chain\"\n",
+            "SecRule ARGS:nope \"@rx .\" \"\"\n",
+            "SecRule TX:a \"@eq 1\" \"id:41,phase:1,pass\"\n",
+            // A chain whose first link has a literal and whose next link reads a header.
+            "SecRule ARGS \"@rx evil\" \"id:50,phase:2,pass,chain\"\n",
+            "SecRule REQUEST_HEADERS:X-Foo \"@rx on\" \"\"\n",
+            // ctl removes a later candidate rule.
+            "SecRule ARGS \"@rx drop51\" \"id:60,phase:2,pass,ctl:ruleRemoveById=61\"\n",
+            "SecRule ARGS \"@rx evil\" \"id:61,phase:2,pass\"\n",
+        ));
+        assert_eq!(same_ids(&p, &get("/")), [41]);
+        assert_eq!(same_ids(&p, &get("/?a=evil")), [41, 61]);
+        assert_eq!(
+            same_ids(&p, &with_header("/?a=evil", "x-foo", "on")),
+            [41, 50, 61]
+        );
+        assert_eq!(
+            same_ids(&p, &with_header("/?a=evil", "x-foo", "none")),
+            [41, 50, 61]
+        );
+        assert_eq!(
+            same_ids(&p, &with_header("/?a=evil", "x-foo", "no")),
+            [41, 61]
+        );
+        assert_eq!(same_ids(&p, &get("/?a=evil&b=drop51")), [41, 60]);
     }
 
     #[test]

@@ -35,6 +35,9 @@ pub enum Operator {
     /// `@rx` with a required-byte prefilter: every match contains one of `need`'s bytes, so a
     /// value without any of them is rejected without running the regex.
     RxNeed(Regex, Arc<ByteNeed>),
+    /// `@rx` anchored at both ends with a small finite language (`^(?:GET|HEAD)$`): a value
+    /// matches exactly when it is one of these strings (sorted), and the match is the value.
+    RxExact(Regex, Arc<[Vec<u8>]>),
     /// `@pm` / `@pmFromFile`: case-insensitive phrase set (the automaton and its phrases).
     Pm(Arc<AhoCorasick>, Arc<[Vec<u8>]>),
     /// `@detectSQLi`.
@@ -74,7 +77,9 @@ pub enum Operator {
 impl fmt::Debug for Operator {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Operator::Rx(r) | Operator::RxNeed(r, _) => write!(f, "@rx {}", r.as_str()),
+            Operator::Rx(r) | Operator::RxNeed(r, _) | Operator::RxExact(r, _) => {
+                write!(f, "@rx {}", r.as_str())
+            }
             Operator::Pm(..) => f.write_str("@pm"),
             Operator::DetectSqli => f.write_str("@detectSQLi"),
             Operator::DetectXss => f.write_str("@detectXSS"),
@@ -283,6 +288,9 @@ impl Operator {
                     return Ok(Operator::Dynamic(lname, arg.to_string()));
                 }
                 let re = compile_regex(arg)?;
+                if let Some(set) = crate::prefilter::exact_language(re.as_str()) {
+                    return Ok(Operator::RxExact(re, set.into()));
+                }
                 match required_bytes(re.as_str()) {
                     Some(need) => Operator::RxNeed(re, Arc::new(need)),
                     None => Operator::Rx(re),
@@ -320,7 +328,7 @@ impl Operator {
     /// The operator's name, for logs.
     pub fn name(&self) -> &'static str {
         match self {
-            Operator::Rx(_) | Operator::RxNeed(..) => "rx",
+            Operator::Rx(_) | Operator::RxNeed(..) | Operator::RxExact(..) => "rx",
             Operator::Pm(..) => "pm",
             Operator::DetectSqli => "detectSQLi",
             Operator::DetectXss => "detectXSS",
@@ -349,15 +357,56 @@ impl Operator {
             Operator::Rx(re) | Operator::RxNeed(re, _) => {
                 crate::prefilter::required_literals(re.as_str())
             }
+            // The value is one of the strings: each is required whatever its quality (a
+            // common one only makes the rule a candidate more often; its test is cheap).
+            Operator::RxExact(re, set) => {
+                crate::prefilter::required_literals(re.as_str()).or_else(|| {
+                    let mut lits: Vec<Vec<u8>> =
+                        set.iter().map(|s| s.to_ascii_lowercase()).collect();
+                    lits.sort();
+                    lits.dedup();
+                    (lits.len() <= 64 && lits.iter().all(|l| !l.is_empty())).then_some(lits)
+                })
+            }
+            Operator::StrEq(s) if !s.is_empty() => Some(vec![s.to_ascii_lowercase()]),
             Operator::Pm(_, phrases) => {
                 let set: Vec<Vec<u8>> = phrases.iter().map(|p| p.to_ascii_lowercase()).collect();
                 (crate::prefilter::quality(&set) >= crate::prefilter::MIN_QUALITY).then_some(set)
             }
-            Operator::Contains(s) if !s.is_empty() => {
+            Operator::Contains(s)
+            | Operator::ContainsWord(s)
+            | Operator::BeginsWith(s)
+            | Operator::EndsWith(s)
+                if !s.is_empty() =>
+            {
                 let set = vec![s.to_ascii_lowercase()];
                 (crate::prefilter::quality(&set) >= crate::prefilter::MIN_QUALITY).then_some(set)
             }
+            // Matches when a byte outside the range is present: those bytes, when few.
+            Operator::ValidateByteRange(allowed) => {
+                let set: Vec<Vec<u8>> = (0..=255u8)
+                    .filter(|b| !allowed[usize::from(*b)])
+                    .map(|b| vec![b.to_ascii_lowercase()])
+                    .collect();
+                (!set.is_empty()
+                    && set.len() <= 64
+                    && crate::prefilter::quality(&set) >= crate::prefilter::MIN_QUALITY)
+                    .then_some(set)
+            }
             _ => None,
+        }
+    }
+
+    /// Does the operator match the value? As `matches(v, false).is_some()`, without building
+    /// the match (a negated rule needs only this).
+    pub fn is_match(&self, v: &[u8]) -> bool {
+        match self {
+            Operator::RxNeed(re, need) => need.any_in(v) && re.is_match(v),
+            Operator::Rx(re) => re.is_match(v),
+            Operator::RxExact(_, set) => set.binary_search_by(|s| s.as_slice().cmp(v)).is_ok(),
+            Operator::Pm(ac, _) => ac.is_match(v),
+            Operator::DetectSqli => sqli::detect(v).is_some(),
+            other => other.matches(v, false).is_some(),
         }
     }
 
@@ -372,6 +421,17 @@ impl Operator {
                 rx_match(re, v, want_captures)
             }
             Operator::Rx(re) => rx_match(re, v, want_captures),
+            Operator::RxExact(re, set) => {
+                if set.binary_search_by(|s| s.as_slice().cmp(v)).is_err() {
+                    return None;
+                }
+                if want_captures {
+                    return rx_match(re, v, true);
+                }
+                // The match is the whole value: no capture to copy (a record then shows the
+                // value, the same bytes).
+                Some(OpMatch::default())
+            }
             Operator::Pm(ac, _) => ac.find(v).map(|m| OpMatch {
                 captures: vec![v[m.start()..m.end()].to_vec()],
                 detail: None,
@@ -661,6 +721,53 @@ mod tests {
             caps.captures,
             vec![b"12-34".to_vec(), b"12".to_vec(), b"34".to_vec()]
         );
+    }
+
+    #[test]
+    fn literal_sets_of_plain_operators() {
+        let lits = |name: &str, arg: &str| Operator::parse(name, arg).unwrap().required_literals();
+        // `@validateByteRange` matches on a byte outside the range: those bytes.
+        assert_eq!(lits("validateByteRange", "1-255"), Some(vec![vec![0]]));
+        assert_eq!(lits("validateByteRange", "32-126"), None, "too many");
+        assert_eq!(lits("validateByteRange", "0-255"), None, "never matches");
+        assert_eq!(lits("beginsWith", "Select"), Some(vec![b"select".to_vec()]));
+        assert_eq!(lits("contains", "ab"), None, "too common");
+        assert_eq!(
+            lits("streq", "ab"),
+            Some(vec![b"ab".to_vec()]),
+            "the whole value: required whatever its quality"
+        );
+        assert_eq!(
+            lits("rx", "^(?:if|GET|get)$"),
+            Some(vec![b"get".to_vec(), b"if".to_vec()])
+        );
+        assert_eq!(lits("rx", "^(?:if|)$"), None, "the empty string");
+        // Every match of each operator contains one of its literals (case-insensitively).
+        let cases: &[(&str, &str, &[&[u8]])] = &[
+            ("validateByteRange", "1-255", &[b"a\0b", b"ab"]),
+            (
+                "containsWord",
+                "select",
+                &[b"1 SELECT x", b"selector", b"x select"],
+            ),
+            ("endsWith", "passwd", &[b"/etc/passwd", b"passwd.txt"]),
+            ("streq", "admin", &[b"admin", b"ADMIN"]),
+            ("rx", "^(?:if|proxy)$", &[b"if", b"proxy", b"iff", b"IF"]),
+        ];
+        for (name, arg, values) in cases {
+            let op = Operator::parse(name, arg).unwrap();
+            let set = op.required_literals().unwrap();
+            for v in *values {
+                let lower = v.to_ascii_lowercase();
+                let has = set
+                    .iter()
+                    .any(|l| lower.windows(l.len()).any(|w| w == l.as_slice()));
+                if op.matches(v, false).is_some() {
+                    assert!(has, "@{name} {arg} on {v:?}");
+                }
+                assert_eq!(op.is_match(v), op.matches(v, false).is_some());
+            }
+        }
     }
 
     #[test]

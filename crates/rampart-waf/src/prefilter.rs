@@ -11,7 +11,10 @@
 //! once per distinct [`reduce`]d transformation chain: most chains cannot change a clean value
 //! beyond ASCII case, so most rules share the scan of the raw value.
 
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
+use aho_corasick::{
+    AhoCorasick, AhoCorasickBuilder, Anchored, MatchKind,
+    automaton::{Automaton, StateID},
+};
 use regex_syntax::hir::{Class, Hir, HirKind};
 
 use crate::transform::Transform;
@@ -35,7 +38,7 @@ pub fn required_literals(pattern: &str) -> Option<Vec<Vec<u8>>> {
 }
 
 /// How selective a literal set is: the weight of its weakest literal, where a byte weighs 2
-/// when it is a letter or digit, 1 for whitespace, 3 for punctuation common in benign text
+/// when it is a letter or digit, 6 for a line break, 1 for other whitespace, 3 for punctuation common in benign text
 /// (`.,-()':/_!?@+;=*&`) and 8 for any other byte (`<>|$` ...); capped at 16. Literals that
 /// benign values often contain ("or", "id", ".", "(") score below [`MIN_QUALITY`].
 pub fn quality(set: &[Vec<u8>]) -> u32 {
@@ -44,6 +47,8 @@ pub fn quality(set: &[Vec<u8>]) -> u32 {
             l.iter()
                 .map(|c| match c {
                     c if c.is_ascii_alphanumeric() => 2,
+                    // Line breaks are rare outside bodies (headers, paths, most fields).
+                    b'\n' | b'\r' => 6,
                     c if c.is_ascii_whitespace() => 1,
                     b'.' | b',' | b'-' | b'(' | b')' | b'\'' | b':' | b'/' | b'_' | b'!' | b'?'
                     | b'@' | b'+' | b';' | b'=' | b'*' | b'&' => 3,
@@ -145,6 +150,24 @@ fn exact(h: &Hir) -> Option<Vec<Vec<u8>>> {
     }
 }
 
+/// For `y{n,m}` with n >= 1: the strings one copy of `y` can match, when `y` is finite or a
+/// class of at most 32 bytes (case-folded).
+fn first_copy(h: &Hir) -> Option<Vec<Vec<u8>>> {
+    let HirKind::Repetition(r) = h.kind() else {
+        return None;
+    };
+    if r.min == 0 {
+        return None;
+    }
+    if let Some(e) = exact(&r.sub) {
+        return Some(e);
+    }
+    match r.sub.kind() {
+        HirKind::Class(c) => class_bytes(c, 32).map(|bs| bs.into_iter().map(|b| vec![b]).collect()),
+        _ => None,
+    }
+}
+
 /// A set of literals every match of the node contains one of.
 fn need(h: &Hir) -> Option<Vec<Vec<u8>>> {
     if let Some(e) = exact(h) {
@@ -158,9 +181,24 @@ fn need(h: &Hir) -> Option<Vec<Vec<u8>>> {
         HirKind::Capture(c) => need(&c.sub),
         HirKind::Repetition(r) => {
             if r.min == 0 {
-                None
-            } else {
-                need(&r.sub)
+                return None;
+            }
+            let one = need(&r.sub);
+            // `x{n,}` with n >= 2 and a finite `x`: every match holds n copies in a row, so
+            // the product of up to four copies is required (`\.{2,}` needs `..`).
+            let copies = exact(&r.sub)
+                .filter(|e| r.min >= 2 && e.iter().all(|s| !s.is_empty()))
+                .and_then(|e| {
+                    let mut acc = e.clone();
+                    for _ in 1..r.min.min(4) {
+                        acc = cross(&acc, &e)?;
+                    }
+                    Some(acc)
+                });
+            match (one, copies) {
+                (Some(o), Some(c)) if quality(&o) >= quality(&c) => Some(o),
+                (_, Some(c)) => Some(c),
+                (o, None) => o,
             }
         }
         HirKind::Alternation(xs) => {
@@ -208,6 +246,11 @@ fn need(h: &Hir) -> Option<Vec<Vec<u8>>> {
                     }
                     None => {
                         if let Some(r) = run.take() {
+                            // A run followed by `y{n,}` (n >= 1): the run and the first copy
+                            // of `y` are adjacent (`on[a-z]{3,}` needs `ona`..`onz`).
+                            if let Some(p) = first_copy(x).and_then(|f| cross(&r, &f)) {
+                                consider(p);
+                            }
                             consider(r);
                         }
                         if let Some(n) = need(x) {
@@ -224,23 +267,193 @@ fn need(h: &Hir) -> Option<Vec<Vec<u8>>> {
     }
 }
 
+/// Every string `pattern` can match, when it is anchored at both ends (`^...$`, not in
+/// multi-line mode) and its language is finite and small (at most 256 strings of at most 64
+/// bytes): exact bytes, sorted. Such a regex matches a value exactly when the value is one of
+/// them, and then the match is the whole value.
+pub fn exact_language(pattern: &str) -> Option<Vec<Vec<u8>>> {
+    use regex_syntax::hir::Look;
+    // Cheap test first: most patterns are not anchored at both ends.
+    if !(pattern.starts_with('^') || pattern.starts_with("(?")) || !pattern.ends_with('$') {
+        return None;
+    }
+    let hir = regex_syntax::ParserBuilder::new()
+        .unicode(false)
+        .utf8(false)
+        .build()
+        .parse(pattern)
+        .ok()?;
+    let HirKind::Concat(xs) = hir.kind() else {
+        return None;
+    };
+    let (first, rest) = xs.split_first()?;
+    let (last, middle) = rest.split_last()?;
+    if !matches!(first.kind(), HirKind::Look(Look::Start))
+        || !matches!(last.kind(), HirKind::Look(Look::End))
+    {
+        return None;
+    }
+    let mut acc = vec![Vec::new()];
+    for x in middle {
+        acc = cross_exact(&acc, &language(x)?)?;
+    }
+    acc.sort();
+    acc.dedup();
+    Some(acc)
+}
+
+/// The strings a node matches (exact bytes), when few and finite; no anchors inside.
+fn language(h: &Hir) -> Option<Vec<Vec<u8>>> {
+    const MAX: usize = 256;
+    match h.kind() {
+        HirKind::Empty => Some(vec![Vec::new()]),
+        HirKind::Look(_) => None,
+        HirKind::Literal(l) => Some(vec![l.0.to_vec()]),
+        HirKind::Class(Class::Bytes(b)) => {
+            let n: usize = b
+                .ranges()
+                .iter()
+                .map(|r| usize::from(r.end() - r.start()) + 1)
+                .sum();
+            (n <= 16).then(|| {
+                b.ranges()
+                    .iter()
+                    .flat_map(|r| (r.start()..=r.end()).map(|c| vec![c]))
+                    .collect()
+            })
+        }
+        HirKind::Class(Class::Unicode(u)) => {
+            let mut out = Vec::new();
+            for r in u.ranges() {
+                let (a, z) = (u32::from(r.start()), u32::from(r.end()));
+                if z > 0x7f || out.len() + (z - a) as usize >= 16 {
+                    return None;
+                }
+                out.extend(
+                    (a..=z)
+                        .filter_map(|c| u8::try_from(c).ok())
+                        .map(|c| vec![c]),
+                );
+            }
+            Some(out)
+        }
+        HirKind::Capture(c) => language(&c.sub),
+        HirKind::Repetition(r) => {
+            let max = r.max.filter(|m| *m <= 4)?;
+            let one = language(&r.sub)?;
+            let mut out = Vec::new();
+            let mut acc = vec![Vec::new()];
+            for n in 0..=max {
+                if n >= r.min {
+                    out.extend(acc.iter().cloned());
+                }
+                if n < max {
+                    acc = cross_exact(&acc, &one)?;
+                }
+            }
+            (out.len() <= MAX).then_some(out)
+        }
+        HirKind::Concat(xs) => {
+            let mut acc = vec![Vec::new()];
+            for x in xs {
+                acc = cross_exact(&acc, &language(x)?)?;
+            }
+            Some(acc)
+        }
+        HirKind::Alternation(xs) => {
+            let mut out = Vec::new();
+            for x in xs {
+                out.extend(language(x)?);
+                if out.len() > MAX {
+                    return None;
+                }
+            }
+            Some(out)
+        }
+    }
+}
+
+/// Every `a` followed by every `b`, when at most 256 strings of at most 64 bytes.
+fn cross_exact(a: &[Vec<u8>], b: &[Vec<u8>]) -> Option<Vec<Vec<u8>>> {
+    if a.len().saturating_mul(b.len()) > 256 {
+        return None;
+    }
+    let mut out = Vec::with_capacity(a.len() * b.len());
+    for x in a {
+        for y in b {
+            if x.len() + y.len() > 64 {
+                return None;
+            }
+            let mut s = x.clone();
+            s.extend_from_slice(y);
+            out.push(s);
+        }
+    }
+    Some(out)
+}
+
 /// The part of `chain` that matters for a case-insensitive literal scan of a value with these
 /// [`crate::transform::features`]: leading transformations that cannot change the value are
 /// dropped; then, when every remaining one commutes with ASCII case folding, the case
 /// transformations are dropped too. Scanning `reduce(chain)(v)` ASCII case-insensitively finds
 /// the same literals as scanning `chain(v)`.
 pub fn reduce(chain: &[Transform], features: u32) -> Vec<Transform> {
-    // A leading transformation is dropped when it cannot change this value, or when it can
-    // only change its case and everything after it is case-free.
-    let start = chain
+    reduce_tail(chain, reduce_start(chain, features))
+}
+
+/// Where [`reduce`] starts keeping transformations: the leading ones before this index
+/// cannot change the value (or only its case, with everything after them case-free).
+pub fn reduce_start(chain: &[Transform], features: u32) -> usize {
+    chain
         .iter()
         .enumerate()
         .position(|(i, t)| {
             !(t.is_noop_given(features)
                 || (t.only_case_given(features) && chain[i + 1..].iter().all(|u| case_free(*u))))
         })
-        .unwrap_or(chain.len());
-    let tail = &chain[start..];
+        .unwrap_or(chain.len())
+}
+
+/// [`reduce_start`] for one chain, precomputed as two feature masks per position: a
+/// transformation stops the drop when the value has a bit of its no-op mask and a bit of its
+/// case mask (or [`crate::transform::F_ALWAYS`] when what follows it is not case-free).
+#[derive(Debug, Clone)]
+pub struct ChainStops(Vec<(u32, u32)>);
+
+impl ChainStops {
+    /// Precompute for `chain`.
+    pub fn new(chain: &[Transform]) -> Self {
+        Self(
+            chain
+                .iter()
+                .enumerate()
+                .map(|(i, t)| {
+                    let case = if chain[i + 1..].iter().all(|u| case_free(*u)) {
+                        t.case_mask()
+                    } else {
+                        crate::transform::F_ALWAYS
+                    };
+                    (t.noop_mask(), case)
+                })
+                .collect(),
+        )
+    }
+
+    /// The same as [`reduce_start`]`(chain, features)`.
+    pub fn start(&self, features: u32) -> usize {
+        let f = features | crate::transform::F_ALWAYS;
+        self.0
+            .iter()
+            .position(|(noop, case)| f & noop != 0 && f & case != 0)
+            .unwrap_or(self.0.len())
+    }
+}
+
+/// [`reduce`]'s result from its start index (it depends on the features only through it):
+/// the tail, without its case transformations when every one of them commutes with case
+/// folding.
+pub fn reduce_tail(chain: &[Transform], start: usize) -> Vec<Transform> {
+    let tail = chain.get(start..).unwrap_or(&[]);
     if tail.iter().all(|t| case_free(*t)) {
         tail.iter()
             .copied()
@@ -279,8 +492,17 @@ fn case_free(t: Transform) -> bool {
 /// `owner[i]`.
 #[derive(Debug)]
 pub struct SlotMatcher {
-    ac: AhoCorasick,
+    scanner: Scanner,
     owner: Vec<u16>,
+}
+
+#[derive(Debug)]
+enum Scanner {
+    /// Walked byte by byte (no per-call search setup: most values are short).
+    Dfa(Box<aho_corasick::dfa::DFA>, StateID),
+    /// Past a few thousand literals a DFA grows large: the library's choice, overlapping
+    /// search.
+    Other(AhoCorasick),
 }
 
 impl SlotMatcher {
@@ -297,24 +519,57 @@ impl SlotMatcher {
         if pats.is_empty() {
             return None;
         }
-        // A DFA scans a byte in a few instructions; past a few thousand literals its memory
-        // grows large and the automaton kind is left to the library.
-        let kind = (pats.len() <= 4000).then_some(AhoCorasickKind::DFA);
-        let ac = AhoCorasickBuilder::new()
-            .ascii_case_insensitive(true)
-            .match_kind(MatchKind::Standard)
-            .kind(kind)
-            .build(pats)
-            .ok()?;
-        Some(Self { ac, owner })
+        let scanner = if pats.len() <= 4000 {
+            let dfa = aho_corasick::dfa::Builder::new()
+                .ascii_case_insensitive(true)
+                .match_kind(MatchKind::Standard)
+                .prefilter(false)
+                .build(&pats)
+                .ok()?;
+            let start = dfa.start_state(Anchored::No).ok()?;
+            Scanner::Dfa(Box::new(dfa), start)
+        } else {
+            Scanner::Other(
+                AhoCorasickBuilder::new()
+                    .ascii_case_insensitive(true)
+                    .match_kind(MatchKind::Standard)
+                    .build(pats)
+                    .ok()?,
+            )
+        };
+        Some(Self { scanner, owner })
     }
 
     /// Set the bit of every slot with a literal in `v`.
     pub fn scan(&self, v: &[u8], bits: &mut [u64]) {
-        for m in self.ac.find_overlapping_iter(v) {
-            let slot = usize::from(self.owner[m.pattern().as_usize()]);
+        let mut set = |pattern: usize| {
+            let slot = usize::from(self.owner[pattern]);
             if let Some(w) = bits.get_mut(slot / 64) {
                 *w |= 1 << (slot % 64);
+            }
+        };
+        match &self.scanner {
+            Scanner::Dfa(dfa, start) => {
+                // Standard semantics: a match state holds every literal ending here
+                // (overlapping ones included).
+                let mut sid = *start;
+                for &b in v {
+                    sid = dfa.next_state(Anchored::No, sid, b);
+                    if dfa.is_special(sid) {
+                        if dfa.is_match(sid) {
+                            for k in 0..dfa.match_len(sid) {
+                                set(dfa.match_pattern(sid, k).as_usize());
+                            }
+                        } else if dfa.is_dead(sid) {
+                            break;
+                        }
+                    }
+                }
+            }
+            Scanner::Other(ac) => {
+                for m in ac.find_overlapping_iter(v) {
+                    set(m.pattern().as_usize());
+                }
             }
         }
     }
@@ -390,6 +645,169 @@ mod tests {
         assert_eq!(lits(r"[a-z]+"), None);
         assert_eq!(lits(r"^(?:GET|HEAD)$").map(|v| v.len()), Some(2));
         assert!(lits(r"<script[^>]*>").is_some());
+        // n >= 2 copies of a finite piece in a row: their product.
+        assert_eq!(lits(r"\.{2,}/"), Some(vec!["..".to_string()]));
+        assert_eq!(
+            lits(r"(?:\.|0x2e){2,}").map(|v| v.len()),
+            Some(4),
+            "'..' '.0x2e' '0x2e.' '0x2e0x2e'"
+        );
+        assert_eq!(lits(r"a{2,}"), None, "'aa' is still too common");
+        // Line breaks are selective enough.
+        assert_eq!(
+            lits(r"[\n\r]"),
+            Some(vec!["\n".to_string(), "\r".to_string()])
+        );
+        assert_eq!(lits(r"\s"), None);
+        // A literal followed by a repeated class: the literal and one byte of it.
+        assert_eq!(
+            lits(r"(?i)\son[a-z]{3,}").map(|v| v.len()),
+            Some(26),
+            "ona .. onz"
+        );
+    }
+
+    #[test]
+    fn slot_matcher_finds_overlapping_and_nested_literals() {
+        let lits: Vec<Vec<Vec<u8>>> = vec![
+            vec![b"abc".to_vec()],
+            vec![b"bc".to_vec()],
+            vec![b"c".to_vec(), b"zz".to_vec()],
+            vec![b"xabcx".to_vec()],
+            vec![b"abd".to_vec()],
+            vec![b"cxa".to_vec()],
+        ];
+        let rules: Vec<(u16, &[Vec<u8>])> = lits
+            .iter()
+            .enumerate()
+            .map(|(i, l)| (u16::try_from(i * 13).unwrap(), l.as_slice()))
+            .collect();
+        let m = SlotMatcher::build(&rules).unwrap();
+        let hits = |v: &[u8]| {
+            let mut bits = [0u64; 2];
+            m.scan(v, &mut bits);
+            (0..6)
+                .filter(|i| bits[i * 13 / 64] & (1 << (i * 13 % 64)) != 0)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(hits(b"XABCX"), [0, 1, 2, 3]);
+        assert_eq!(hits(b"abcxabd"), [0, 1, 2, 4, 5]);
+        assert_eq!(hits(b"zz"), [2]);
+        assert_eq!(hits(b"ab"), Vec::<usize>::new());
+        assert_eq!(hits(b""), Vec::<usize>::new());
+    }
+
+    #[test]
+    fn chain_stops_agree_with_reduce_start() {
+        use Transform::*;
+        let chains: &[&[Transform]] = &[
+            &[],
+            &[UrlDecodeUni, Lowercase],
+            &[UrlDecodeUni, Lowercase, RemoveWhitespace],
+            &[Lowercase, UrlDecodeUni],
+            &[UrlDecodeUni, ShellNormalise],
+            &[ShellNormalise, Base64Decode],
+            &[
+                Utf8ToUnicode,
+                UrlDecodeUni,
+                HtmlEntityDecode,
+                JsDecode,
+                CssDecode,
+                RemoveNulls,
+            ],
+            &[UrlDecodeUni, ReplaceComments],
+            &[NormalisePathWin, Lowercase],
+            &[Length],
+        ];
+        let values: &[&[u8]] = &[
+            b"", b"abc", b"ABC", b"a%41", b"w'h'o", b"a b", b"x\\y", b"0x41", b"a&amp;", b"\0",
+            b"\xe9", b"/*x*/", b"$IFS", b"a+b", b"#-<", b"A'B\"C",
+        ];
+        for c in chains {
+            let stops = ChainStops::new(c);
+            for v in values {
+                let f = crate::transform::features(v);
+                assert_eq!(stops.start(f), reduce_start(c, f), "{c:?} on {v:?}");
+            }
+            for bit in 0..16 {
+                let f = 1u32 << bit;
+                assert_eq!(stops.start(f), reduce_start(c, f), "{c:?} on bit {bit}");
+            }
+        }
+    }
+
+    #[test]
+    fn exact_languages_of_anchored_regexes() {
+        let lang = |p: &str| {
+            let re = crate::operator::compile_regex(p).unwrap();
+            exact_language(re.as_str()).map(|v| {
+                v.into_iter()
+                    .map(|l| String::from_utf8_lossy(&l).into_owned())
+                    .collect::<Vec<_>>()
+            })
+        };
+        assert_eq!(lang(r"^(?:GET|HEAD)$").unwrap(), ["GET", "HEAD"]);
+        assert_eq!(lang(r"^$").unwrap(), [""]);
+        assert_eq!(
+            lang(r"^HTTP/(?:1\.[01]|2(?:\.0)?)$").unwrap(),
+            ["HTTP/1.0", "HTTP/1.1", "HTTP/2", "HTTP/2.0"]
+        );
+        assert_eq!(lang(r"^(?i)ab$").unwrap(), ["AB", "Ab", "aB", "ab"]);
+        assert_eq!(lang(r"^(?:GET|HEAD)"), None, "not anchored at the end");
+        assert_eq!(lang(r"(?m)^a$"), None, "multi-line anchors");
+        assert_eq!(lang(r"^a+$"), None, "infinite");
+        assert_eq!(lang(r"^\d{1,8}$"), None, "too many strings");
+        // The regex matches a value exactly when the value is in the set.
+        let pats = [
+            r"^(?:GET|HEAD|POST)$",
+            r"^HTTP/(?:1\.[01]|2(?:\.0)?|3(?:\.0)?)$",
+            r"^(?i)chunked$",
+            r"^0?$",
+            r"^(?:proxy|if|x-http-method)$",
+        ];
+        let inputs: &[&[u8]] = &[
+            b"",
+            b"0",
+            b"00",
+            b"GET",
+            b"get",
+            b"GET ",
+            b" GET",
+            b"POST",
+            b"HTTP/1.1",
+            b"HTTP/1.2",
+            b"HTTP/2",
+            b"HTTP/3.0",
+            b"HTTP/3.",
+            b"chunked",
+            b"CHUNKED",
+            b"chunked\n",
+            b"if",
+            b"iff",
+            b"proxy",
+            b"x-http-method",
+            b"GET\nHEAD",
+        ];
+        for p in pats {
+            let re = crate::operator::compile_regex(p).unwrap();
+            let set = exact_language(re.as_str()).expect(p);
+            for i in inputs {
+                let inside = set.iter().any(|s| s.as_slice() == *i);
+                assert_eq!(
+                    re.is_match(i),
+                    inside,
+                    "{p} on {:?}",
+                    String::from_utf8_lossy(i)
+                );
+                if inside {
+                    assert_eq!(
+                        re.find(i).map(|m| m.as_bytes()),
+                        Some(*i),
+                        "the whole value"
+                    );
+                }
+            }
+        }
     }
 
     #[test]
@@ -401,6 +819,10 @@ mod tests {
             r"(?i)<\?(?:php\b|=|[\s\n]|$)",
             r"(?i)java\.lang\.(?:runtime|processbuilder)",
             r"\xac\xed\x00\x05|rO0AB",
+            r"(?:^|[\\/;]|0x2f|0x5c)(?:\.|0x2e){2,}(?:[\\/;]|0x2f|0x5c)",
+            r"(?:[\\/]\.){3,}[\\/]|(?:\.\.[\\/]{2,}){2}",
+            r"[\n\r]+\s*(?:location|host)\s*:",
+            r"(?i)[\s\x22'`;/0-9=]on[a-z]{3,}\s*=",
         ];
         let inputs: &[&[u8]] = &[
             b"1 UNION/**/SELECT x",
@@ -410,6 +832,13 @@ mod tests {
             b"JAVA.LANG.Runtime",
             b"\xac\xed\x00\x05xx",
             b"xrO0ABc",
+            b"a/0x2e../b",
+            b"x;..0X2E;",
+            b"/./././",
+            b"..//..//",
+            b"x\r\n Host: y",
+            b"<img src=x ONERROR=alert(1)>",
+            b"/onload =x",
             b"hello world",
         ];
         for p in pats {

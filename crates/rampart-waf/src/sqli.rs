@@ -356,9 +356,78 @@ fn in_list(list: &[&str], w: &[u8]) -> bool {
     list.iter().any(|k| k.as_bytes().eq_ignore_ascii_case(w))
 }
 
+const IN_LOGIC: u16 = 1;
+const IN_UNION: u16 = 1 << 1;
+const IN_STMT: u16 = 1 << 2;
+const IN_GROUP: u16 = 1 << 3;
+const IN_TSQL: u16 = 1 << 4;
+const IN_LITERAL: u16 = 1 << 5;
+const IN_OPWORDS: u16 = 1 << 6;
+const IN_KEYWORDS: u16 = 1 << 7;
+const IN_CMPWORDS: u16 = 1 << 8;
+
+/// FNV-1a for the word table: its keys are short and fixed (a client's word is only looked
+/// up, so it cannot lengthen a bucket).
+#[derive(Default)]
+struct Fnv(u64);
+
+impl std::hash::Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = if self.0 == 0 {
+            0xcbf2_9ce4_8422_2325
+        } else {
+            self.0
+        };
+        for b in bytes {
+            h = (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
+        }
+        self.0 = h;
+    }
+}
+
+/// The word lists (`IN_*` bits) holding `w` (ASCII case-insensitively): one hash lookup for
+/// what is `in_list` on each list.
+fn word_lists(w: &[u8]) -> u16 {
+    type Table = std::collections::HashMap<Vec<u8>, u16, std::hash::BuildHasherDefault<Fnv>>;
+    static TABLE: std::sync::OnceLock<(usize, Table)> = std::sync::OnceLock::new();
+    let (longest, table) = TABLE.get_or_init(|| {
+        let mut t = Table::default();
+        for (list, bit) in [
+            (LOGIC, IN_LOGIC),
+            (UNION, IN_UNION),
+            (STMT, IN_STMT),
+            (GROUP, IN_GROUP),
+            (TSQL, IN_TSQL),
+            (LITERAL, IN_LITERAL),
+            (OPWORDS, IN_OPWORDS),
+            (KEYWORDS, IN_KEYWORDS),
+            (CMPWORDS, IN_CMPWORDS),
+        ] {
+            for k in list {
+                *t.entry(k.as_bytes().to_ascii_lowercase()).or_insert(0) |= bit;
+            }
+        }
+        (t.keys().map(Vec::len).max().unwrap_or(0), t)
+    });
+    if w.len() > *longest {
+        return 0;
+    }
+    let mut buf = [0u8; 32];
+    let Some(lower) = buf.get_mut(..w.len()) else {
+        return 0;
+    };
+    for (d, c) in lower.iter_mut().zip(w) {
+        *d = c.to_ascii_lowercase();
+    }
+    table.get(&lower[..]).copied().unwrap_or(0)
+}
+
 /// Tokenize; `quote` starts the input inside a string opened with that quote.
 fn tokenize(v: &[u8], quote: Option<u8>) -> Vec<Token<'_>> {
-    let mut toks: Vec<Token<'_>> = Vec::new();
+    let mut toks: Vec<Token<'_>> = Vec::with_capacity(16);
     let mut i = 0;
     if let Some(q) = quote {
         // The input continues a string: it ends at the first unescaped quote.
@@ -521,23 +590,25 @@ fn tokenize(v: &[u8], quote: Option<u8>) -> Vec<Token<'_>> {
                 }
                 let next_paren = v.get(k) == Some(&b'(');
                 let base = w.rsplit(|c| *c == b'.').next().unwrap_or(w);
-                let kind = if in_list(LOGIC, w) {
+                let lists = word_lists(w);
+                let kind = if lists & IN_LOGIC != 0 {
                     Tok::Logic
-                } else if in_list(UNION, w) {
+                } else if lists & IN_UNION != 0 {
                     Tok::Union
-                } else if in_list(STMT, w) && (!next_paren || w.eq_ignore_ascii_case(b"select")) {
+                } else if lists & IN_STMT != 0 && (!next_paren || w.eq_ignore_ascii_case(b"select"))
+                {
                     Tok::Stmt
-                } else if in_list(GROUP, w) {
+                } else if lists & IN_GROUP != 0 {
                     Tok::Group
-                } else if in_list(TSQL, w) {
+                } else if lists & IN_TSQL != 0 {
                     Tok::Tsql
-                } else if in_list(LITERAL, w) {
+                } else if lists & IN_LITERAL != 0 {
                     Tok::Num
-                } else if in_list(OPWORDS, w) {
+                } else if lists & IN_OPWORDS != 0 {
                     Tok::Op
                 } else if next_paren && in_list(FUNCS, base) {
                     Tok::Func
-                } else if in_list(KEYWORDS, w) {
+                } else if lists & IN_KEYWORDS != 0 {
                     Tok::Keyword
                 } else {
                     Tok::Word
@@ -547,7 +618,7 @@ fn tokenize(v: &[u8], quote: Option<u8>) -> Vec<Token<'_>> {
                 } else {
                     kind
                 };
-                let cmp = kind == Tok::Op && in_list(CMPWORDS, w);
+                let cmp = kind == Tok::Op && lists & IN_CMPWORDS != 0;
                 push(&mut toks, kind, w, true, cmp);
                 i = j;
             }
@@ -640,7 +711,8 @@ fn is_operand(t: &Token<'_>) -> bool {
 /// Check one token sequence. `ctx` is `None` for the value as is, or the quote it starts in.
 fn check(toks: &[Token<'_>], ctx: Option<u8>) -> Option<&'static str> {
     // Strip comments for the structural checks, remembering where they were.
-    let code: Vec<&Token<'_>> = toks.iter().filter(|t| t.kind != Tok::Comment).collect();
+    let mut code: Vec<&Token<'_>> = Vec::with_capacity(toks.len());
+    code.extend(toks.iter().filter(|t| t.kind != Tok::Comment));
     let n = code.len();
     let broke_out = ctx.is_some() && toks.first().is_some_and(|t| t.kind == Tok::Str && t.closed);
     let starts_numeric = matches!(code.first().map(|t| t.kind), Some(Tok::Num))
@@ -1213,6 +1285,51 @@ pub fn detect(v: &[u8]) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn word_lists_agree_with_the_lists() {
+        let lists = [
+            (LOGIC, IN_LOGIC),
+            (UNION, IN_UNION),
+            (STMT, IN_STMT),
+            (GROUP, IN_GROUP),
+            (TSQL, IN_TSQL),
+            (LITERAL, IN_LITERAL),
+            (OPWORDS, IN_OPWORDS),
+            (KEYWORDS, IN_KEYWORDS),
+            (CMPWORDS, IN_CMPWORDS),
+        ];
+        let mut words: Vec<Vec<u8>> = lists
+            .iter()
+            .flat_map(|(l, _)| l.iter())
+            .flat_map(|w| {
+                let w = w.as_bytes();
+                [
+                    w.to_vec(),
+                    w.to_ascii_uppercase(),
+                    w[..w.len() - 1].to_vec(),
+                    [w, b"x"].concat(),
+                ]
+            })
+            .collect();
+        words.extend([
+            b"".to_vec(),
+            b"rampart".to_vec(),
+            vec![b'a'; 40],
+            b"Sel\xe9ct".to_vec(),
+        ]);
+        for w in &words {
+            let got = word_lists(w);
+            for (list, bit) in lists {
+                assert_eq!(
+                    got & bit != 0,
+                    in_list(list, w),
+                    "{:?}",
+                    String::from_utf8_lossy(w)
+                );
+            }
+        }
+    }
 
     #[test]
     fn attacks() {

@@ -185,7 +185,34 @@ pub fn features(v: &[u8]) -> u32 {
     let mut f = 0u32;
     let mut prev = 0u8;
     for &c in v {
-        f |= match c {
+        let t = FEATURE_TABLE[usize::from(c)];
+        f |= t;
+        if t & F_PAIR != 0 {
+            match c {
+                b'x' | b'X' if prev == b'0' => f |= F_HEX,
+                // `//`, `./`, `/.`: a path normalisation may change the value.
+                b'/' if prev == b'/' || prev == b'.' => f |= F_PATHSEG,
+                b'.' if prev == b'/' => f |= F_PATHSEG,
+                _ => {}
+            }
+        }
+        prev = c;
+    }
+    if v.first() == Some(&b'.') {
+        // A leading `.` or `..` segment.
+        f |= F_PATHSEG;
+    }
+    f & !F_PAIR
+}
+
+/// The single-byte [`features`] of each byte, plus [`F_PAIR`] for the bytes that may end a
+/// two-byte feature (`0x`, `//`, `./`, `/.`).
+const FEATURE_TABLE: [u32; 256] = {
+    let mut t = [0u32; 256];
+    let mut i = 0;
+    while i < 256 {
+        let c = i as u8; // i < 256: exact
+        t[i] = match c {
             b'%' => F_PERCENT,
             b'+' => F_PLUS,
             b'&' => F_AMP,
@@ -203,14 +230,16 @@ pub fn features(v: &[u8]) -> u32 {
             b'$' | b'^' => F_SHELL,
             _ => 0,
         };
-        if (c == b'x' || c == b'X') && prev == b'0' {
-            f |= F_HEX;
+        if matches!(c, b'x' | b'X' | b'/' | b'.') {
+            t[i] |= F_PAIR;
         }
-        prev = c;
+        i += 1;
     }
-    f
-}
+    t
+};
 
+/// Internal to [`features`]: the byte may end a two-byte feature.
+const F_PAIR: u32 = 1 << 30;
 const F_PERCENT: u32 = 1;
 const F_PLUS: u32 = 1 << 1;
 const F_AMP: u32 = 1 << 2;
@@ -227,37 +256,57 @@ const F_NONASCII: u32 = 1 << 12;
 const F_HEX: u32 = 1 << 13;
 const F_QUOTE: u32 = 1 << 14;
 const F_SHELL: u32 = 1 << 15;
+const F_PATHSEG: u32 = 1 << 16;
+
+/// Never set by [`features`]: a mask holding it fails the tests below for every value.
+pub const F_ALWAYS: u32 = 1 << 31;
 
 impl Transform {
-    /// As [`Transform::is_noop_for`], from the value's [`features`].
-    pub fn is_noop_given(self, f: u32) -> bool {
+    /// The [`features`] bits whose presence lets this transformation change a value (its
+    /// absence makes it a no-op); [`F_ALWAYS`] when it may change any value.
+    pub fn noop_mask(self) -> u32 {
         use Transform::*;
         match self {
-            UrlDecode | UrlDecodeUni => f & (F_PERCENT | F_PLUS) == 0,
-            HtmlEntityDecode => f & F_AMP == 0,
-            JsDecode | CssDecode | EscapeSeqDecode => f & F_BACKSLASH == 0,
-            Lowercase => f & F_UPPER == 0,
-            Uppercase => f & F_LOWER == 0,
-            RemoveNulls | ReplaceNulls => f & F_NUL == 0,
-            Utf8ToUnicode => f & F_NONASCII == 0,
-            RemoveComments | RemoveCommentsChar => f & (F_HASH | F_STAR | F_DASH | F_LT) == 0,
-            ReplaceComments => f & F_STAR == 0,
-            RemoveWhitespace | CompressWhitespace | Trim | TrimLeft | TrimRight => f & F_SPACE == 0,
-            SqlHexDecode => f & F_HEX == 0,
-            ShellNormalise => f & F_UPPER == 0 && self.only_case_given(f),
-            _ => false,
+            UrlDecode | UrlDecodeUni => F_PERCENT | F_PLUS,
+            HtmlEntityDecode => F_AMP,
+            JsDecode | CssDecode | EscapeSeqDecode => F_BACKSLASH,
+            Lowercase => F_UPPER,
+            Uppercase => F_LOWER,
+            RemoveNulls | ReplaceNulls => F_NUL,
+            Utf8ToUnicode => F_NONASCII,
+            RemoveComments | RemoveCommentsChar => F_HASH | F_STAR | F_DASH | F_LT,
+            ReplaceComments => F_STAR,
+            RemoveWhitespace | CompressWhitespace | Trim | TrimLeft | TrimRight => F_SPACE,
+            SqlHexDecode => F_HEX,
+            ShellNormalise => F_UPPER | F_BACKSLASH | F_QUOTE | F_SHELL,
+            // Without `//`, a `.` / `..` segment or (Windows) `\\`, every segment is kept as it
+            // is and the slashes are rebuilt as they were.
+            NormalisePath => F_PATHSEG,
+            NormalisePathWin => F_PATHSEG | F_BACKSLASH,
+            _ => F_ALWAYS,
         }
+    }
+
+    /// The [`features`] bits whose presence lets this transformation change more than ASCII
+    /// case; [`F_ALWAYS`] when it may change any value beyond case.
+    pub fn case_mask(self) -> u32 {
+        use Transform::*;
+        match self {
+            Lowercase | Uppercase => 0,
+            ShellNormalise => F_BACKSLASH | F_QUOTE | F_SHELL,
+            _ => F_ALWAYS,
+        }
+    }
+
+    /// As [`Transform::is_noop_for`], from the value's [`features`].
+    pub fn is_noop_given(self, f: u32) -> bool {
+        (f | F_ALWAYS) & self.noop_mask() == 0
     }
 
     /// `true` when, for a value with these [`features`], the transformation changes nothing
     /// but ASCII case (so a case-insensitive literal scan can skip it).
     pub fn only_case_given(self, f: u32) -> bool {
-        use Transform::*;
-        match self {
-            Lowercase | Uppercase => true,
-            ShellNormalise => f & (F_BACKSLASH | F_QUOTE | F_SHELL) == 0,
-            _ => false,
-        }
+        (f | F_ALWAYS) & self.case_mask() == 0
     }
 }
 
@@ -1047,10 +1096,33 @@ mod tests {
             "escapeseqdecode",
             "removecommentschar",
             "shellnormalise",
+            "normalisepath",
+            "normalisepathwin",
         ] {
             let t = Transform::from_name(name).unwrap();
             for v in [
                 &b"plain text 123"[..],
+                b"/1k.json",
+                b"/a/b/",
+                b"/",
+                b"",
+                b"a",
+                b"a/",
+                b".",
+                b"..",
+                b".htaccess",
+                b"/a/.b",
+                b"/a/b./c",
+                b"a//b",
+                b"/a/./b",
+                b"/a/../b",
+                b"../x",
+                b"x/..",
+                b"x/.",
+                b"a\\..\\b",
+                b"/a\\b",
+                b"//",
+                b"/...",
                 b"w'h'o$1ami",
                 b"Plain",
                 b"a%41",
@@ -1069,6 +1141,56 @@ mod tests {
                     assert_eq!(t.apply(v), v, "{name} {v:?} (features)");
                 }
             }
+        }
+    }
+
+    #[test]
+    fn feature_table_matches_the_plain_definition() {
+        // The definition, byte by byte (as features() computed it before its table).
+        fn reference(v: &[u8]) -> u32 {
+            let mut f = 0u32;
+            let mut prev = 0u8;
+            for &c in v {
+                f |= match c {
+                    b'%' => F_PERCENT,
+                    b'+' => F_PLUS,
+                    b'&' => F_AMP,
+                    b'\\' => F_BACKSLASH,
+                    b'A'..=b'Z' => F_UPPER,
+                    b'a'..=b'z' => F_LOWER,
+                    0 => F_NUL,
+                    b'#' => F_HASH,
+                    b'*' => F_STAR,
+                    b'-' => F_DASH,
+                    b'<' => F_LT,
+                    b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c | 0xa0 => F_SPACE,
+                    0x80..=0xff => F_NONASCII,
+                    b'\'' | b'"' => F_QUOTE,
+                    b'$' | b'^' => F_SHELL,
+                    b'/' if prev == b'/' || prev == b'.' => F_PATHSEG,
+                    b'.' if prev == b'/' => F_PATHSEG,
+                    _ => 0,
+                };
+                if (c == b'x' || c == b'X') && prev == b'0' {
+                    f |= F_HEX;
+                }
+                prev = c;
+            }
+            if v.first() == Some(&b'.') {
+                f |= F_PATHSEG;
+            }
+            f
+        }
+        let all: Vec<u8> = (0..=255u8).collect();
+        let mut samples: Vec<Vec<u8>> = vec![all.clone(), all.iter().rev().copied().collect()];
+        for a in 0..=255u8 {
+            for b in [b'0', b'x', b'X', b'/', b'.', b'a', 0xa0] {
+                samples.push(vec![a, b]);
+                samples.push(vec![b, a]);
+            }
+        }
+        for v in &samples {
+            assert_eq!(features(v), reference(v), "{v:?}");
         }
     }
 

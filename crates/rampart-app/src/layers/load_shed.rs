@@ -2,6 +2,7 @@
 //! requests are processed at once; the next one is answered 503 at once (never queued).
 //! Each request must produce its response head within `server.request_timeout` (504).
 
+use futures_util::FutureExt;
 use std::{sync::Arc, time::Duration};
 
 use rampart_core::{Error, ErrorKind, Request};
@@ -38,9 +39,8 @@ impl Middleware for LoadShedMw {
             return Box::pin(async { Err(Error::new(ErrorKind::Overloaded).into()) });
         };
         let timeout = self.timeout;
-        let fut: BoxFuture = Box::pin(next.call(req));
-        Box::pin(async move {
-            let r = tokio::time::timeout(timeout, fut).await;
+        // `map` instead of an async block: the inner future is not boxed a second time.
+        Box::pin(tokio::time::timeout(timeout, next.call(req)).map(move |r| {
             drop(permit);
             match r {
                 Ok(r) => r,
@@ -49,6 +49,6 @@ impl Middleware for LoadShedMw {
                     .with_source(e)
                     .into()),
             }
-        })
+        }))
     }
 }

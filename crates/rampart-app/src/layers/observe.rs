@@ -2,6 +2,7 @@
 //! A request is recorded when its response body has been sent (or dropped), so durations and
 //! byte counts are those of the whole exchange.
 
+use futures_util::FutureExt;
 use std::{
     pin::Pin,
     sync::{
@@ -118,9 +119,8 @@ impl Middleware for ObserveMw {
             (self.log.clone(), rec, bytes_in)
         });
         let id = req.extensions().get::<RequestId>().cloned();
-        let fut: BoxFuture = Box::pin(next.call(req));
-        Box::pin(async move {
-            let resp = match fut.await {
+        Box::pin(next.call(req).map(move |r| {
+            let resp = match r {
                 Ok(r) => r,
                 // The rescue below us turns errors into responses; this is a safety net.
                 Err(e) => rescue::error_response(&e, id.as_ref()),
@@ -154,7 +154,7 @@ impl Middleware for ObserveMw {
                     on_end: Some(pending),
                 })
             }))
-        })
+        }))
     }
 }
 

@@ -2,6 +2,7 @@
 //! generated; it goes into the request extensions, upstream as `x-request-id`, and back on
 //! every response.
 
+use futures_util::FutureExt;
 use http::HeaderName;
 use rampart_core::{Request, RequestId};
 use tracing::Instrument;
@@ -32,15 +33,15 @@ impl Middleware for RequestIdMw {
             .insert(X_REQUEST_ID.clone(), id.header_value().clone());
         req.extensions_mut().insert(id.clone());
         let span = tracing::debug_span!("request", id = %id);
-        let fut: BoxFuture = Box::pin(next.call(req));
         Box::pin(
-            async move {
-                let mut resp = fut.await?;
-                resp.headers_mut()
-                    .insert(X_REQUEST_ID.clone(), id.header_value().clone());
-                Ok(resp)
-            }
-            .instrument(span),
+            next.call(req)
+                .map(move |r| {
+                    let mut resp = r?;
+                    resp.headers_mut()
+                        .insert(X_REQUEST_ID.clone(), id.header_value().clone());
+                    Ok(resp)
+                })
+                .instrument(span),
         )
     }
 }

@@ -2,6 +2,7 @@
 //! Responses it builds get the security headers too (layer 13 only sees answers from below
 //! it, and a refusal from layers 6-12 never passes through 13).
 
+use futures_util::FutureExt;
 use std::sync::Arc;
 
 use rampart_core::{ConnInfo, Request, RequestId, rescue};
@@ -33,18 +34,15 @@ impl Middleware for RescueMw {
         let id = req.extensions().get::<RequestId>().cloned();
         let tls = req.extensions().get::<ConnInfo>().is_some_and(|c| c.tls);
         let headers = self.headers.clone();
-        let fut: BoxFuture = Box::pin(next.call(req));
-        Box::pin(async move {
-            match fut.await {
-                Ok(r) => Ok(r),
-                Err(e) => {
-                    let mut resp = rescue::error_response(&e, id.as_ref());
-                    if let Some(h) = headers {
-                        h.apply(resp.headers_mut(), tls);
-                    }
-                    Ok(resp)
+        Box::pin(next.call(req).map(move |r| match r {
+            Ok(r) => Ok(r),
+            Err(e) => {
+                let mut resp = rescue::error_response(&e, id.as_ref());
+                if let Some(h) = headers {
+                    h.apply(resp.headers_mut(), tls);
                 }
+                Ok(resp)
             }
-        })
+        }))
     }
 }

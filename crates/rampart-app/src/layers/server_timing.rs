@@ -14,6 +14,7 @@
 //! Server-Timing: waf;dur=0.042, cache;desc=miss, upstream;dur=3.117
 //! ```
 
+use futures_util::FutureExt;
 use std::{sync::Arc, time::Duration};
 
 use http::HeaderValue;
@@ -64,15 +65,14 @@ impl Middleware for OriginTimingMw {
             "static"
         };
         let start = Instant::now();
-        let fut: BoxFuture = Box::pin(next.call(req));
-        Box::pin(async move {
-            let mut resp = fut.await?;
+        Box::pin(next.call(req).map(move |r| {
+            let mut resp = r?;
             resp.extensions_mut().insert(OriginElapsed {
                 dur: start.elapsed(),
                 name,
             });
             Ok(resp)
-        })
+        }))
     }
 }
 
@@ -90,9 +90,8 @@ impl Middleware for ServerTimingMw {
             return Box::pin(next.call(req));
         }
         let waf = req.extensions().get::<WafElapsed>().map(|w| w.0);
-        let fut: BoxFuture = Box::pin(next.call(req));
-        Box::pin(async move {
-            let mut resp = fut.await?;
+        Box::pin(next.call(req).map(move |r| {
+            let mut resp = r?;
             let value = header_value(
                 waf,
                 resp.extensions().get::<CacheOutcome>().copied(),
@@ -104,7 +103,7 @@ impl Middleware for ServerTimingMw {
                 resp.headers_mut().append("server-timing", v);
             }
             Ok(resp)
-        })
+        }))
     }
 }
 
