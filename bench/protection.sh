@@ -10,6 +10,7 @@
 #   jwt     guard, with JWT auth (HS256, signature + exp checked per request, `sub` forwarded
 #           upstream, rate limit keyed on the `sub` claim) in place of the API key
 #   all     guard + the WAF (built-in rules, paranoia 1, block)
+#   waf     off + the WAF alone (issue 6's "WAF on vs off on a cache hit"; not in the default set)
 # Variants run in rounds (off guard all, off guard all, ...) so machine-load drift hits each
 # alike; the table gives the median req/s per variant and its ratio to `off`.
 #
@@ -156,6 +157,7 @@ rate = "100000000/1s"
 key = "$([[ $auth == jwt ]] && echo jwt_claim:sub || echo api_key)"
 TOML
 }
+{ common true false; printf '[[routes]]\nname = "static"\nupstream = "origin"\n'; } >"$WORK/waf.toml"
 { common false true; guard_routes; } >"$WORK/guard.toml"
 { common false true; guard_routes jwt; } >"$WORK/jwt.toml"
 { common true true; guard_routes; } >"$WORK/all.toml"
