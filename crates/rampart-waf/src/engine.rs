@@ -743,7 +743,7 @@ impl Engine {
         Verdict {
             outcome,
             score,
-            matches: txn.matches,
+            matches: std::mem::take(&mut txn.matches),
             blocking_rule,
             elapsed: start.elapsed(),
         }
@@ -801,7 +801,7 @@ impl Engine {
         blocking_rule: &mut Option<u32>,
     ) {
         let cand = txn.candidates();
-        for phase in 1..=2u8 {
+        'phases: for phase in 1..=2u8 {
             let mut skip_to: Option<&str> = None;
             let mut skip_n = 0u32;
             let mut pos = 0usize;
@@ -834,10 +834,11 @@ impl Engine {
                         skip_to = to;
                         skip_n = n;
                     }
-                    Step::Stop => return,
+                    Step::Stop => break 'phases,
                 }
             }
         }
+        txn.candidates_done(cand);
     }
 
     /// Evaluate one rule (phase and skips already decided) and apply its actions on a match.
@@ -1058,12 +1059,11 @@ struct Slots {
 }
 
 impl Slots {
-    fn new(n: usize, w: usize) -> Self {
-        Self {
-            n,
-            w,
-            data: vec![0; n * (3 + w)],
-        }
+    /// `n` slots of `w` words each, in `data` (a reused buffer: cleared and zeroed here).
+    fn new(n: usize, w: usize, mut data: Vec<u64>) -> Self {
+        data.clear();
+        data.resize(n * (3 + w), 0);
+        Self { n, w, data }
     }
 
     fn features(&self, at: usize) -> Option<u32> {
@@ -1096,6 +1096,66 @@ impl Slots {
     }
 }
 
+/// The per-request buffers an inspection needs whatever the request (scan slots, the
+/// collection index, the candidate bitsets), kept per thread between inspections: without
+/// them each inspection made four allocations, two of them over 1 KiB (which glibc serves
+/// only after consolidating its small-chunk bins). Taken out of the thread-local for an
+/// inspection and put back when its [`Txn`] is dropped, so a nested inspection on the same
+/// thread (none today) would merely allocate its own.
+#[derive(Default)]
+struct Scratch {
+    slots: Vec<u64>,
+    order: Vec<u16>,
+    cand: Vec<u64>,
+    sel: Vec<u64>,
+}
+
+/// Buffers larger than this (a request with thousands of values) are freed rather than kept.
+const SCRATCH_KEEP_BYTES: usize = 64 * 1024;
+
+thread_local! {
+    static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::new(Scratch::default());
+}
+
+impl Scratch {
+    fn take() -> Self {
+        SCRATCH
+            .try_with(|s| s.try_borrow_mut().map(|mut s| std::mem::take(&mut *s)).ok())
+            .ok()
+            .flatten()
+            .unwrap_or_default()
+    }
+
+    fn give_back(mut self) {
+        fn keep<T>(v: &mut Vec<T>) {
+            if v.capacity() * std::mem::size_of::<T>() > SCRATCH_KEEP_BYTES {
+                *v = Vec::new();
+            }
+        }
+        keep(&mut self.slots);
+        keep(&mut self.order);
+        keep(&mut self.cand);
+        keep(&mut self.sel);
+        let _ = SCRATCH.try_with(|s| {
+            if let Ok(mut s) = s.try_borrow_mut() {
+                *s = self;
+            }
+        });
+    }
+}
+
+impl Drop for Txn<'_> {
+    fn drop(&mut self) {
+        Scratch {
+            slots: std::mem::take(&mut self.slots.data),
+            order: std::mem::take(&mut self.order),
+            cand: std::mem::take(&mut self.cand),
+            sel: std::mem::take(&mut self.sel),
+        }
+        .give_back();
+    }
+}
+
 struct Txn<'r> {
     req: &'r WafRequest,
     /// Per scan slot: features, prefilter chains done, tails scanned, literal hits.
@@ -1125,6 +1185,9 @@ struct Txn<'r> {
     /// Entry indexes ordered by collection (stable), and per collection its start in `order`.
     order: Vec<u16>,
     starts: [u16; COLLECTIONS + 1],
+    /// The candidate bitset ([`Txn::candidates`]) and its per-value selection buffer.
+    cand: Vec<u64>,
+    sel: Vec<u64>,
 }
 
 /// Number of [`Collection`] variants.
@@ -1177,9 +1240,10 @@ impl<'r> Txn<'r> {
         _policy: &WafPolicy,
         client: Option<IpAddr>,
     ) -> Self {
+        let scratch = Scratch::take();
         Self {
             req,
-            slots: Slots::new(2 * req.entries().len(), pre.words),
+            slots: Slots::new(2 * req.entries().len(), pre.words, scratch.slots),
             client,
             tx: HashMap::new(),
             matched_var: None,
@@ -1196,8 +1260,10 @@ impl<'r> Txn<'r> {
             rule_id: 0,
             pre,
             cur_pre: None,
-            order: Vec::new(),
+            order: scratch.order,
             starts: [0; COLLECTIONS + 1],
+            cand: scratch.cand,
+            sel: scratch.sel,
         }
         .indexed()
     }
@@ -1216,7 +1282,9 @@ impl<'r> Txn<'r> {
             starts[c + 1] = starts[c + 1].saturating_add(starts[c]);
         }
         let mut next = starts;
-        let mut order = vec![0u16; entries.len()];
+        let order = &mut self.order;
+        order.clear();
+        order.resize(entries.len(), 0);
         for (i, e) in entries.iter().enumerate() {
             let c = e.coll as usize;
             if let (Some(slot), Ok(i)) = (order.get_mut(usize::from(next[c])), u16::try_from(i)) {
@@ -1224,7 +1292,6 @@ impl<'r> Txn<'r> {
             }
             next[c] = next[c].saturating_add(1);
         }
-        self.order = order;
         self.starts = starts;
         self
     }
@@ -1251,13 +1318,18 @@ impl<'r> Txn<'r> {
 
     /// The items that may match this request (see [`Candidates`]): a bitset over item
     /// indexes. Scans each value the literal index needs once per distinct reduced chain
-    /// (the scans are kept for [`Txn::prefilter_admits`]).
+    /// (the scans are kept for [`Txn::prefilter_admits`]). The returned buffer is the
+    /// transaction's: hand it back with [`Txn::candidates_done`].
     fn candidates(&mut self) -> Vec<u64> {
         let pre = self.pre;
         let idx = &pre.cand;
         let w = pre.words;
-        let mut cand = idx.always.clone();
-        let mut sel = vec![0u64; 3 * w];
+        let mut cand = std::mem::take(&mut self.cand);
+        cand.clear();
+        cand.extend_from_slice(&idx.always);
+        let mut sel = std::mem::take(&mut self.sel);
+        sel.clear();
+        sel.resize(3 * w, 0);
         let entries = self.req.entries();
         let n = entries.len();
         for (i, e) in entries.iter().enumerate() {
@@ -1284,7 +1356,13 @@ impl<'r> Txn<'r> {
             self.literal_hits(i, literal, lc, &mut cand);
             self.literal_hits(n + i, names, nc, &mut cand);
         }
+        self.sel = sel;
         cand
+    }
+
+    /// Keep the candidate buffer for the next inspection on this thread.
+    fn candidates_done(&mut self, cand: Vec<u64>) {
+        self.cand = cand;
     }
 
     /// `cand |=` the rules `lit` (prefiltered on `chains`) whose literal is in scan slot `at`.
@@ -2214,6 +2292,53 @@ mod tests {
             None,
             &Limits::default(),
         )
+    }
+
+    /// The per-thread scratch buffers carry nothing from one inspection to the next: a
+    /// sequence of requests of different sizes and verdicts inspected on one thread gives the
+    /// verdicts each gets on a fresh thread (fresh buffers).
+    #[test]
+    fn reused_scratch_keeps_verdicts() {
+        let p = policy();
+        let big: String = (0..400).map(|i| format!("a{i}=v{i}&")).collect();
+        let reqs = [
+            get(SQLI),
+            get("/index.html"),
+            get(&format!("/x?{big}q=%3Cscript%3Ealert(1)%3C/script%3E")),
+            get("/x?q=hello"),
+            with_header("/", "User-Agent", "sqlmap/1.0"),
+            get("/index.html"),
+            get(SQLI),
+        ];
+        let summary = |v: &Verdict| {
+            let mut m: Vec<(u32, String)> = v
+                .matches
+                .iter()
+                .map(|m| (m.rule_id, m.target.clone()))
+                .collect();
+            m.sort();
+            (v.outcome, v.score, v.blocking_rule, m)
+        };
+        let fresh: Vec<_> = reqs
+            .iter()
+            .map(|r| {
+                std::thread::scope(|s| {
+                    s.spawn(|| summary(&p.engine.inspect(r, &p, None)))
+                        .join()
+                        .unwrap()
+                })
+            })
+            .collect();
+        let reused: Vec<_> = reqs
+            .iter()
+            .map(|r| summary(&p.engine.inspect(r, &p, None)))
+            .collect();
+        assert_eq!(reused, fresh);
+        // The attack and clean requests are told apart (the comparison above is not vacuous).
+        assert_eq!(fresh[0].0, Outcome::Block);
+        assert_eq!(fresh[1].0, Outcome::Pass);
+        assert_eq!(fresh[2].0, Outcome::Block);
+        assert_eq!(fresh[3].0, Outcome::Pass);
     }
 
     #[test]
