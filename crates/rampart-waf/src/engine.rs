@@ -1756,7 +1756,14 @@ impl<'r> Txn<'r> {
                     let i = usize::from(self.order[k]);
                     k += 1;
                     let e = &req.entries()[i];
-                    if !t.selector.selects(&e.key) || t.exclude.iter().any(|x| x.selects(&e.key)) {
+                    // A named key of another length is decided here, without a call.
+                    if matches!(&t.selector, Selector::Key(k) if k.len() != e.key.len())
+                        || !t.selector.selects(&e.key)
+                        || t.exclude.iter().any(|x| {
+                            !matches!(x, Selector::Key(k) if k.len() != e.key.len())
+                                && x.selects(&e.key)
+                        })
+                    {
                         continue;
                     }
                     let v = Val {
@@ -2339,6 +2346,27 @@ mod tests {
         assert_eq!(fresh[1].0, Outcome::Pass);
         assert_eq!(fresh[2].0, Outcome::Block);
         assert_eq!(fresh[3].0, Outcome::Pass);
+    }
+
+    /// Named keys and `!` exclusions select by case-insensitive equality, whatever the
+    /// length shortcut in the rule loop.
+    #[test]
+    fn named_keys_and_exclusions_select_by_equal_keys() {
+        let p = on_off(concat!(
+            "SecRule REQUEST_HEADERS:X-Foo \"@rx evil\" \"id:1,phase:1,pass,log\"\n",
+            "SecRule REQUEST_HEADERS|!REQUEST_HEADERS:x-foo \"@rx evil\" \"id:2,phase:1,pass,log\"\n",
+        ));
+        assert_eq!(same_ids(&p, &with_header("/", "X-FOO", "evil")), [1]);
+        assert_eq!(same_ids(&p, &with_header("/", "x-foo", "evil")), [1]);
+        // One byte longer or shorter, or the same length and another key: not selected by
+        // rule 1, not excluded from rule 2.
+        assert_eq!(same_ids(&p, &with_header("/", "x-fooo", "evil")), [2]);
+        assert_eq!(same_ids(&p, &with_header("/", "x-fo", "evil")), [2]);
+        assert_eq!(same_ids(&p, &with_header("/", "x-fop", "evil")), [2]);
+        assert_eq!(
+            same_ids(&p, &with_header("/", "x-foo", "good")),
+            Vec::<u32>::new()
+        );
     }
 
     #[test]
