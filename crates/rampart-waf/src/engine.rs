@@ -1744,9 +1744,24 @@ impl<'r> Txn<'r> {
                 Source::Args => Some(None),
                 _ => None,
             };
-            if let (false, Some(coll)) = (t.count, direct) {
+            // Their keys (`..._NAMES`) too: the same walk, the name as the value.
+            let names = match t.source {
+                Source::Names(
+                    c @ (Collection::ArgsGet
+                    | Collection::ArgsPost
+                    | Collection::Cookies
+                    | Collection::Headers
+                    | Collection::Files
+                    | Collection::MultipartPartHeaders),
+                ) => Some(Some(c)),
+                Source::FilesNames => Some(Some(Collection::Files)),
+                Source::ArgsNames => Some(None),
+                _ => None,
+            };
+            if let (false, Some(coll)) = (t.count, direct.or(names)) {
                 let req = self.req;
                 let name = source_name(t.source);
+                let n = req.entries().len();
                 let (lo, hi) = match coll {
                     Some(c) => self.coll_range(c, c),
                     None => self.coll_range(Collection::ArgsGet, Collection::ArgsPost),
@@ -1766,12 +1781,22 @@ impl<'r> Txn<'r> {
                     {
                         continue;
                     }
-                    let v = Val {
-                        coll: Some(e.coll),
-                        key: Cow::Borrowed(e.key.as_str()),
-                        name,
-                        bytes: Cow::Borrowed(e.value.as_slice()),
-                        entry: Some(i),
+                    let v = if names.is_some() {
+                        Val {
+                            coll: Some(e.coll),
+                            key: Cow::Borrowed(e.key.as_str()),
+                            name,
+                            bytes: Cow::Borrowed(name_bytes(e)),
+                            entry: Some(n + i),
+                        }
+                    } else {
+                        Val {
+                            coll: Some(e.coll),
+                            key: Cow::Borrowed(e.key.as_str()),
+                            name,
+                            bytes: Cow::Borrowed(e.value.as_slice()),
+                            entry: Some(i),
+                        }
                     };
                     any |= self.eval_value(rule, head, op, t, &v);
                 }
@@ -2366,6 +2391,44 @@ mod tests {
         assert_eq!(
             same_ids(&p, &with_header("/", "x-foo", "good")),
             Vec::<u32>::new()
+        );
+    }
+
+    /// `..._NAMES` targets are walked in place (no value list): each selected name once, in
+    /// request order (query arguments before body arguments), exclusions applied.
+    #[test]
+    fn names_are_walked_in_request_order() {
+        let p = on_off(concat!(
+            "SecRule ARGS_NAMES \"@rx evil\" \"id:1,phase:2,pass,log\"\n",
+            "SecRule REQUEST_HEADERS_NAMES|!REQUEST_HEADERS_NAMES:x-evil-b \"@rx evil\" \"id:2,phase:1,pass,log\"\n",
+            "SecRule ARGS_GET_NAMES:evil2 \"@rx evil\" \"id:3,phase:2,pass,log\"\n",
+        ));
+        let headers: [(&[u8], &[u8]); 4] = [
+            (b"Host", b"example.com"),
+            (b"X-Evil-A", b"1"),
+            (b"X-Evil-B", b"1"),
+            (b"Content-Type", b"application/x-www-form-urlencoded"),
+        ];
+        let req = WafRequest::build(
+            "POST",
+            b"/x?evil1=a&good=b&evil2=c",
+            "HTTP/1.1",
+            headers,
+            Some(b"evil3=d&fine=e"),
+            &Limits::default(),
+        );
+        assert_eq!(same_ids(&p, &req), [2, 1, 3]);
+        let v = p.0.engine.inspect(&req, &p.0, None);
+        let targets: Vec<&str> = v.matches.iter().map(|m| m.target.as_str()).collect();
+        assert_eq!(
+            targets,
+            [
+                "REQUEST_HEADERS_NAMES:x-evil-a",
+                "ARGS_NAMES:evil1",
+                "ARGS_NAMES:evil2",
+                "ARGS_NAMES:evil3",
+                "ARGS_GET_NAMES:evil2",
+            ]
         );
     }
 
