@@ -62,7 +62,9 @@ impl Selector {
     pub fn selects(&self, key: &str) -> bool {
         match self {
             Selector::All => true,
-            Selector::Key(k) => k.eq_ignore_ascii_case(key),
+            // Keys are lowercase at parse and header names arrive lowercase: equal bytes
+            // first (one comparison), the case-insensitive walk only when they differ.
+            Selector::Key(k) => k == key || k.eq_ignore_ascii_case(key),
             Selector::Regex(re) => re.is_match(key.as_bytes()),
         }
     }
@@ -259,4 +261,21 @@ pub enum Item {
     Rule(Arc<Rule>),
     /// A `SecMarker`.
     Marker(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_selectors_compare_ascii_case_insensitively() {
+        let s = Selector::Key("user-agent".to_string());
+        for key in ["user-agent", "User-Agent", "USER-AGENT"] {
+            assert!(s.selects(key), "{key}");
+        }
+        for key in ["user-agenT2", "user-agen", "user_agent", "", "accept"] {
+            assert!(!s.selects(key), "{key}");
+        }
+        assert!(Selector::All.selects("anything"));
+    }
 }
