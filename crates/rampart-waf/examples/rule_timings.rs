@@ -1,7 +1,8 @@
 //! Time the built-in rules on a 2 KiB form POST: min / p50 / p99 of whole inspections and the
 //! slowest single rules (tuning aid). `LOOPS=N` sets the number of inspections, `BODY=N` the
 //! body size, `REQ=get` inspects a plain GET instead (a cache hit's request), `RULES=0` skips
-//! the per-rule timings (for `valgrind --tool=callgrind`).
+//! the per-rule timings (for `valgrind --tool=callgrind`), `BUILD=1` builds the request view
+//! (`WafRequest::build`, as the layer does per request) in each loop too.
 
 use std::sync::Arc;
 
@@ -33,30 +34,34 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         (b"content-type", b"application/x-www-form-urlencoded"),
         (b"cookie", b"session=abc; theme=dark"),
     ];
-    let req = if std::env::var("REQ").is_ok_and(|r| r == "get") {
-        let get_headers: Vec<(&[u8], &[u8])> = vec![
-            (b"host", b"127.0.0.1:8080"),
-            (b"user-agent", b"rampart-bench/0.1"),
-            (b"accept", b"*/*"),
-        ];
-        WafRequest::build(
-            "GET",
-            b"/1k.json",
-            "HTTP/1.1",
-            get_headers,
-            None,
-            &Limits::default(),
-        )
-    } else {
-        WafRequest::build(
-            "POST",
-            b"/contact?lang=en",
-            "HTTP/1.1",
-            headers,
-            Some(body.as_bytes()),
-            &Limits::default(),
-        )
+    let make = || {
+        if std::env::var("REQ").is_ok_and(|r| r == "get") {
+            let get_headers: Vec<(&[u8], &[u8])> = vec![
+                (b"host", b"127.0.0.1:8080"),
+                (b"user-agent", b"rampart-bench/0.1"),
+                (b"accept", b"*/*"),
+            ];
+            WafRequest::build(
+                "GET",
+                b"/1k.json",
+                "HTTP/1.1",
+                get_headers,
+                None,
+                &Limits::default(),
+            )
+        } else {
+            WafRequest::build(
+                "POST",
+                b"/contact?lang=en",
+                "HTTP/1.1",
+                headers.clone(),
+                Some(body.as_bytes()),
+                &Limits::default(),
+            )
+        }
     };
+    let req = make();
+    let build = std::env::var("BUILD").is_ok_and(|b| b == "1");
     for _ in 0..3 {
         let _ = policy.engine.inspect(&req, &policy, None);
     }
@@ -68,7 +73,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut times = Vec::new();
     for _ in 1..n {
         let t1 = std::time::Instant::now();
-        let _ = policy.engine.inspect(&req, &policy, None);
+        if build {
+            let req = make();
+            let _ = policy.engine.inspect(&req, &policy, None);
+        } else {
+            let _ = policy.engine.inspect(&req, &policy, None);
+        }
         times.push(t1.elapsed());
     }
     times.sort();
