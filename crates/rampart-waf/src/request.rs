@@ -203,7 +203,12 @@ impl WafRequest {
         body: Option<&[u8]>,
         limits: &Limits,
     ) -> Self {
-        let mut r = WafRequest::default();
+        // Room for the request-line values and a few headers (a GET has about 13 entries):
+        // growing from empty would reallocate three times.
+        let mut r = WafRequest {
+            entries: Vec::with_capacity(16),
+            body_truncated: false,
+        };
         r.push(Collection::Method, "", method.as_bytes().to_vec());
         r.push(Collection::Uri, "", uri.to_vec());
         r.push(Collection::UriRaw, "", uri.to_vec());
