@@ -6,7 +6,7 @@ use rampart_testkit::{
     client::{self, request, send},
 };
 
-use crate::cfg;
+use crate::{admin_purge, cfg};
 
 /// An origin whose answers are public for a minute, body = the request target.
 async fn cacheable_origin(extra: &'static [(&'static str, &'static str)]) -> TestUpstream {
@@ -122,27 +122,10 @@ async fn tags_come_from_the_configured_headers() {
     );
     let px = TestProxy::start(&toml, &up.url()).await;
     client::get(px.addr(), "/t").await;
-    let purge = |body: &'static str| {
-        let admin = px.admin();
-        async move {
-            let r = send(
-                admin,
-                request(
-                    "POST",
-                    "/cache/purge",
-                    &[
-                        ("authorization", "Bearer test-admin-token-0123456789"),
-                        ("content-type", "application/json"),
-                    ],
-                    body,
-                ),
-            )
-            .await;
-            assert_eq!(r.status(), 200);
-            serde_json::from_slice::<serde_json::Value>(r.body()).unwrap()["purged"]
-                .as_u64()
-                .unwrap()
-        }
+    let purge = |body: &'static str| async {
+        let (status, answer) = admin_purge(&px, body).await;
+        assert_eq!(status, 200, "{answer}");
+        answer["purged"].as_u64().unwrap()
     };
     // Surrogate-Key is no longer a tag header here.
     assert_eq!(purge("{\"tags\":[\"green\"]}").await, 0);

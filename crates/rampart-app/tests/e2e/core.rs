@@ -18,7 +18,7 @@ use rampart_testkit::{
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::{admin_get, cfg, h1_client, proxy_for, wait_until};
+use crate::{admin_get, admin_purge, cfg, h1_client, proxy_for, wait_until};
 
 #[tokio::test]
 async fn proxies_and_sets_forwarding_headers() {
@@ -943,28 +943,7 @@ async fn admin_purge_by_url_prefix_tag_all_and_soft() {
     assert_eq!(up.count(), 5);
     warm(&px).await;
     assert_eq!(up.count(), 5, "all cached");
-    let purge = |body: &'static str| {
-        let admin = px.admin();
-        async move {
-            let r = send(
-                admin,
-                request(
-                    "POST",
-                    "/cache/purge",
-                    &[
-                        ("authorization", "Bearer test-admin-token-0123456789"),
-                        ("content-type", "application/json"),
-                    ],
-                    body,
-                ),
-            )
-            .await;
-            (
-                r.status().as_u16(),
-                serde_json::from_slice::<serde_json::Value>(r.body()).unwrap_or_default(),
-            )
-        }
-    };
+    let purge = |body: &'static str| admin_purge(&px, body);
     assert_eq!(
         send(
             px.admin(),

@@ -67,6 +67,27 @@ pub async fn admin_get(px: &TestProxy, path: &str) -> (u16, String) {
     )
 }
 
+/// POST a JSON `body` to the admin `/cache/purge` with the test token: (status, JSON answer).
+pub async fn admin_purge(px: &TestProxy, body: &str) -> (u16, serde_json::Value) {
+    let r = send(
+        px.admin(),
+        request(
+            "POST",
+            "/cache/purge",
+            &[
+                ("authorization", "Bearer test-admin-token-0123456789"),
+                ("content-type", "application/json"),
+            ],
+            body,
+        ),
+    )
+    .await;
+    (
+        r.status().as_u16(),
+        serde_json::from_slice(r.body()).unwrap_or_default(),
+    )
+}
+
 /// Start the gateway from a config file (so `reload` re-reads it).
 pub async fn start_from_file(path: &std::path::Path) -> rampart_app::RunningApp {
     let config = rampart_config::load_file(path, &rampart_config::Overrides::default()).unwrap();
