@@ -163,7 +163,7 @@ impl Transform {
             RemoveNulls | ReplaceNulls => !has(0),
             Utf8ToUnicode => v.is_ascii(),
             RemoveComments | RemoveCommentsChar => {
-                !has(b'#') && !has(b'*') && !has(b'-') && !has(b'<')
+                !has(b'#') && !has(b'*') && !has(b'<') && memchr::memmem::find(v, b"--").is_none()
             }
             ReplaceComments => !has(b'*'),
             RemoveWhitespace | CompressWhitespace | Trim | TrimLeft | TrimRight => {
@@ -193,6 +193,9 @@ pub fn features(v: &[u8]) -> u32 {
                 // `//`, `./`, `/.`: a path normalisation may change the value.
                 b'/' if prev == b'/' || prev == b'.' => f |= F_PATHSEG,
                 b'.' if prev == b'/' => f |= F_PATHSEG,
+                // A comment needs `--` (`<!--` and `-->` hold it too); one dash changes
+                // nothing (`rampart-bench`, dates, UUIDs).
+                b'-' if prev == b'-' => f |= F_DASH,
                 _ => {}
             }
         }
@@ -222,7 +225,6 @@ const FEATURE_TABLE: [u32; 256] = {
             0 => F_NUL,
             b'#' => F_HASH,
             b'*' => F_STAR,
-            b'-' => F_DASH,
             b'<' => F_LT,
             b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c | 0xa0 => F_SPACE,
             0x80..=0xff => F_NONASCII,
@@ -230,7 +232,7 @@ const FEATURE_TABLE: [u32; 256] = {
             b'$' | b'^' => F_SHELL,
             _ => 0,
         };
-        if matches!(c, b'x' | b'X' | b'/' | b'.') {
+        if matches!(c, b'x' | b'X' | b'/' | b'.' | b'-') {
             t[i] |= F_PAIR;
         }
         i += 1;
@@ -1129,6 +1131,18 @@ mod tests {
                 b"A&lt;",
                 b"x\\y",
                 b"a/*b*/c",
+                b"rampart-bench/0.1",
+                b"a-b-c",
+                b"-",
+                b"a--b",
+                b"a--",
+                b"--",
+                b"-->x",
+                b"x-->",
+                b"<!-- y -->z",
+                b"a<!-b",
+                b"1-- -1",
+                b"a#b",
                 b"x\0y",
                 b"  s ",
                 b"0x41",
@@ -1161,7 +1175,7 @@ mod tests {
                     0 => F_NUL,
                     b'#' => F_HASH,
                     b'*' => F_STAR,
-                    b'-' => F_DASH,
+                    b'-' if prev == b'-' => F_DASH,
                     b'<' => F_LT,
                     b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c | 0xa0 => F_SPACE,
                     0x80..=0xff => F_NONASCII,
@@ -1184,7 +1198,7 @@ mod tests {
         let all: Vec<u8> = (0..=255u8).collect();
         let mut samples: Vec<Vec<u8>> = vec![all.clone(), all.iter().rev().copied().collect()];
         for a in 0..=255u8 {
-            for b in [b'0', b'x', b'X', b'/', b'.', b'a', 0xa0] {
+            for b in [b'0', b'x', b'X', b'/', b'.', b'-', b'a', 0xa0] {
                 samples.push(vec![a, b]);
                 samples.push(vec![b, a]);
             }
