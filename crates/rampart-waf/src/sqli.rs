@@ -366,6 +366,19 @@ const IN_OPWORDS: u16 = 1 << 6;
 const IN_KEYWORDS: u16 = 1 << 7;
 const IN_CMPWORDS: u16 = 1 << 8;
 
+/// Each word list with the bit its words carry in the lookup table.
+const WORD_LISTS: [(&[&str], u16); 9] = [
+    (LOGIC, IN_LOGIC),
+    (UNION, IN_UNION),
+    (STMT, IN_STMT),
+    (GROUP, IN_GROUP),
+    (TSQL, IN_TSQL),
+    (LITERAL, IN_LITERAL),
+    (OPWORDS, IN_OPWORDS),
+    (KEYWORDS, IN_KEYWORDS),
+    (CMPWORDS, IN_CMPWORDS),
+];
+
 /// FNV-1a for the word table: its keys are short and fixed (a client's word is only looked
 /// up, so it cannot lengthen a bucket).
 #[derive(Default)]
@@ -395,17 +408,7 @@ fn word_lists(w: &[u8]) -> u16 {
     static TABLE: std::sync::OnceLock<(usize, Table)> = std::sync::OnceLock::new();
     let (longest, table) = TABLE.get_or_init(|| {
         let mut t = Table::default();
-        for (list, bit) in [
-            (LOGIC, IN_LOGIC),
-            (UNION, IN_UNION),
-            (STMT, IN_STMT),
-            (GROUP, IN_GROUP),
-            (TSQL, IN_TSQL),
-            (LITERAL, IN_LITERAL),
-            (OPWORDS, IN_OPWORDS),
-            (KEYWORDS, IN_KEYWORDS),
-            (CMPWORDS, IN_CMPWORDS),
-        ] {
+        for (list, bit) in WORD_LISTS {
             for k in list {
                 *t.entry(k.as_bytes().to_ascii_lowercase()).or_insert(0) |= bit;
             }
@@ -1288,17 +1291,7 @@ mod tests {
 
     #[test]
     fn word_lists_agree_with_the_lists() {
-        let lists = [
-            (LOGIC, IN_LOGIC),
-            (UNION, IN_UNION),
-            (STMT, IN_STMT),
-            (GROUP, IN_GROUP),
-            (TSQL, IN_TSQL),
-            (LITERAL, IN_LITERAL),
-            (OPWORDS, IN_OPWORDS),
-            (KEYWORDS, IN_KEYWORDS),
-            (CMPWORDS, IN_CMPWORDS),
-        ];
+        let lists = WORD_LISTS;
         let mut words: Vec<Vec<u8>> = lists
             .iter()
             .flat_map(|(l, _)| l.iter())
