@@ -41,6 +41,18 @@ pub fn generate_etag(g: &CompressionConfig, r: &RouteConfig) -> bool {
 mod tests {
     use super::*;
 
+    /// The config's default `content_types` and the compression crate's own default are two
+    /// lists (neither crate depends on the other); they must stay the same list.
+    #[test]
+    fn default_content_types_agree() {
+        assert_eq!(
+            rampart_config::compress::DEFAULT_CONTENT_TYPES,
+            rampart_compress::config::DEFAULT_TYPES
+        );
+        let from_config = route_policy(&CompressionConfig::default(), &RouteConfig::default());
+        assert_eq!(from_config.types, ContentTypes::default());
+    }
+
     #[test]
     fn route_overrides_win() {
         let g = CompressionConfig::default();

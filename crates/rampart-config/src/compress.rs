@@ -55,7 +55,8 @@ impl Default for CompressionConfig {
     }
 }
 
-/// The default `content_types` (mirrors `rampart_compress::config::DEFAULT_TYPES`).
+/// The default `content_types` (the same list as `rampart_compress::config::DEFAULT_TYPES`;
+/// `rampart-app`'s `default_content_types_agree` test keeps the two equal).
 pub const DEFAULT_CONTENT_TYPES: &[&str] = &[
     "text/*",
     "application/json",
