@@ -442,6 +442,7 @@ pub async fn start(config: Config, opts: StartOptions) -> Result<RunningApp, Sta
             max_header_bytes: s.max_header_bytes.as_usize(),
             max_headers: s.max_headers,
             drain_timeout: s.drain_timeout,
+            workers: s.workers,
         },
     );
     let control = Arc::new(Control {

@@ -248,6 +248,9 @@ pub struct ServerConfig {
     pub max_request_body: ByteSize,
     /// Pseudonym used in the `Via` header. Default `"rampart"`.
     pub via: String,
+    /// Connection threads (thread per core): each serves its connections, their requests
+    /// and the upstream connections they open on one thread. 0 = one per CPU. Default 0.
+    pub workers: usize,
 }
 
 impl Default for ServerConfig {
@@ -267,6 +270,7 @@ impl Default for ServerConfig {
             max_uri_length: ByteSize::kib(8),
             max_request_body: ByteSize::mib(10),
             via: "rampart".into(),
+            workers: 0,
         }
     }
 }

@@ -25,6 +25,7 @@ pub mod negotiate;
 pub mod range;
 pub mod rescue;
 pub mod stored;
+pub mod worker;
 
 pub use body::Body;
 pub use error::{BoxError, Error, ErrorKind};

@@ -14,7 +14,7 @@ use std::{
 use hyper::body::Incoming;
 use rampart_core::Body;
 use tokio::{
-    net::TcpListener,
+    net::{TcpListener, TcpStream},
     sync::{Semaphore, watch},
     task::JoinSet,
 };
@@ -59,6 +59,10 @@ pub struct ServerOptions {
     pub max_headers: usize,
     /// How long in-flight requests may run after shutdown begins.
     pub drain_timeout: Duration,
+    /// Connection threads: each runs its own single-threaded runtime and serves the
+    /// connections handed to it, every request of a connection (and the upstream connections
+    /// it opens) on that one thread. 0 = one per CPU the process may use.
+    pub workers: usize,
 }
 
 impl Default for ServerOptions {
@@ -71,6 +75,7 @@ impl Default for ServerOptions {
             max_header_bytes: 64 * 1024,
             max_headers: 100,
             drain_timeout: Duration::from_secs(30),
+            workers: 0,
         }
     }
 }
@@ -173,16 +178,20 @@ pub fn serve<H: Handler>(
     let limit = Arc::new(Semaphore::new(opts.max_connections.max(1)));
     let stats = Arc::new(Stats::default());
     let conns = Arc::new(conn::Tracker::default());
+    let workers = Arc::new(Workers::start(opts.workers, conns.clone()));
     let opts = Arc::new(opts);
     let mut tasks = JoinSet::new();
     for l in listeners {
         tasks.spawn(accept_loop(
             l,
             handler.clone(),
-            opts.clone(),
-            limit.clone(),
-            stats.clone(),
-            conns.clone(),
+            Accepting {
+                opts: opts.clone(),
+                limit: limit.clone(),
+                stats: stats.clone(),
+                conns: conns.clone(),
+                workers: workers.clone(),
+            },
             phase_rx.clone(),
         ));
     }
@@ -195,15 +204,23 @@ pub fn serve<H: Handler>(
     }
 }
 
-async fn accept_loop<H: Handler>(
-    l: BoundListener,
-    handler: H,
+/// What every accept loop of a server shares.
+struct Accepting {
     opts: Arc<ServerOptions>,
     limit: Arc<Semaphore>,
     stats: Arc<Stats>,
     conns: Arc<conn::Tracker>,
-    mut phase: Phase,
-) {
+    workers: Arc<Workers>,
+}
+
+async fn accept_loop<H: Handler>(l: BoundListener, handler: H, a: Accepting, mut phase: Phase) {
+    let Accepting {
+        opts,
+        limit,
+        stats,
+        conns,
+        workers,
+    } = a;
     loop {
         let accepted = tokio::select! {
             r = l.listener.accept() => r,
@@ -236,10 +253,102 @@ async fn accept_loop<H: Handler>(
         };
         let guard = conns.enter();
         let handler = handler.clone();
-        tokio::spawn(async move {
-            conn::serve_conn(stream, ctx, handler).await;
-            drop(permit);
-            drop(guard);
-        });
+        let serve = move |stream: TcpStream| {
+            tokio::spawn(async move {
+                conn::serve_conn(stream, ctx, handler).await;
+                drop(permit);
+                drop(guard);
+            });
+        };
+        workers.hand_over(stream, serve);
+    }
+}
+
+/// What a connection thread is given: the accepted socket and how to serve it.
+type Job = Box<dyn FnOnce(TcpStream) + Send>;
+
+/// The connection threads (thread per core, as nginx's workers): an accepted connection is
+/// handed to one of them, round robin, and lives there. Its requests, their layers and the
+/// upstream connections they open all run on that thread, so a request never wakes a task on
+/// another thread. With no threads (could not start any) connections run on the caller's
+/// runtime.
+struct Workers {
+    txs: Vec<tokio::sync::mpsc::UnboundedSender<(std::net::TcpStream, Job)>>,
+    next: AtomicUsize,
+}
+
+impl Workers {
+    fn start(n: usize, conns: Arc<conn::Tracker>) -> Self {
+        let n = if n == 0 {
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        } else {
+            n
+        };
+        let mut txs = Vec::with_capacity(n);
+        for i in 0..n {
+            let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(std::net::TcpStream, Job)>();
+            let rt = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot start a connection thread runtime");
+                    break;
+                }
+            };
+            let conns = conns.clone();
+            let spawned = std::thread::Builder::new()
+                .name(format!("rampart-conn-{i}"))
+                .spawn(move || {
+                    rampart_core::worker::enter(i);
+                    rt.block_on(async move {
+                        while let Some((std_stream, job)) = rx.recv().await {
+                            match TcpStream::from_std(std_stream) {
+                                Ok(stream) => job(stream),
+                                Err(e) => tracing::warn!(error = %e, "cannot adopt a connection"),
+                            }
+                        }
+                        // Accepting has stopped: serve what is open until it is done (the
+                        // server's drain decides how long that may take).
+                        conns.wait_idle().await;
+                    });
+                });
+            match spawned {
+                Ok(_) => txs.push(tx),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot start a connection thread");
+                    break;
+                }
+            }
+        }
+        Self {
+            txs,
+            next: AtomicUsize::new(0),
+        }
+    }
+
+    /// Serve `stream` on the next connection thread.
+    fn hand_over(&self, stream: TcpStream, serve: impl FnOnce(TcpStream) + Send + 'static) {
+        if !self.txs.is_empty() {
+            let i = self.next.fetch_add(1, Ordering::Relaxed) % self.txs.len();
+            match stream.into_std() {
+                Ok(std_stream) => match self.txs[i].send((std_stream, Box::new(serve))) {
+                    Ok(()) => return,
+                    Err(tokio::sync::mpsc::error::SendError((std_stream, serve))) => {
+                        // The thread is gone: serve here.
+                        if let Ok(stream) = TcpStream::from_std(std_stream) {
+                            serve(stream);
+                        }
+                        return;
+                    }
+                },
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot hand a connection over");
+                    return;
+                }
+            }
+        }
+        serve(stream);
     }
 }

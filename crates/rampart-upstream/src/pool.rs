@@ -6,6 +6,9 @@
 //! when its response body has been read to the end; a body dropped early closes it.
 //! A request that could not be written on a reused connection (the peer closed it just as
 //! we picked it) is sent again on a fresh connection: hyper hands the unsent request back.
+//! Each idle connection remembers the connection thread whose runtime drives it, and a request
+//! reuses only its own thread's connections (or ones opened outside the connection threads):
+//! never another thread's, which would wake that thread for every request it sends.
 //!
 //! HTTP/2 (`http2 = true`): one multiplexed connection per endpoint, re-established when it
 //! closes.
@@ -136,6 +139,23 @@ struct Idle {
     created: Instant,
     since: Instant,
     slot: Slot,
+    /// The connection thread whose runtime drives the connection
+    /// ([`rampart_core::worker::index`]).
+    thread: usize,
+}
+
+/// The warmest idle connection driven by connection thread `me`, else one driven from outside
+/// the connection threads (index 0: warmed at start, or used by the main runtime). Another
+/// connection thread's only with `any_thread` (the endpoint's connection limit is reached):
+/// its every request would wake that thread, so opening a new connection is cheaper for as
+/// long as the connection lives.
+fn take_idle(idle: &mut Vec<Idle>, me: usize, any_thread: bool) -> Option<Idle> {
+    let at = idle
+        .iter()
+        .rposition(|c| c.thread == me)
+        .or_else(|| idle.iter().rposition(|c| c.thread == 0))
+        .or_else(|| any_thread.then(|| idle.len().checked_sub(1)).flatten())?;
+    Some(idle.remove(at))
 }
 
 /// The pool of one endpoint.
@@ -201,7 +221,7 @@ impl EndpointPool {
             };
             match self.handshake().await {
                 Ok(tx) => {
-                    if !self.put_back(tx, Instant::now(), slot) {
+                    if !self.put_back(tx, Instant::now(), slot, rampart_core::worker::index()) {
                         return;
                     }
                 }
@@ -224,7 +244,7 @@ impl EndpointPool {
         }
         let mut req = req;
         for _attempt in 0..3 {
-            let (mut tx, created, reused, slot) = self.checkout().await?;
+            let (mut tx, created, reused, slot, thread) = self.checkout().await?;
             // Held across the await: a client that disconnects mid-request drops this future,
             // and the guard with it.
             let in_use = InUse::new(self.in_use_gauge.clone());
@@ -245,6 +265,7 @@ impl EndpointPool {
                         tx: (!upgrade).then_some(tx),
                         created,
                         slot,
+                        thread,
                         _in_use: in_use,
                     };
                     return Ok(resp.map(|b| {
@@ -315,10 +336,33 @@ impl EndpointPool {
         Ok(resp.map(body::boxed))
     }
 
-    async fn checkout(&self) -> Result<(http1::SendRequest<Body>, Instant, bool, Slot), BoxError> {
+    /// An idle connection of this thread (else one from outside the connection threads), or
+    /// a new one: (sender, created, reused, slot, driving thread).
+    async fn checkout(
+        &self,
+    ) -> Result<(http1::SendRequest<Body>, Instant, bool, Slot, usize), BoxError> {
+        let me = rampart_core::worker::index();
+        // Another thread's idle connection only when the endpoint's connection limit leaves
+        // no room for a new one (waiting would be worse than a cross-thread wake-up).
+        let mut any_thread = false;
         loop {
-            let candidate = self.idle.lock().ok().and_then(|mut v| v.pop());
-            let Some(mut c) = candidate else { break };
+            let candidate = self
+                .idle
+                .lock()
+                .ok()
+                .and_then(|mut v| take_idle(&mut v, me, any_thread));
+            let Some(mut c) = candidate else {
+                if !any_thread
+                    && self
+                        .slots
+                        .as_ref()
+                        .is_some_and(|s| s.available_permits() == 0)
+                {
+                    any_thread = true;
+                    continue;
+                }
+                break;
+            };
             self.idle_gauge.dec();
             if c.tx.is_closed()
                 || c.since.elapsed() >= self.settings.idle_timeout
@@ -329,7 +373,7 @@ impl EndpointPool {
             // Normally immediate; bounded in case the connection task is wedged.
             if let Ok(Ok(())) = tokio::time::timeout(Duration::from_millis(250), c.tx.ready()).await
             {
-                return Ok((c.tx, c.created, true, c.slot));
+                return Ok((c.tx, c.created, true, c.slot, c.thread));
             }
         }
         let slot = match &self.slots {
@@ -349,7 +393,7 @@ impl EndpointPool {
             }
             None => None,
         };
-        Ok((self.handshake().await?, Instant::now(), false, slot))
+        Ok((self.handshake().await?, Instant::now(), false, slot, me))
     }
 
     async fn handshake(&self) -> Result<http1::SendRequest<Body>, BoxError> {
@@ -368,7 +412,13 @@ impl EndpointPool {
     }
 
     /// Keep a connection for reuse; false when it was dropped instead.
-    fn put_back(&self, tx: http1::SendRequest<Body>, created: Instant, slot: Slot) -> bool {
+    fn put_back(
+        &self,
+        tx: http1::SendRequest<Body>,
+        created: Instant,
+        slot: Slot,
+        thread: usize,
+    ) -> bool {
         if tx.is_closed() || created.elapsed() >= self.settings.max_lifetime {
             return false;
         }
@@ -380,6 +430,7 @@ impl EndpointPool {
                 created,
                 since: Instant::now(),
                 slot,
+                thread,
             });
             self.idle_gauge.inc();
             return true;
@@ -485,6 +536,7 @@ struct Checkedout {
     tx: Option<http1::SendRequest<Body>>,
     created: Instant,
     slot: Slot,
+    thread: usize,
     _in_use: InUse,
 }
 
@@ -515,7 +567,7 @@ impl http_body::Body for PooledBody {
             && let Some(mut g) = this.guard.take()
             && let Some(tx) = g.tx.take()
         {
-            g.pool.put_back(tx, g.created, g.slot.take());
+            g.pool.put_back(tx, g.created, g.slot.take(), g.thread);
         }
         r
     }

@@ -260,6 +260,47 @@ where
 }
 
 #[tokio::test]
+async fn each_connection_thread_keeps_its_own_upstream_connections() {
+    // Each request comes on a new client connection; connections go round robin to the
+    // connection threads. With two threads, each opens and then reuses its own upstream
+    // connection (a shared pool would reuse one for all of these sequential requests).
+    for (workers, want) in [(2, 2), (1, 1)] {
+        let up = TestUpstream::ok().await;
+        let px = proxy_for(&up, &format!("workers = {workers}")).await;
+        for _ in 0..6 {
+            assert_eq!(client::get(px.addr(), "/").await.status(), 200);
+        }
+        let peers: Vec<SocketAddr> = up.requests().iter().map(|r| r.peer).collect();
+        let mut distinct = peers.clone();
+        distinct.sort();
+        distinct.dedup();
+        assert_eq!(distinct.len(), want, "workers = {workers}: {peers:?}");
+        if workers == 2 {
+            // Alternating threads, alternating upstream connections.
+            assert!(peers.windows(2).all(|w| w[0] != w[1]), "{peers:?}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn at_the_connection_limit_a_thread_borrows_another_threads_idle_connection() {
+    // One connection per endpoint allowed: the second thread cannot open its own, so it
+    // reuses the first thread's idle one instead of waiting out pool_wait (503).
+    let up = TestUpstream::ok().await;
+    let toml = cfg(
+        "workers = 2",
+        "max_connections_per_endpoint = 1\npool_wait = \"100ms\"",
+    );
+    let px = TestProxy::start(&toml, &up.url()).await;
+    for _ in 0..4 {
+        assert_eq!(client::get(px.addr(), "/").await.status(), 200);
+    }
+    let mut peers: Vec<SocketAddr> = up.requests().iter().map(|r| r.peer).collect();
+    peers.dedup();
+    assert_eq!(peers.len(), 1, "{peers:?}");
+}
+
+#[tokio::test]
 async fn no_route_is_404_with_request_id() {
     let up = TestUpstream::ok().await;
     let toml = "[[upstreams]]\nname = \"app\"\nendpoints = [\"{upstream}\"]\n[[routes]]\nname = \"api\"\npath = \"/api\"\nupstream = \"app\"\n";
