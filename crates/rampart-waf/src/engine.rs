@@ -23,7 +23,7 @@ use crate::{
     config::{Mode, WafPolicy, source_covers},
     operator::{OpMatch, Operator, parse_num},
     prefilter::{ChainStops, SlotMatcher},
-    request::{Collection, WafRequest},
+    request::{Collection, Entry, WafRequest},
     rule::{Ctl, Disruptive, EngineState, Item, Rule, Selector, SetVarOp, Severity, Source},
     seclang::LoadReport,
     transform::Transform,
@@ -913,7 +913,7 @@ enum Step<'a> {
 /// The name `..._NAMES` inspects for an entry: its key, except that JSON leaves (keyed
 /// `json.a.b`) are named without the `json.` root (as libmodsecurity names them), so an
 /// attack in a top-level key is at the start of the name.
-fn name_bytes(e: &crate::request::Entry) -> &[u8] {
+fn name_bytes<'a>(e: &Entry<'a>) -> &'a [u8] {
     match e.key.strip_prefix("json.") {
         Some(k) if e.coll == Collection::ArgsPost => k.as_bytes(),
         _ => e.key.as_bytes(),
@@ -1158,6 +1158,8 @@ impl Drop for Txn<'_> {
 
 struct Txn<'r> {
     req: &'r WafRequest,
+    /// The request's entries, resolved once (the rule loop reads them many times).
+    ents: Vec<Entry<'r>>,
     /// Per scan slot: features, prefilter chains done, tails scanned, literal hits.
     slots: Slots,
     client: Option<IpAddr>,
@@ -1243,7 +1245,8 @@ impl<'r> Txn<'r> {
         let scratch = Scratch::take();
         Self {
             req,
-            slots: Slots::new(2 * req.entries().len(), pre.words, scratch.slots),
+            slots: Slots::new(2 * req.len(), pre.words, scratch.slots),
+            ents: req.entries().collect(),
             client,
             tx: HashMap::new(),
             matched_var: None,
@@ -1271,10 +1274,9 @@ impl<'r> Txn<'r> {
     /// Index the entries by collection (a counting sort, stable: entry order within a
     /// collection).
     fn indexed(mut self) -> Self {
-        let entries = self.req.entries();
-        let entries = &entries[..entries.len().min(usize::from(u16::MAX))];
+        let entries = self.ents.iter().take(usize::from(u16::MAX));
         let mut starts = [0u16; COLLECTIONS + 1];
-        for e in entries {
+        for e in entries.clone() {
             let c = e.coll as usize;
             starts[c + 1] = starts[c + 1].saturating_add(1);
         }
@@ -1285,7 +1287,7 @@ impl<'r> Txn<'r> {
         let order = &mut self.order;
         order.clear();
         order.resize(entries.len(), 0);
-        for (i, e) in entries.iter().enumerate() {
+        for (i, e) in entries.enumerate() {
             let c = e.coll as usize;
             if let (Some(slot), Ok(i)) = (order.get_mut(usize::from(next[c])), u16::try_from(i)) {
                 *slot = i;
@@ -1330,9 +1332,9 @@ impl<'r> Txn<'r> {
         let mut sel = std::mem::take(&mut self.sel);
         sel.clear();
         sel.resize(3 * w, 0);
-        let entries = self.req.entries();
-        let n = entries.len();
-        for (i, e) in entries.iter().enumerate() {
+        let n = self.ents.len();
+        for i in 0..n {
+            let e = self.ents[i];
             let Some(m) = idx.merged.get(e.coll as usize).filter(|m| !m.empty) else {
                 continue;
             };
@@ -1340,7 +1342,7 @@ impl<'r> Txn<'r> {
             sel.copy_from_slice(&m.all.bits);
             let (mut lc, mut nc) = (m.all.literal_chains, m.all.name_chains);
             for (k, g) in &m.keys {
-                if k.eq_ignore_ascii_case(&e.key) {
+                if k.eq_ignore_ascii_case(e.key) {
                     for (s, b) in sel.iter_mut().zip(&g.bits) {
                         *s |= b;
                     }
@@ -1399,10 +1401,9 @@ impl<'r> Txn<'r> {
     /// The bytes of scan slot `at`: entry `at`'s value, or for `at >= n` the name (key) of
     /// entry `at - n` as `..._NAMES` inspects it.
     fn slot_bytes(&self, at: usize) -> Option<&'r [u8]> {
-        let entries = self.req.entries();
-        match entries.get(at) {
-            Some(e) => Some(&e.value),
-            None => entries.get(at - entries.len()).map(name_bytes),
+        match self.ents.get(at) {
+            Some(e) => Some(e.value),
+            None => self.ents.get(at - self.ents.len()).map(name_bytes),
         }
     }
 
@@ -1523,33 +1524,31 @@ impl<'r> Txn<'r> {
     }
 
     fn values(&self, t: &crate::rule::Target) -> Vec<Val<'r>> {
-        let req = self.req;
         let mut out: Vec<Val<'r>> = Vec::new();
         let name = source_name(t.source);
         let keep = |key: &str| t.selector.selects(key) && !t.exclude.iter().any(|e| e.selects(key));
         match t.source {
             Source::Coll(c) => {
-                for (i, e) in req.entries().iter().enumerate() {
-                    if e.coll == c && keep(&e.key) {
+                for (i, e) in self.ents.iter().enumerate() {
+                    if e.coll == c && keep(e.key) {
                         out.push(Val {
                             coll: Some(c),
                             name,
-                            key: Cow::Borrowed(e.key.as_str()),
-                            bytes: Cow::Borrowed(e.value.as_slice()),
+                            key: Cow::Borrowed(e.key),
+                            bytes: Cow::Borrowed(e.value),
                             entry: Some(i),
                         });
                     }
                 }
             }
             Source::Args => {
-                for (i, e) in req.entries().iter().enumerate() {
-                    if matches!(e.coll, Collection::ArgsGet | Collection::ArgsPost) && keep(&e.key)
-                    {
+                for (i, e) in self.ents.iter().enumerate() {
+                    if matches!(e.coll, Collection::ArgsGet | Collection::ArgsPost) && keep(e.key) {
                         out.push(Val {
                             coll: Some(e.coll),
                             name: "ARGS",
-                            key: Cow::Borrowed(e.key.as_str()),
-                            bytes: Cow::Borrowed(e.value.as_slice()),
+                            key: Cow::Borrowed(e.key),
+                            bytes: Cow::Borrowed(e.value),
                             entry: Some(i),
                         });
                     }
@@ -1569,13 +1568,13 @@ impl<'r> Txn<'r> {
                     }
                     _ => &[],
                 };
-                let n = req.entries().len();
-                for (i, e) in req.entries().iter().enumerate() {
-                    if colls.contains(&e.coll) && keep(&e.key) {
+                let n = self.ents.len();
+                for (i, e) in self.ents.iter().enumerate() {
+                    if colls.contains(&e.coll) && keep(e.key) {
                         out.push(Val {
                             coll: Some(e.coll),
                             name,
-                            key: Cow::Borrowed(e.key.as_str()),
+                            key: Cow::Borrowed(e.key),
                             bytes: Cow::Borrowed(name_bytes(e)),
                             entry: Some(n + i),
                         });
@@ -1759,9 +1758,8 @@ impl<'r> Txn<'r> {
                 _ => None,
             };
             if let (false, Some(coll)) = (t.count, direct.or(names)) {
-                let req = self.req;
                 let name = source_name(t.source);
-                let n = req.entries().len();
+                let n = self.ents.len();
                 let (lo, hi) = match coll {
                     Some(c) => self.coll_range(c, c),
                     None => self.coll_range(Collection::ArgsGet, Collection::ArgsPost),
@@ -1770,13 +1768,15 @@ impl<'r> Txn<'r> {
                 while k < hi {
                     let i = usize::from(self.order[k]);
                     k += 1;
-                    let e = &req.entries()[i];
+                    let Some(&e) = self.ents.get(i) else {
+                        continue;
+                    };
                     // A named key of another length is decided here, without a call.
                     if matches!(&t.selector, Selector::Key(k) if k.len() != e.key.len())
-                        || !t.selector.selects(&e.key)
+                        || !t.selector.selects(e.key)
                         || t.exclude.iter().any(|x| {
                             !matches!(x, Selector::Key(k) if k.len() != e.key.len())
-                                && x.selects(&e.key)
+                                && x.selects(e.key)
                         })
                     {
                         continue;
@@ -1784,17 +1784,17 @@ impl<'r> Txn<'r> {
                     let v = if names.is_some() {
                         Val {
                             coll: Some(e.coll),
-                            key: Cow::Borrowed(e.key.as_str()),
+                            key: Cow::Borrowed(e.key),
                             name,
-                            bytes: Cow::Borrowed(name_bytes(e)),
+                            bytes: Cow::Borrowed(name_bytes(&e)),
                             entry: Some(n + i),
                         }
                     } else {
                         Val {
                             coll: Some(e.coll),
-                            key: Cow::Borrowed(e.key.as_str()),
+                            key: Cow::Borrowed(e.key),
                             name,
-                            bytes: Cow::Borrowed(e.value.as_slice()),
+                            bytes: Cow::Borrowed(e.value),
                             entry: Some(i),
                         }
                     };
@@ -1810,11 +1810,10 @@ impl<'r> Txn<'r> {
                             Some(c) => self.coll_range(c, c),
                             None => self.coll_range(Collection::ArgsGet, Collection::ArgsPost),
                         };
-                        let entries = self.req.entries();
                         self.order[lo..hi]
                             .iter()
                             .filter(|i| {
-                                let key = &entries[usize::from(**i)].key;
+                                let key = self.ents.get(usize::from(**i)).map_or("", |e| e.key);
                                 t.selector.selects(key) && !t.exclude.iter().any(|x| x.selects(key))
                             })
                             .count()

@@ -241,7 +241,7 @@ async fn inspect(
     let mut wreq = WafRequest::from_parts(&parts, prefix.as_deref(), &policy.limits);
     if truncated {
         wreq.body_truncated = true;
-        wreq.push(Collection::InboundDataError, "", b"1".to_vec());
+        wreq.push(Collection::InboundDataError, "", b"1");
     }
     let verdict = engine.inspect(&wreq, policy, client);
     if let Some(m) = &layer.metrics {
