@@ -1,6 +1,7 @@
 //! Time the built-in rules on a 2 KiB form POST: min / p50 / p99 of whole inspections and the
 //! slowest single rules (tuning aid). `LOOPS=N` sets the number of inspections, `BODY=N` the
-//! body size, `REQ=get` inspects a plain GET instead (a cache hit's request), `RULES=0` skips
+//! body size, `REQ=get` inspects a plain GET instead (a cache hit's request with three
+//! headers), `REQ=wrk` the GET `bench/callgrind-proxy.sh` sends (Host only), `RULES=0` skips
 //! the per-rule timings (for `valgrind --tool=callgrind`), `BUILD=1` builds the request view
 //! (`WafRequest::build`, as the layer does per request) in each loop too.
 
@@ -39,15 +40,26 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         (b"user-agent", b"rampart-bench/0.1"),
         (b"accept", b"*/*"),
     ];
+    // What wrk sends through bench/callgrind-proxy.sh: the Host header only.
+    let wrk_headers: Vec<(&[u8], &[u8])> = vec![(b"host", b"127.0.0.1:18300")];
     // Read once: with `BUILD=1` the loop should time the request view, not `getenv`.
-    let get = std::env::var("REQ").is_ok_and(|r| r == "get");
+    let req_kind = std::env::var("REQ").unwrap_or_default();
     let make = || {
-        if get {
+        if req_kind == "get" {
             WafRequest::build(
                 "GET",
                 b"/1k.json",
                 "HTTP/1.1",
                 get_headers.iter().copied(),
+                None,
+                &Limits::default(),
+            )
+        } else if req_kind == "wrk" {
+            WafRequest::build(
+                "GET",
+                b"/static/1k.json",
+                "HTTP/1.1",
+                wrk_headers.iter().copied(),
                 None,
                 &Limits::default(),
             )
