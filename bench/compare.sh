@@ -16,6 +16,12 @@
 #   RAMPART_BIN=target/release/rampart             SKIP_BUILD=1   do not run cargo build
 #   LOADGEN="<cmd>"  load generator command (default: "$RAMPART_BIN bench")
 #   KEEP_DIR=1       keep the temp dir (configs, logs, JSON results) for inspection
+#
+# Besides req/s and latency, the table gives each proxy's CPU time per request (user + system,
+# of the process and its children, e.g. nginx workers and Varnish's child), read from /proc over
+# the measured window (the warm-up is excluded). On a machine where the load generator, origin
+# and proxy share the cores, req/s depends on how much CPU the load generator gets; CPU per
+# request is what the proxy itself costs.
 set -euo pipefail
 
 ROOT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -110,7 +116,21 @@ start() { # name log cmd...
     "$@" >"$log" 2>&1 &
     PIDS+=("$!")
     LAST_PID=$!
+    PID_OF[$name]=$LAST_PID
     say "started $name (pid $LAST_PID)"
+}
+declare -A PID_OF
+
+# CPU ticks (utime + stime) used so far by a process and all its descendants.
+cpu_ticks() {
+    local pid=$1 total=0 child
+    [[ -r /proc/$pid/stat ]] || { echo 0; return; }
+    # Fields after the ")" of the command name: state is $1, utime $12, stime $13.
+    total=$(sed -E 's/.*\) //' "/proc/$pid/stat" | awk '{ print $12 + $13 }')
+    for child in $(pgrep -P "$pid" 2>/dev/null); do
+        total=$((total + $(cpu_ticks "$child")))
+    done
+    echo "$total"
 }
 
 fill() { # template output
@@ -224,7 +244,8 @@ json_errors() { # requests that failed or did not get a 200
         END { print e + 0 }' "$1"
 }
 
-declare -A RPS P50 P99 ERRS
+TICK_US=$((1000000 / $(getconf CLK_TCK)))
+declare -A RPS P50 P99 ERRS CPU
 for c in "${cases[@]}"; do
     read -r obj enc mode <<<"$c"
     path="/$obj.json"
@@ -234,24 +255,31 @@ for c in "${cases[@]}"; do
     for peer in $PEERS; do
         out="$WORK/result-$obj-$enc-$mode-$peer.json"
         url="http://127.0.0.1:${PORT_OF[$peer]}$path"
-        if ! timeout "$limit" "${LOADGEN_CMD[@]}" -c "$CONNECTIONS" -t "$THREADS" -d "$DURATION" \
-            --warmup "$WARMUP" "${hdr[@]}" --json "$out" "$url" >"$out.txt" 2>&1; then
+        timeout "$limit" "${LOADGEN_CMD[@]}" -c "$CONNECTIONS" -t "$THREADS" -d "$DURATION" \
+            --warmup "$WARMUP" "${hdr[@]}" --json "$out" "$url" >"$out.txt" 2>&1 &
+        lg=$!
+        sleep "$(secs "$WARMUP")"
+        t0=$(cpu_ticks "${PID_OF[$peer]}")
+        if ! wait "$lg"; then
             cat "$out.txt" >&2
             die "load against $peer ($url) failed"
         fi
+        t1=$(cpu_ticks "${PID_OF[$peer]}")
         key="$c|$peer"
         RPS[$key]=$(json_num rps "$out")
         P50[$key]=$(json_num p50_us "$out")
         P99[$key]=$(json_num p99_us "$out")
         ERRS[$key]=$(json_errors "$out")
-        say "$(printf '%-22s %-8s %10.0f req/s' "$obj $enc $mode" "$peer" "${RPS[$key]}")"
+        CPU[$key]=$(awk -v t=$((t1 - t0)) -v us="$TICK_US" -v r="${RPS[$key]}" -v d="$(secs "$DURATION")" \
+            'BEGIN { if (r > 0) printf "%.1f", t * us / (r * d); else print "n/a" }')
+        say "$(printf '%-22s %-8s %10.0f req/s %6s us CPU/req' "$obj $enc $mode" "$peer" "${RPS[$key]}" "${CPU[$key]}")"
     done
 done
 
 # ---------------------------------------------------------------- table
 echo
 echo "rampart bench -c $CONNECTIONS -t $THREADS -d $DURATION --warmup $WARMUP  ($(nproc) cores, $(uname -m))"
-printf '%-22s %-8s %12s %10s %10s %8s %10s\n' "case" "target" "req/s" "p50 ms" "p99 ms" "errors" "vs rampart"
+printf '%-22s %-8s %12s %10s %10s %8s %10s %12s\n' "case" "target" "req/s" "p50 ms" "p99 ms" "errors" "vs rampart" "CPU us/req"
 for c in "${cases[@]}"; do
     for peer in $PEERS; do
         key="$c|$peer"
@@ -259,8 +287,8 @@ for c in "${cases[@]}"; do
         if has_peer rampart; then
             ratio=$(awk -v a="${RPS[$key]}" -v b="${RPS[$c|rampart]}" 'BEGIN { if (b > 0) printf "%.2fx", a / b; else print "n/a" }')
         fi
-        printf '%-22s %-8s %12.0f %10.3f %10.3f %8s %10s\n' "$c" "$peer" "${RPS[$key]}" \
+        printf '%-22s %-8s %12.0f %10.3f %10.3f %8s %10s %12s\n' "$c" "$peer" "${RPS[$key]}" \
             "$(awk -v v="${P50[$key]}" 'BEGIN { print v / 1000 }')" \
-            "$(awk -v v="${P99[$key]}" 'BEGIN { print v / 1000 }')" "${ERRS[$key]}" "$ratio"
+            "$(awk -v v="${P99[$key]}" 'BEGIN { print v / 1000 }')" "${ERRS[$key]}" "$ratio" "${CPU[$key]}"
     done
 done

@@ -2,8 +2,6 @@
 //! of stored headers (§3.2, §4.3.4, §4.3.5), and the `Age` / `Cache-Status` (RFC 9211) fields
 //! added on the way out.
 
-use std::fmt::Write as _;
-
 use http::{HeaderMap, HeaderName, HeaderValue, header};
 
 use crate::{
@@ -151,31 +149,56 @@ pub struct CacheStatus {
 impl CacheStatus {
     /// Render as a header value, e.g. `rampart; hit; ttl=42`.
     pub fn to_header(&self, cache_name: &str) -> HeaderValue {
-        let mut s = String::with_capacity(48);
-        s.push_str(cache_name);
+        // On every response: built in one buffer without `fmt`.
+        let mut s = Vec::with_capacity(cache_name.len() + 48);
+        s.extend_from_slice(cache_name.as_bytes());
         if self.hit {
-            s.push_str("; hit");
+            s.extend_from_slice(b"; hit");
         }
         if let Some(f) = self.fwd {
-            let _ = write!(s, "; fwd={}", f.as_str());
+            s.extend_from_slice(b"; fwd=");
+            s.extend_from_slice(f.as_str().as_bytes());
         }
         if let Some(st) = self.fwd_status {
-            let _ = write!(s, "; fwd-status={st}");
+            s.extend_from_slice(b"; fwd-status=");
+            push_decimal(&mut s, i64::from(st));
         }
         if let Some(t) = self.ttl {
-            let _ = write!(s, "; ttl={t}");
+            s.extend_from_slice(b"; ttl=");
+            push_decimal(&mut s, t);
         }
         if self.stored {
-            s.push_str("; stored");
+            s.extend_from_slice(b"; stored");
         }
         if self.collapsed {
-            s.push_str("; collapsed");
+            s.extend_from_slice(b"; collapsed");
         }
         if let Some(d) = self.detail {
-            let _ = write!(s, "; detail={d}");
+            s.extend_from_slice(b"; detail=");
+            s.extend_from_slice(d.as_bytes());
         }
-        HeaderValue::from_str(&s).unwrap_or_else(|_| HeaderValue::from_static("rampart"))
+        HeaderValue::from_maybe_shared(bytes::Bytes::from(s))
+            .unwrap_or_else(|_| HeaderValue::from_static("rampart"))
     }
+}
+
+/// Append `n` in decimal.
+fn push_decimal(out: &mut Vec<u8>, n: i64) {
+    if n < 0 {
+        out.push(b'-');
+    }
+    let mut v = n.unsigned_abs();
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[i..]);
 }
 
 /// The `Age` value for a number of seconds.
@@ -301,6 +324,22 @@ mod tests {
                     ..CacheStatus::default()
                 },
                 "rampart; hit; ttl=-3; collapsed; detail=stale-while-revalidate",
+            ),
+            (
+                CacheStatus {
+                    hit: true,
+                    ttl: Some(0),
+                    ..CacheStatus::default()
+                },
+                "rampart; hit; ttl=0",
+            ),
+            (
+                CacheStatus {
+                    ttl: Some(i64::MIN),
+                    fwd_status: Some(u16::MAX),
+                    ..CacheStatus::default()
+                },
+                "rampart; fwd-status=65535; ttl=-9223372036854775808",
             ),
         ];
         for (cs, want) in cases {

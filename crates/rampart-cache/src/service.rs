@@ -621,8 +621,12 @@ where
         let above = ctx.parts.extensions.get::<RepresentationsAbove>().is_some();
         let mut resp = respond_from_entry(entry, now, &ctx.parts, above);
         if above {
-            let handle =
-                StoredHandle::new(entry.clone(), self.cache.store().clone(), ctx.key.clone());
+            let handle = StoredHandle::new(
+                entry.clone(),
+                self.cache.store().clone(),
+                ctx.key.clone(),
+                resp.headers().get(header::CONTENT_ENCODING),
+            );
             resp.extensions_mut().insert(StoredBody(Arc::new(handle)));
         }
         resp

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http::header;
+use http::HeaderValue;
 use rampart_core::stored::StoredVariants;
 
 use crate::{entry::Entry, store::Store};
@@ -16,17 +16,24 @@ pub struct StoredHandle {
     pub(crate) entry: Arc<Entry>,
     pub(crate) store: Arc<dyn Store>,
     pub(crate) key: Arc<str>,
-    coding: Box<str>,
+    /// The stored body's coding; `None` is identity (the common case, no allocation).
+    coding: Option<Box<str>>,
 }
 
 impl StoredHandle {
-    pub(crate) fn new(entry: Arc<Entry>, store: Arc<dyn Store>, key: Arc<str>) -> Self {
-        let coding = entry
-            .header(&header::CONTENT_ENCODING)
-            .and_then(|v| v.to_str().ok().map(|s| s.trim().to_ascii_lowercase()))
-            .filter(|s| !s.is_empty())
-            .unwrap_or_else(|| "identity".to_owned())
-            .into_boxed_str();
+    /// `content_encoding` is the entry's `Content-Encoding` value, taken from the header map
+    /// the hit already built (so the stored fields are not scanned a second time).
+    pub(crate) fn new(
+        entry: Arc<Entry>,
+        store: Arc<dyn Store>,
+        key: Arc<str>,
+        content_encoding: Option<&HeaderValue>,
+    ) -> Self {
+        let coding = content_encoding
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+            .filter(|s| !s.is_empty() && !s.eq_ignore_ascii_case("identity"))
+            .map(|s| s.to_ascii_lowercase().into_boxed_str());
         Self {
             entry,
             store,
@@ -48,7 +55,7 @@ impl std::fmt::Debug for StoredHandle {
 
 impl StoredVariants for StoredHandle {
     fn stored_coding(&self) -> &str {
-        &self.coding
+        self.coding.as_deref().unwrap_or("identity")
     }
 
     fn body(&self) -> Bytes {

@@ -237,6 +237,14 @@ mod block {
     }
 }
 
+/// A `Content-Length`-style value: ASCII digits only, no sign, no spaces.
+fn parse_u64(b: &[u8]) -> Option<u64> {
+    if b.is_empty() || b.len() > 19 || !b.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    Some(b.iter().fold(0u64, |n, d| n * 10 + u64::from(d - b'0')))
+}
+
 fn no_transform(h: &HeaderMap) -> bool {
     h.get_all(header::CACHE_CONTROL).iter().any(|v| {
         v.as_bytes()
@@ -275,7 +283,8 @@ impl CompressLayer {
         }
     }
 
-    /// Whether a response's type and size make it worth compressing under `p`.
+    /// Whether a response's type and size make it worth compressing under `p` (the caller
+    /// also checks `no-transform`).
     fn worth(p: &CompressPolicy, h: &HeaderMap, len: Option<u64>) -> bool {
         p.enabled
             && !p.prefer.is_empty()
@@ -283,7 +292,6 @@ impl CompressLayer {
             && h.get(header::CONTENT_TYPE)
                 .and_then(|v| v.to_str().ok())
                 .is_some_and(|ct| p.types.matches(ct))
-            && !no_transform(h)
     }
 
     /// A response that did not come from a stored entry: compress it as it streams.
@@ -304,7 +312,7 @@ impl CompressLayer {
             .get(header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<u64>().ok());
-        if !Self::worth(p, &parts.headers, len) {
+        if !Self::worth(p, &parts.headers, len) || no_transform(&parts.headers) {
             return Ok(Response::from_parts(parts, body));
         }
         // The answer now depends on Accept-Encoding, whichever way it goes.
@@ -390,34 +398,50 @@ impl CompressLayer {
             None => Some(stored.body().len() as u64),
             Some(_) => stored.variant("identity").map(|b| b.len() as u64),
         };
-        let worth = stored_coding.is_none() && Self::worth(p, &parts.headers, identity_len);
         let transformable = !no_transform(&parts.headers);
+        let worth = stored_coding.is_none()
+            && transformable
+            && Self::worth(p, &parts.headers, identity_len);
         let mut available = CodingSet::EMPTY;
         if let Some(c) = stored_coding {
             available = available.with(c);
         }
-        for &c in &p.prefer {
+        // Only a coding the client accepts can be chosen: look up just those variants (none
+        // at all for a request without Accept-Encoding).
+        for &c in p.prefer.iter().filter(|c| asked.accepted.accepts(**c)) {
             if stored.variant(c.as_str()).is_some() {
                 available = available.with(c);
             }
         }
-        // Offered: what this route would send (and a coding the body is stored in).
-        let mut offered: Vec<Coding> = if worth { p.prefer.clone() } else { Vec::new() };
-        if let Some(c) = stored_coding
-            && !offered.contains(&c)
-        {
-            offered.push(c);
+        // Offered: what this route would send (and a coding the body is stored in), on the
+        // stack: there are only `Coding::ALL.len()` codings.
+        let mut offered_buf = [Coding::Gzip; Coding::ALL.len() + 1];
+        let mut n_offered = 0;
+        if worth {
+            for &c in &p.prefer {
+                if n_offered < Coding::ALL.len() && !offered_buf[..n_offered].contains(&c) {
+                    offered_buf[n_offered] = c;
+                    n_offered += 1;
+                }
+            }
         }
+        if let Some(c) = stored_coding
+            && !offered_buf[..n_offered].contains(&c)
+        {
+            offered_buf[n_offered] = c;
+            n_offered += 1;
+        }
+        let offered = &offered_buf[..n_offered];
         let identity_ok = stored_coding.is_none() || transformable;
         if worth {
             let could: CodingSet = p.prefer.iter().copied().collect();
-            if let Choice::Coding(want) = asked.accepted.choose(&offered, could, identity_ok)
+            if let Choice::Coding(want) = asked.accepted.choose(offered, could, identity_ok)
                 && !available.contains(want)
             {
                 self.make_later(&stored, want, p.stored_levels.get(want));
             }
         }
-        let choice = asked.accepted.choose(&offered, available, identity_ok);
+        let choice = asked.accepted.choose(offered, available, identity_ok);
         let (coding, bytes) = match choice {
             Choice::Coding(c) if Some(c) == stored_coding => (Some(c), stored.body()),
             Choice::Coding(c) => match stored.variant(c.as_str()) {
@@ -500,12 +524,26 @@ impl CompressLayer {
         asked: &Asked,
     ) -> Result<Response<Body>, BoxError> {
         let len = bytes.len() as u64;
-        parts
+        // A stored identity hit usually carries both fields right already: keep them then
+        // (no formatting, no allocation).
+        if parts
             .headers
-            .insert(header::CONTENT_LENGTH, HeaderValue::from(len));
-        parts
+            .get(header::CONTENT_LENGTH)
+            .is_none_or(|v| parse_u64(v.as_bytes()) != Some(len))
+        {
+            parts
+                .headers
+                .insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+        }
+        if parts
             .headers
-            .insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+            .get(header::ACCEPT_RANGES)
+            .is_none_or(|v| v.as_bytes() != b"bytes")
+        {
+            parts
+                .headers
+                .insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+        }
         let v = Validators::from_headers(&parts.headers);
         match conditional::evaluate(&asked.method, &asked.conditions, v) {
             Precondition::Proceed => {}
