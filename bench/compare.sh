@@ -16,6 +16,7 @@
 #   RAMPART_BIN=target/release/rampart             SKIP_BUILD=1   do not run cargo build
 #   LOADGEN="<cmd>"  load generator command (default: "$RAMPART_BIN bench")
 #   KEEP_DIR=1       keep the temp dir (configs, logs, JSON results) for inspection
+#   MODES="hit miss"  which cases to run (MODES=hit: cache hits only)
 #
 # Besides req/s and latency, the table gives each proxy's CPU time per request (user + system,
 # of the process and its children, e.g. nginx workers and Varnish's child), read from /proc over
@@ -222,7 +223,7 @@ limit=$(($(secs "$DURATION") + $(secs "$WARMUP") + 30))
 cases=()
 for obj in 1k 64k; do
     for enc in identity gzip; do
-        for mode in hit miss; do
+        for mode in ${MODES:-hit miss}; do
             cases+=("$obj $enc $mode")
         done
     done

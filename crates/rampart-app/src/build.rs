@@ -330,6 +330,18 @@ pub fn build(config: &Config, shared: &Shared) -> Result<Generation, ConfigError
     let g = &shared.guard;
     let upstreams = Upstreams::new(upstreams);
     let needs = crate::statics::Needs::of(config);
+    // A per-route layer no route uses is left out of the stack: it would only look up an
+    // absent policy on every request. (A reload builds a new stack, so this follows config.)
+    let any_route = |has: fn(&RoutePolicy) -> bool| specs.iter().any(|s| has(&s.policy));
+    let (any_hygiene, any_cors, any_auth, any_rate_limit) = (
+        any_route(|p| p.get::<rampart_guard::HygienePolicy>().is_some()),
+        any_route(|p| p.get::<rampart_guard::CorsPolicy>().is_some()),
+        any_route(|p| p.get::<rampart_guard::AuthPolicy>().is_some()),
+        any_route(|p| {
+            p.get::<rampart_guard::ratelimit::RateLimitPolicy>()
+                .is_some()
+        }),
+    );
     let service = build_stack(StackParts {
         client_ip: ClientIpMw::new(config.trusted_proxies.cidrs.clone()),
         route: RouteMw::new(Arc::new(RouteTable::new(specs))),
@@ -360,10 +372,11 @@ pub fn build(config: &Config, shared: &Shared) -> Result<Generation, ConfigError
         waf: rampart_waf::WafLayer::new()
             .with_metrics(shared.waf_metrics.clone())
             .with_sink(Arc::new(crate::guard::WafAudit(g.events.clone()))),
-        hygiene: HygieneLayer::new(None, g.events.clone()),
-        cors: CorsLayer::new(None, g.events.clone()),
-        auth: AuthLayer::new(g.events.clone(), Some(g.metrics.clone())),
-        rate_limit: RateLimitLayer::new(g.store.clone(), None, g.events.clone()),
+        hygiene: any_hygiene.then(|| HygieneLayer::new(None, g.events.clone())),
+        cors: any_cors.then(|| CorsLayer::new(None, g.events.clone())),
+        auth: any_auth.then(|| AuthLayer::new(g.events.clone(), Some(g.metrics.clone()))),
+        rate_limit: any_rate_limit
+            .then(|| RateLimitLayer::new(g.store.clone(), None, g.events.clone())),
         security_headers: headers.map(SecurityHeadersLayer::new),
         compress: rampart_compress::CompressLayer::new(shared.compress_metrics.clone()),
         cache: shared.cache.clone().map(CacheLayer::new),

@@ -41,18 +41,19 @@ pub struct StackParts {
     pub load_shed: LoadShedMw,
     /// Layer 7.
     pub sanitize: SanitizeMw,
-    /// Layer 7b (per-route hygiene; routes without a `HygienePolicy` pass through).
-    pub hygiene: HygieneLayer,
+    /// Layer 7b (per-route hygiene; routes without a `HygienePolicy` pass through; absent
+    /// when no route has one).
+    pub hygiene: Option<HygieneLayer>,
     /// Layer 8.
     pub ip_filter: IpFilterLayer,
-    /// Layer 9.
-    pub cors: CorsLayer,
-    /// Layer 10.
-    pub rate_limit: RateLimitLayer,
+    /// Layer 9 (absent when no route has a `CorsPolicy`).
+    pub cors: Option<CorsLayer>,
+    /// Layer 10 (absent when no route has a `RateLimitPolicy`).
+    pub rate_limit: Option<RateLimitLayer>,
     /// Layer 11 (routes without a `WafPolicy` pass through).
     pub waf: rampart_waf::WafLayer,
-    /// Layer 12 (routes without an `AuthPolicy` pass through).
-    pub auth: AuthLayer,
+    /// Layer 12 (routes without an `AuthPolicy` pass through; absent when no route has one).
+    pub auth: Option<AuthLayer>,
     /// Layer 13 (absent when `[security_headers].enabled = false`).
     pub security_headers: Option<SecurityHeadersLayer>,
     /// Layer 13, `Server-Timing` (absent unless a route sets `server_timing = true`).
@@ -95,15 +96,15 @@ pub fn build_stack(p: StackParts) -> GatewayService {
         // 7b. Route hygiene: allowed methods (405 + Allow), query-parameter count, header
         //     deny/require/strip/allow rules, slow-body read timeout (408). With the limits:
         //     a malformed request for this route is refused before any client-specific work.
-        .layer(p.hygiene)
+        .option_layer(p.hygiene)
         // 8. IP lists + bans: the cheapest rejection first; also counts statuses, WAF blocks
         //    and rate-limit refusals for the automatic ban rules.
         .layer(p.ip_filter)
         // 9. CORS: preflights are answered before rate limits and auth (a preflight carries
         //    no credentials and must not use quota).
-        .layer(p.cors)
+        .option_layer(p.cors)
         // 10. Rate limit: before the WAF, so floods do not burn regex CPU.
-        .layer(p.rate_limit)
+        .option_layer(p.rate_limit)
         // 11. WAF: after the cheap refusals, before the cache, so a blocked request is never
         //     served from it.
         .layer(p.waf)
@@ -111,7 +112,7 @@ pub fn build_stack(p: StackParts) -> GatewayService {
         //     rate limits (floods of bad tokens cost no signature checks) and the WAF; before
         //     the cache, so a cached answer is never served to an unauthenticated caller.
         //     Strips incoming copies of forwarded-claim headers, then adds verified ones.
-        .layer(p.auth)
+        .option_layer(p.auth)
         // 13. Response security headers: on every answer from below, hits included.
         .option_layer(p.security_headers)
         //     Server-Timing (same layer, response side): below the WAF, whose time it reports

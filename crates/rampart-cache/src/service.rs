@@ -677,23 +677,15 @@ where
             t0.1,
             resp_time,
         );
-        let secs = |d: crate::directives::Delta| Duration::from_secs(d.secs_or_zero());
+        let (swr, sie) = crate::storable::stale_windows(cc, policy);
         let mut meta = EntryMeta {
             lifetime: lifetime.duration(),
             initial_age,
             stored_at: resp_instant,
             no_cache: cc.no_cache && !policy.overrides.ignore_no_cache,
             forbids_stale: cc.forbids_stale(),
-            swr: cc
-                .stale_while_revalidate
-                .map(secs)
-                .or(policy.stale_while_revalidate)
-                .unwrap_or_default(),
-            sie: cc
-                .stale_if_error
-                .map(secs)
-                .or(policy.stale_if_error)
-                .unwrap_or_default(),
+            swr,
+            sie,
             has_validator: has_validator(stored),
             soft_purged: false,
             expires_at: resp_instant,

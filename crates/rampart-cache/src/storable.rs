@@ -1,11 +1,13 @@
 //! May this response be stored? (RFC 9111 §3, §3.5; RFC 9110 §15.1), plus the gateway's own
 //! policy checks (`Set-Cookie`, cache deception guard).
 
+use std::time::Duration;
+
 use http::{HeaderMap, Method, StatusCode, header};
 
 use crate::{
     config::{CachePolicy, SetCookiePolicy},
-    directives::{RequestDirectives, ResponseDirectives},
+    directives::{Delta, RequestDirectives, ResponseDirectives},
     freshness::{Lifetime, heuristically_cacheable},
 };
 
@@ -71,6 +73,30 @@ pub fn understood_status(status: StatusCode) -> bool {
         status.as_u16(),
         200..=205 | 300..=303 | 305 | 307 | 308 | 400..=417 | 421 | 422 | 426 | 500..=505
     )
+}
+
+/// The stale windows an entry gets: the response's `stale-while-revalidate` /
+/// `stale-if-error`, else the route's defaults (a response's own value, even 0, wins).
+pub fn stale_windows(cc: &ResponseDirectives, policy: &CachePolicy) -> (Duration, Duration) {
+    let secs = |d: Delta| Duration::from_secs(d.secs_or_zero());
+    let swr = cc
+        .stale_while_revalidate
+        .map(secs)
+        .or(policy.stale_while_revalidate)
+        .unwrap_or_default();
+    let sie = cc
+        .stale_if_error
+        .map(secs)
+        .or(policy.stale_if_error)
+        .unwrap_or_default();
+    (swr, sie)
+}
+
+/// Whether a stored copy could be served stale at all: a window is granted and the response
+/// does not forbid stale use (`must-revalidate`, `proxy-revalidate`, `s-maxage`).
+fn has_stale_window(cc: &ResponseDirectives, policy: &CachePolicy) -> bool {
+    let (swr, sie) = stale_windows(cc, policy);
+    !cc.forbids_stale() && (!swr.is_zero() || !sie.is_zero())
 }
 
 /// Whether the response has a strong or weak validator.
@@ -147,8 +173,14 @@ pub fn storable(input: &StoreInput<'_>, policy: &CachePolicy) -> Result<(), NotS
     if cc.no_cache && !o.ignore_no_cache && !validator {
         return Err(NotStorable::NoCacheWithoutValidator);
     }
-    // A response with no freshness at all is only useful if it can be revalidated.
-    if input.lifetime.duration().is_zero() && !validator && !cc.no_cache {
+    // A response with no freshness at all is only useful if it can be revalidated, or served
+    // stale within a window the origin or the route grants (RFC 5861: `max-age=0,
+    // stale-if-error=600` asks for exactly that).
+    if input.lifetime.duration().is_zero()
+        && !validator
+        && !cc.no_cache
+        && !has_stale_window(cc, policy)
+    {
         return Err(NotStorable::NoFreshness);
     }
     if policy.set_cookie == SetCookiePolicy::Pass
@@ -287,6 +319,31 @@ mod tests {
     }
 
     #[test]
+    fn a_route_stale_default_keeps_a_response_without_freshness_or_validator() {
+        let zero = [("cache-control", "max-age=0")];
+        let plain = CachePolicy::default();
+        assert_eq!(
+            check(Method::GET, &[], 200, &zero, &plain),
+            Err(NotStorable::NoFreshness)
+        );
+        let sie = CachePolicy {
+            stale_if_error: Some(Duration::from_secs(60)),
+            ..CachePolicy::default()
+        };
+        assert_eq!(check(Method::GET, &[], 200, &zero, &sie), Ok(()));
+        // The response's own window, even 0, wins over the route's default.
+        let own_zero = [("cache-control", "max-age=0, stale-if-error=0")];
+        assert_eq!(
+            check(Method::GET, &[], 200, &own_zero, &sie),
+            Err(NotStorable::NoFreshness)
+        );
+        assert_eq!(
+            stale_windows(&select_response(&HeaderMap::new(), None).0, &sie),
+            (Duration::ZERO, Duration::from_secs(60))
+        );
+    }
+
+    #[test]
     fn storable_table() {
         use NotStorable::{
             Authorization, NoCacheWithoutValidator, NoFreshness, NoStore, Private, RequestNoStore,
@@ -396,6 +453,39 @@ mod tests {
             (Method::GET, vec![], 200, vec![lm], Ok(())),
             (Method::GET, vec![], 200, vec![etag], Ok(())),
             (Method::GET, vec![], 200, vec![], Err(NoFreshness)),
+            // No freshness and no validator, but a stale window (RFC 5861): kept for it.
+            (
+                Method::GET,
+                vec![],
+                200,
+                vec![("cache-control", "max-age=0, stale-if-error=600")],
+                Ok(()),
+            ),
+            (
+                Method::GET,
+                vec![],
+                200,
+                vec![("cache-control", "max-age=0, stale-while-revalidate=30")],
+                Ok(()),
+            ),
+            // ... unless the window is empty or stale use is forbidden.
+            (
+                Method::GET,
+                vec![],
+                200,
+                vec![("cache-control", "max-age=0, stale-if-error=0")],
+                Err(NoFreshness),
+            ),
+            (
+                Method::GET,
+                vec![],
+                200,
+                vec![(
+                    "cache-control",
+                    "max-age=0, must-revalidate, stale-if-error=600",
+                )],
+                Err(NoFreshness),
+            ),
             (Method::GET, vec![], 404, vec![lm], Ok(())),
             // Not heuristically cacheable: only with explicit freshness.
             (Method::GET, vec![], 302, vec![lm], Err(NoFreshness)),

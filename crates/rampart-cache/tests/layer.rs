@@ -796,6 +796,34 @@ async fn stale_if_error_on_5xx_and_connect_errors() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn stale_if_error_keeps_a_response_with_no_freshness_and_no_validator() {
+    // `max-age=0, stale-if-error=60`, no ETag / Last-Modified: useless fresh, but the origin
+    // asks for it to be served if it later fails (RFC 5861 §4).
+    let h = Harness::new(Origin::new(|_, n| {
+        Ok(resp(
+            200,
+            &[("cache-control", "max-age=0, stale-if-error=60")],
+            &format!("v{n}"),
+        ))
+    }));
+    let r = h.get("/a").await;
+    assert!(r.cs().contains("stored"), "{}", r.cs());
+    // Always stale, nothing to validate with: every request goes to the origin in full.
+    let r = h.get("/a").await;
+    assert_eq!(r.body, "v2");
+    assert!(!h.origin.last().headers.contains_key("if-none-match"));
+    assert!(!h.origin.last().headers.contains_key("if-modified-since"));
+    h.origin.set(|_, _| Ok(resp(503, &[], "down")));
+    let r = h.get("/a").await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.body, "v2");
+    assert!(r.cs().ends_with("detail=stale-if-error"), "{}", r.cs());
+    // Past the window the failure goes through.
+    advance(Duration::from_secs(61)).await;
+    assert_eq!(h.get("/a").await.status, StatusCode::SERVICE_UNAVAILABLE);
+}
+
+#[tokio::test(start_paused = true)]
 async fn gateway_side_stale_defaults_per_route() {
     let policy = CachePolicy {
         stale_if_error: Some(Duration::from_secs(60)),

@@ -104,7 +104,8 @@ pub fn case_to_request(case: &Value, limits: &Limits) -> Option<(String, WafRequ
         ));
     }
     if let Some(raw) = case.get("raw_request_b64").and_then(Value::as_str) {
-        let raw = base64_decode(raw.as_bytes(), false);
+        // MIME-style base64 may be wrapped in lines: skip what is not base64.
+        let raw = base64_decode(raw.as_bytes(), true);
         return parse_raw_request(&raw, limits).map(|r| (key, r));
     }
     let method = case.get("method").and_then(Value::as_str).unwrap_or("GET");
@@ -131,7 +132,7 @@ pub fn case_to_request(case: &Value, limits: &Limits) -> Option<(String, WafRequ
     let body = case
         .get("body_b64")
         .and_then(Value::as_str)
-        .map(|b| base64_decode(b.as_bytes(), false))
+        .map(|b| base64_decode(b.as_bytes(), true))
         .filter(|b| !b.is_empty());
     Some((
         key,
@@ -220,6 +221,16 @@ mod tests {
         assert!(text.lines().any(|l| l.starts_with("a\tblock\t")), "{text}");
         assert!(text.lines().any(|l| l.starts_with("b\tpass\t0")), "{text}");
         assert!(text.lines().any(|l| l.starts_with("d\tpass")), "{text}");
+    }
+
+    #[test]
+    fn wrapped_base64_raw_requests_parse() {
+        // MIME-style base64 (wrapped in lines) decodes whole: every header is kept.
+        let raw = "R0VUIC8gSFRUUC8xLjENCkhvc3Q6IGgNClVz\nZXItQWdlbnQ6IHQNCg0K";
+        let case = serde_json::json!({"key": "k", "raw_request_b64": raw});
+        let (_, r) = case_to_request(&case, &Limits::default()).unwrap();
+        assert_eq!(r.header("host"), Some(&b"h"[..]));
+        assert_eq!(r.header("user-agent"), Some(&b"t"[..]));
     }
 
     #[test]

@@ -49,6 +49,9 @@ pub struct Engine {
     needs_body: [bool; 5],
     report: LoadReport,
     pre: Prefilters,
+    /// `REQUEST_BODY` is empty when a multipart, XML or JSON processor parsed the body
+    /// (ModSecurity v2's rule, see [`crate::seclang::Loader::modsecurity_compat`]).
+    parsed_body_hidden: bool,
 }
 
 /// Per-rule literal prefilters (see [`crate::prefilter`]): a rule whose literals are absent
@@ -653,7 +656,15 @@ impl Engine {
             needs_body,
             report,
             pre,
+            parsed_body_hidden: false,
         }
+    }
+
+    /// With `true`, `REQUEST_BODY` is empty when a multipart, XML or JSON body processor
+    /// parsed the body, unless a rule runs `ctl:forceRequestBodyVariable=On`.
+    pub fn with_parsed_body_hidden(mut self, on: bool) -> Self {
+        self.parsed_body_hidden = on;
+        self
     }
 
     /// With `false`, every rule is evaluated on every value: no literal prefilter and no
@@ -771,6 +782,11 @@ impl Engine {
     pub fn inspect(&self, req: &WafRequest, policy: &WafPolicy, client: Option<IpAddr>) -> Verdict {
         let start = Instant::now();
         let mut txn = Txn::new(req, &self.pre, policy, client);
+        txn.body_hidden = self.parsed_body_hidden
+            && matches!(
+                req.first(Collection::ReqBodyProcessor),
+                Some(b"MULTIPART" | b"XML" | b"JSON")
+            );
         // Client-wide exclusions: a matching exclusion with neither ids nor target turns the
         // WAF off; with ids it removes rules for this client.
         for ex in &policy.exclusions {
@@ -1304,6 +1320,11 @@ struct Txn<'r> {
     pre: &'r Prefilters,
     /// The prefilter (slot, chain) of the rule being evaluated.
     cur_pre: Option<(u16, u16)>,
+    /// The link being evaluated ran its setvars for a matched value (they run once per
+    /// matched value, as in ModSecurity, each with that value's captures).
+    setvars_ran: bool,
+    /// `REQUEST_BODY` reads as empty ([`Engine::with_parsed_body_hidden`]).
+    body_hidden: bool,
     /// Entry indexes ordered by collection (stable), and per collection its start in `order`.
     order: Vec<u16>,
     starts: [u16; COLLECTIONS + 1],
@@ -1383,6 +1404,8 @@ impl<'r> Txn<'r> {
             rule_id: 0,
             pre,
             cur_pre: None,
+            setvars_ran: false,
+            body_hidden: false,
             order: scratch.order,
             starts: [0; COLLECTIONS + 1],
             cand: scratch.cand,
@@ -1657,12 +1680,17 @@ impl<'r> Txn<'r> {
         self.rule_id = head.id;
         let mut cur = Some(head);
         while let Some(rule) = cur {
+            self.setvars_ran = false;
             if !self.eval_one(rule, head) {
                 self.pending.clear();
                 return false;
             }
-            if !rule.actions.setvars.is_empty() || !rule.actions.ctls.is_empty() {
-                self.run_actions(rule, head);
+            if !self.setvars_ran && !rule.actions.setvars.is_empty() {
+                // Matched without a value (a count, an unconditional rule): once.
+                self.run_setvars(rule);
+            }
+            if !rule.actions.ctls.is_empty() {
+                self.run_ctls(rule);
             }
             cur = rule.chain.as_deref();
         }
@@ -1883,6 +1911,9 @@ impl<'r> Txn<'r> {
         };
         let mut any = false;
         for t in &rule.targets {
+            if self.body_hidden && t.source == Source::Coll(Collection::Body) && !t.count {
+                continue;
+            }
             // Request collections: evaluate in place, without building a value list.
             let direct = match t.source {
                 Source::Coll(c) if c != Collection::RemoteAddr => Some(Some(c)),
@@ -2003,7 +2034,7 @@ impl<'r> Txn<'r> {
         if self.target_excluded(head.id, &head.actions.tags, t.source, v.coll, &v.key) {
             return false;
         }
-        let tv = self.transformed(v, &rule.transforms);
+        let mut tv = self.transformed(v, &rule.transforms);
         let m = if rule.negate {
             // A negated rule matches when the operator does not: nothing to capture or show
             // but the value.
@@ -2014,6 +2045,19 @@ impl<'r> Txn<'r> {
         } else {
             match op.matches(&tv, rule.actions.capture) {
                 Some(m) => Some(m),
+                // `multiMatch`: the untransformed value and each intermediate one too.
+                None if rule.actions.multi_match => {
+                    match (0..rule.transforms.len()).find_map(|j| {
+                        let t = self.transformed(v, &rule.transforms[..j]);
+                        op.matches(&t, rule.actions.capture).map(|m| (t, m))
+                    }) {
+                        Some((t, m)) => {
+                            tv = t;
+                            Some(m)
+                        }
+                        None => return false,
+                    }
+                }
                 None => return false,
             }
         };
@@ -2042,6 +2086,10 @@ impl<'r> Txn<'r> {
             None => (Shown::Tv(tv), None),
         };
         self.record(head, Cow::Borrowed(v.name), v.key.clone(), shown, detail);
+        if !rule.actions.setvars.is_empty() {
+            self.run_setvars(rule);
+            self.setvars_ran = true;
+        }
         true
     }
 
@@ -2071,7 +2119,7 @@ impl<'r> Txn<'r> {
         });
     }
 
-    fn run_actions(&mut self, rule: &Rule, head: &Rule) {
+    fn run_setvars(&mut self, rule: &Rule) {
         for sv in &rule.actions.setvars {
             let name = self.expand(&sv.name).to_ascii_lowercase();
             let Some(var) = name.strip_prefix("tx.") else {
@@ -2098,6 +2146,9 @@ impl<'r> Txn<'r> {
                 }
             }
         }
+    }
+
+    fn run_ctls(&mut self, rule: &Rule) {
         for ctl in &rule.actions.ctls {
             match ctl {
                 Ctl::RemoveById(a, b) => self.removed.push((*a, *b)),
@@ -2109,10 +2160,14 @@ impl<'r> Txn<'r> {
                     self.removed_targets_tag.push((t.clone(), *s, sel.clone()));
                 }
                 Ctl::RuleEngine(s) => self.state = *s,
+                Ctl::ForceRequestBody(on) => {
+                    if *on {
+                        self.body_hidden = false;
+                    }
+                }
                 Ctl::Ignored => {}
             }
         }
-        let _ = head;
     }
 
     /// Expand `%{tx.x}`, `%{MATCHED_VAR}`, `%{MATCHED_VAR_NAME}`, `%{rule.id}`,
@@ -2167,8 +2222,20 @@ impl<'r> Txn<'r> {
                 .first(Collection::RequestLine)
                 .map(|v| String::from_utf8_lossy(v).into_owned())
                 .unwrap_or_default(),
-            _ => String::new(),
+            _ => self.coll_macro(name).unwrap_or_default(),
         }
+    }
+
+    /// `%{ARGS.name}`, `%{REQUEST_COOKIES.name}`, ...: the first value of that key.
+    fn coll_macro(&self, name: &str) -> Option<String> {
+        let (coll, key) = name.split_once('.')?;
+        let e = self.ents.iter().find(|e| {
+            let c = e.coll.name();
+            (c.eq_ignore_ascii_case(coll)
+                || (coll == "args" && matches!(e.coll, Collection::ArgsGet | Collection::ArgsPost)))
+                && e.key.eq_ignore_ascii_case(key)
+        })?;
+        Some(String::from_utf8_lossy(e.value).into_owned())
     }
 }
 

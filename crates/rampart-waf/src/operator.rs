@@ -140,11 +140,55 @@ fn first_line(s: &str) -> String {
 
 /// PCRE-isms the `regex` crate spells differently: `\x{HH}` -> `\xHH`, possessive and atomic
 /// groups become plain ones (equivalent for matching without backtracking), `\/` is kept.
+/// Inside a character class PCRE reads `[` (but for `[:name:]`), `&&` and `~~` literally where
+/// `regex` nests classes or applies set operations, and `+` is never a possessive marker there.
 fn translate_regex(p: &str) -> String {
     let b = p.as_bytes();
     let mut out = String::with_capacity(p.len());
     let mut i = 0;
+    let mut in_class = false;
     while i < b.len() {
+        if in_class && b[i] != b'\\' {
+            match b[i] {
+                b']' => in_class = false,
+                b'[' if b.get(i + 1) == Some(&b':') => {
+                    // A POSIX class `[:alpha:]` (same spelling in `regex`).
+                    if let Some(end) = p[i + 2..].find(":]") {
+                        out.push_str(&p[i..i + 2 + end + 2]);
+                        i += 2 + end + 2;
+                        continue;
+                    }
+                    out.push_str("\\[");
+                    i += 1;
+                    continue;
+                }
+                b'[' | b'&' | b'~' => {
+                    out.push_str(&format!("\\x{:02x}", b[i]));
+                    i += 1;
+                    continue;
+                }
+                _ => {}
+            }
+            let ch_len = p[i..].chars().next().map_or(1, char::len_utf8);
+            out.push_str(&p[i..i + ch_len]);
+            i += ch_len;
+            continue;
+        }
+        if b[i] == b'[' {
+            // A class opens; a `]` right after `[` or `[^` is a literal.
+            in_class = true;
+            out.push('[');
+            i += 1;
+            if b.get(i) == Some(&b'^') {
+                out.push('^');
+                i += 1;
+            }
+            if b.get(i) == Some(&b']') {
+                out.push_str("\\]");
+                i += 1;
+            }
+            continue;
+        }
         if b[i] == b'\\' && i + 1 < b.len() {
             // \x{HH} with at most two digits -> \xHH (a byte in non-Unicode mode).
             if b[i + 1] == b'x' && b.get(i + 2) == Some(&b'{') {
@@ -704,6 +748,26 @@ mod tests {
         assert!(compile_regex(r"a*+b").unwrap().is_match(b"aab"));
         assert!(compile_regex(r"(?>ab)").unwrap().is_match(b"ab"));
         assert!(compile_regex(r"(?:{|x)a{2}\{").unwrap().is_match(b"{aa{"));
+        // Inside a class: `[` is a literal (not a nested class), `&&` / `~~` are literals (not
+        // set operations), `+` after `*` is a member (not a possessive marker), a leading `]`
+        // is a member, `[:digit:]` is a POSIX class.
+        let class = compile_regex(r#"^[^"(),/:;<=>?![\x5c\]{}]+$"#).unwrap();
+        assert!(class.is_match(b"text"));
+        assert!(!class.is_match(b"a[b"));
+        assert!(!class.is_match(b"a]b"));
+        assert!(compile_regex(r"x[([]*?y").unwrap().is_match(b"x([y"));
+        assert!(compile_regex(r"^[a&&b]+$").unwrap().is_match(b"a&b"));
+        assert!(compile_regex(r"^[a~~b]+$").unwrap().is_match(b"~"));
+        assert!(compile_regex(r"^[*+]$").unwrap().is_match(b"+"));
+        assert!(compile_regex(r"^[]a]+$").unwrap().is_match(b"]a"));
+        assert!(compile_regex(r"^[^]a]$").unwrap().is_match(b"b"));
+        assert!(compile_regex(r"^[[:digit:]x]+$").unwrap().is_match(b"1x2"));
+        // A `[` inside a class no longer swallows the rest of the pattern.
+        assert!(
+            compile_regex(r#"[\'\" ?[=<>]+|\d{2}\b"#)
+                .unwrap()
+                .is_match(b"12")
+        );
         assert!(compile_regex(r"\$\{[^}]*}").unwrap().is_match(b"${x}"));
         assert!(matches!(
             compile_regex(r"(?=x)"),

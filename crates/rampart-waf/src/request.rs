@@ -52,6 +52,10 @@ pub enum Collection {
     BodyLength,
     /// `ARGS_COMBINED_SIZE`: total length of argument names and values.
     ArgsCombinedSize,
+    /// `FILES_SIZES`: the size of each uploaded file, keyed by field name.
+    FilesSizes,
+    /// `FILES_COMBINED_SIZE`: the total size of the uploaded files (multipart bodies).
+    FilesCombinedSize,
     /// `INBOUND_DATA_ERROR`: `1` when the body exceeded the inspection limit.
     InboundDataError,
     /// `MULTIPART_STRICT_ERROR`: `1` when the multipart body was malformed.
@@ -85,6 +89,8 @@ impl Collection {
             ReqBodyProcessor => "REQBODY_PROCESSOR",
             BodyLength => "REQUEST_BODY_LENGTH",
             ArgsCombinedSize => "ARGS_COMBINED_SIZE",
+            FilesSizes => "FILES_SIZES",
+            FilesCombinedSize => "FILES_COMBINED_SIZE",
             InboundDataError => "INBOUND_DATA_ERROR",
             MultipartStrictError => "MULTIPART_STRICT_ERROR",
             RemoteAddr => "REMOTE_ADDR",
@@ -99,6 +105,8 @@ impl Collection {
             ArgsPost
                 | Body
                 | Files
+                | FilesSizes
+                | FilesCombinedSize
                 | MultipartPartHeaders
                 | Xml
                 | ReqBodyError
@@ -457,6 +465,17 @@ impl WafRequest {
                         Some(b) => {
                             let strict =
                                 parse_multipart(body, body_at, &b, limits, &mut r, &mut nargs);
+                            let files: u64 = r
+                                .values(Collection::FilesSizes)
+                                .filter_map(|e| {
+                                    std::str::from_utf8(e.value).ok()?.parse::<u64>().ok()
+                                })
+                                .sum();
+                            r.push(
+                                Collection::FilesCombinedSize,
+                                "",
+                                files.to_string().into_bytes(),
+                            );
                             if !strict {
                                 r.push(Collection::MultipartStrictError, "", b"1");
                                 ok = false;
@@ -781,7 +800,9 @@ fn header_param(value: &[u8], name: &[u8]) -> Option<Vec<u8>> {
         if value.get(i) == Some(&b'"') {
             i += 1;
             while i < value.len() && value[i] != b'"' {
-                if value[i] == b'\\' && i + 1 < value.len() {
+                // Only `\"` and `\\` are escapes (as in ModSecurity's parser): `1.j\s\p` keeps
+                // its backslashes.
+                if value[i] == b'\\' && matches!(value.get(i + 1), Some(b'"' | b'\\')) {
                     i += 1;
                 }
                 v.push(value[i]);
@@ -909,7 +930,14 @@ fn push_part(
         r.add(Collection::MultipartPartHeaders, name, value);
     }
     match filename {
-        Some(f) => r.push(Collection::Files, name, f),
+        Some(f) => {
+            r.push(Collection::Files, name, f);
+            r.push(
+                Collection::FilesSizes,
+                name,
+                content.len().to_string().into_bytes(),
+            );
+        }
         None => {
             if *nargs < limits.max_args {
                 *nargs += 1;
@@ -1296,6 +1324,20 @@ mod tests {
             ),
         );
         assert_eq!(get(&quoted, Collection::Files, "a;b\"c"), Some("x;y"));
+        // A backslash escapes only `"` and `\`: others stay (ModSecurity's parser), so a
+        // filename like `1.j\s\p` is seen as sent.
+        let escaped = req(
+            "POST",
+            "/",
+            &[("Content-Type", "multipart/form-data; boundary=XyZ")],
+            Some(
+                "--XyZ\r\nContent-Disposition: form-data; name=\"f\"; filename=\"q\\w\\\\e\"\r\n\r\n1234\r\n--XyZ\r\nContent-Disposition: form-data; name=\"g\"; filename=\"h\"\r\n\r\n123456\r\n--XyZ--\r\n",
+            ),
+        );
+        assert_eq!(get(&escaped, Collection::Files, "f"), Some("q\\w\\e"));
+        assert_eq!(get(&escaped, Collection::FilesSizes, "f"), Some("4"));
+        assert_eq!(get(&escaped, Collection::FilesSizes, "g"), Some("6"));
+        assert_eq!(get(&escaped, Collection::FilesCombinedSize, ""), Some("10"));
     }
 
     #[test]

@@ -158,7 +158,10 @@ pub enum Ctl {
     RemoveTargetByTag(String, Source, Selector),
     /// `ctl:ruleEngine=Off|DetectionOnly|On`.
     RuleEngine(EngineState),
-    /// Accepted and ignored (`ctl:auditEngine`, `forceRequestBodyVariable`, ...).
+    /// `ctl:forceRequestBodyVariable=On|Off`: `REQUEST_BODY` is available even when a body
+    /// processor (multipart, XML, JSON) parsed the body.
+    ForceRequestBody(bool),
+    /// Accepted and ignored (`ctl:auditEngine`, ...).
     Ignored,
 }
 

@@ -142,6 +142,9 @@ pub struct Loader {
     report: LoadReport,
     removed: Vec<(u32, u32)>,
     removed_tags: Vec<String>,
+    /// ModSecurity semantics for rule sets written for it (the CRS); off for the built-in
+    /// rule set. See [`Loader::modsecurity_compat`].
+    modsec: bool,
 }
 
 impl Default for Loader {
@@ -297,6 +300,8 @@ fn source_by_name(name: &str) -> Option<Source> {
         "REQBODY_PROCESSOR" => Source::Coll(C::ReqBodyProcessor),
         "REQUEST_BODY_LENGTH" => Source::Coll(C::BodyLength),
         "ARGS_COMBINED_SIZE" => Source::Coll(C::ArgsCombinedSize),
+        "FILES_SIZES" => Source::Coll(C::FilesSizes),
+        "FILES_COMBINED_SIZE" => Source::Coll(C::FilesCombinedSize),
         "INBOUND_DATA_ERROR" => Source::Coll(C::InboundDataError),
         "MULTIPART_STRICT_ERROR" => Source::Coll(C::MultipartStrictError),
         "REMOTE_ADDR" => Source::Coll(C::RemoteAddr),
@@ -323,6 +328,21 @@ fn parse_selector(key: &str) -> Result<Selector, String> {
     Ok(Selector::Key(key.to_ascii_lowercase()))
 }
 
+/// The XML values an XPath target selects: `//@*` (every attribute) the attribute values
+/// (key `@`); `/*` (the document) every extracted value, or with `modsec` (ModSecurity's
+/// view) its text and attribute values but not the element and attribute names (key `name`).
+fn xpath_selector(key: &str, modsec: bool) -> Selector {
+    match key.trim().trim_matches('\'') {
+        "//@*" => Selector::Key("@".into()),
+        _ if modsec => Selector::Regex(XML_CONTENT.clone()),
+        _ => Selector::All,
+    }
+}
+
+/// The keys of the XML text (`/*`) and attribute (`@`) values.
+static XML_CONTENT: std::sync::LazyLock<regex::bytes::Regex> =
+    std::sync::LazyLock::new(|| compile_regex(r"^(?:/\*|@)$").expect("a valid regex"));
+
 /// Parse `ARGS:password` (for exclusions and `ctl:ruleRemoveTarget*`).
 pub fn parse_target_spec(s: &str) -> Result<crate::config::TargetSpec, String> {
     let (name, key) = match s.split_once(':') {
@@ -345,7 +365,12 @@ fn split_vars(s: &str) -> Vec<String> {
     let mut prev = '\0';
     let mut after_colon = false;
     for c in s.chars() {
-        if c == '/' && prev != '\\' && (in_re || after_colon) {
+        // `XML:` keys are XPath expressions (`XML:/*`, `XML://@*`), never `/regex/`.
+        let xpath = after_colon && {
+            let name = cur.trim_start_matches(['!', '&']).trim();
+            name.eq_ignore_ascii_case("XML:")
+        };
+        if c == '/' && prev != '\\' && (in_re || (after_colon && !xpath)) {
             in_re = !in_re;
         }
         after_colon = c == ':' && !in_re;
@@ -364,7 +389,7 @@ fn split_vars(s: &str) -> Vec<String> {
 }
 
 /// Parse a variable list into targets; unknown variables are returned as warnings.
-fn parse_targets(s: &str) -> (Vec<Target>, Vec<String>) {
+fn parse_targets(s: &str, modsec: bool) -> (Vec<Target>, Vec<String>) {
     let mut targets: Vec<Target> = Vec::new();
     let mut warnings = Vec::new();
     let mut exclusions: Vec<(Source, Selector)> = Vec::new();
@@ -384,7 +409,13 @@ fn parse_targets(s: &str) -> (Vec<Target>, Vec<String>) {
             warnings.push(format!("unsupported variable {name}"));
             continue;
         };
-        let selector = match key.map(parse_selector).transpose() {
+        let selector = match key
+            .map(|k| match source {
+                Source::Coll(Collection::Xml) => Ok(xpath_selector(k, modsec)),
+                _ => parse_selector(k),
+            })
+            .transpose()
+        {
             Ok(s) => s.unwrap_or(Selector::All),
             Err(e) => {
                 warnings.push(e);
@@ -430,7 +461,21 @@ impl Loader {
             report: LoadReport::default(),
             removed: Vec::new(),
             removed_tags: Vec::new(),
+            modsec: false,
         }
+    }
+
+    /// ModSecurity's semantics, as rule sets written for it (the CRS) expect, for the rules
+    /// added from now on:
+    /// * `@rx` compiles with PCRE's `DOTALL | MULTILINE` (ModSecurity v3's and Coraza's flags):
+    ///   `.` matches a newline, `^`/`$` match at line boundaries;
+    /// * `XML:/*` is the document's text and attribute values, not element or attribute names;
+    ///
+    /// and for the engine: `REQUEST_BODY` is empty when a multipart, XML or JSON body processor
+    /// parsed the body, unless `ctl:forceRequestBodyVariable=On` (ModSecurity v2's rule, which
+    /// the CRS and its regression tests are written for).
+    pub fn modsecurity_compat(&mut self, on: bool) {
+        self.modsec = on;
     }
 
     /// Load one file from disk; `@pmFromFile` data files are looked up beside it.
@@ -596,7 +641,7 @@ impl Loader {
     }
 
     fn update_targets(&mut self, d: &str, sel: &str, vars: &str, loc: &str) {
-        let (targets, warns) = parse_targets(vars);
+        let (targets, warns) = parse_targets(vars, self.modsec);
         self.report
             .warnings
             .extend(warns.into_iter().map(|w| format!("{loc}: {w}")));
@@ -617,7 +662,7 @@ impl Loader {
                 // `!ARGS:x` arrives as an exclusion on no target: apply it to the rule's ones.
                 let _ = t;
             }
-            let (_, neg_only) = parse_targets(vars);
+            let (_, neg_only) = parse_targets(vars, self.modsec);
             let _ = neg_only;
             for v in split_vars(vars) {
                 if let Some(ex) = v.strip_prefix('!') {
@@ -697,7 +742,7 @@ impl Loader {
         for w in warns {
             self.report.warnings.push(format!("{label} at {loc}: {w}"));
         }
-        let (targets, twarn) = parse_targets(vars);
+        let (targets, twarn) = parse_targets(vars, self.modsec);
         for w in twarn {
             self.report.warnings.push(format!("{label} at {loc}: {w}"));
         }
@@ -739,6 +784,7 @@ impl Loader {
                     phrase_set(phrases.iter())
                 }
             }
+            "rx" if self.modsec => Operator::parse(&opname, &format!("(?sm){arg}")),
             _ => Operator::parse(&opname, &arg),
         }
         .map_err(|e: OperatorError| format!("{label}: {e}"))?;
@@ -780,6 +826,7 @@ impl Loader {
             self.state,
             self.report,
         )
+        .with_parsed_body_hidden(self.modsec)
     }
 
     /// The report so far.
@@ -964,9 +1011,12 @@ fn parse_ctl(s: &str) -> Result<Ctl, String> {
             "detectiononly" => EngineState::DetectionOnly,
             _ => EngineState::On,
         }),
+        "forcerequestbodyvariable" => Ctl::ForceRequestBody(matches!(
+            v.to_ascii_lowercase().as_str(),
+            "on" | "true" | "1"
+        )),
         "auditengine"
         | "auditlogparts"
-        | "forcerequestbodyvariable"
         | "requestbodyaccess"
         | "requestbodyprocessor"
         | "debugloglevel"
@@ -989,6 +1039,7 @@ SecAction "id:900990,phase:1,nolog,pass,t:none,setvar:tx.crs_setup_version=334"
 /// else built-in anomaly-scoring defaults (reported as a warning).
 pub fn load_crs(dir: &Path, extra: &[PathBuf]) -> Result<Engine, LoadError> {
     let mut loader = Loader::new();
+    loader.modsecurity_compat(true);
     let candidates = [
         dir.join("crs-setup.conf"),
         dir.join("crs-setup.conf.example"),
@@ -1166,6 +1217,185 @@ SecRuleUpdateTargetById 20 "!ARGS:comment"
         assert_eq!(
             e.inspect(&get("/x?a=zzz"), &policy, None).outcome,
             Outcome::Pass
+        );
+    }
+
+    fn post(uri: &str, content_type: &str, body: &str) -> WafRequest {
+        WafRequest::build(
+            "POST",
+            uri.as_bytes(),
+            "HTTP/1.1",
+            [
+                (&b"host"[..], &b"x"[..]),
+                (&b"content-type"[..], content_type.as_bytes()),
+            ],
+            Some(body.as_bytes()),
+            &Default::default(),
+        )
+    }
+
+    /// Rules loaded with ModSecurity's semantics ([`Loader::modsecurity_compat`]).
+    fn modsec_engine(text: &str) -> Engine {
+        let mut l = Loader::new();
+        l.modsecurity_compat(true);
+        l.add_text("t.conf", text, None).unwrap();
+        l.finish(Scoring::Rules)
+    }
+
+    #[test]
+    fn multi_match_tests_every_transformation_stage() {
+        // base64Decode turns "plain" into bytes the pattern cannot match: only the raw stage
+        // (tested with multiMatch) does.
+        let rule = r#"SecRule ARGS "@rx ^plain$" "id:40,phase:2,deny,t:none,t:base64Decode"#;
+        let policy = empty_policy();
+        let without = engine(&format!("{rule}\"\n"), Scoring::Rules);
+        assert_eq!(
+            without.inspect(&get("/?a=plain"), &policy, None).outcome,
+            Outcome::Pass
+        );
+        let with = engine(&format!("{rule},multiMatch\"\n"), Scoring::Rules);
+        let v = with.inspect(&get("/?a=plain"), &policy, None);
+        assert_eq!(v.blocking_rule, Some(40), "{v:?}");
+        // The last stage still counts: "cGxhaW4=" decodes to "plain".
+        let v = with.inspect(&get("/?a=cGxhaW4="), &policy, None);
+        assert_eq!(v.blocking_rule, Some(40), "{v:?}");
+    }
+
+    #[test]
+    fn setvar_runs_once_per_matched_value_with_its_captures() {
+        // CRS 920450's shape: one TX variable per matched value, named after its capture.
+        let e = engine(
+            r#"
+SecRule ARGS "@rx ^(\w+)$" "id:41,phase:2,pass,nolog,capture,setvar:'tx.seen_%{tx.1}=1',setvar:'tx.n=+1'"
+SecRule TX:n "@eq 3" "id:42,phase:2,pass,log"
+SecRule TX:seen_first "@eq 1" "id:43,phase:2,deny,chain"
+    SecRule TX:seen_third "@eq 1"
+"#,
+            Scoring::Rules,
+        );
+        let policy = empty_policy();
+        let v = e.inspect(&get("/?a=first&b=second&c=third"), &policy, None);
+        assert_eq!(v.rule_ids(), vec![42, 43], "{v:?}");
+    }
+
+    #[test]
+    fn macros_read_request_collections() {
+        // CRS 922100's shape: `%{ARGS.name}` in a setvar.
+        let e = engine(
+            r#"
+SecRule &ARGS:cs "@eq 1" "id:44,phase:2,pass,nolog,setvar:'tx.cs=|%{ARGS.cs}|'"
+SecRule TX:cs "!@within |utf-8| |iso-8859-1|" "id:45,phase:2,deny"
+"#,
+            Scoring::Rules,
+        );
+        let policy = empty_policy();
+        assert_eq!(
+            e.inspect(&get("/?cs=utf-8"), &policy, None).outcome,
+            Outcome::Pass
+        );
+        let v = e.inspect(&get("/?cs=utf-7"), &policy, None);
+        assert_eq!(v.blocking_rule, Some(45), "{v:?}");
+    }
+
+    #[test]
+    fn modsecurity_regex_flags_only_in_compat_mode() {
+        // DOTALL: `.` crosses the newline; MULTILINE: `^` matches after it.
+        let rules = "SecRule ARGS \"@rx ^b.c$\" \"id:46,phase:2,deny\"\n";
+        let policy = empty_policy();
+        let req = get("/?a=a%0Ab%0Ac");
+        assert_eq!(
+            engine(rules, Scoring::Rules)
+                .inspect(&req, &policy, None)
+                .outcome,
+            Outcome::Pass
+        );
+        let v = modsec_engine(rules).inspect(&req, &policy, None);
+        assert_eq!(v.blocking_rule, Some(46), "{v:?}");
+    }
+
+    #[test]
+    fn xml_xpath_targets() {
+        // `XML:` keys are XPath, not `/regex/`: the list splits after `XML:/*`.
+        assert_eq!(
+            split_vars("REQUEST_HEADERS|XML:/*|XML://@*|!REQUEST_HEADERS:/^x/"),
+            vec![
+                "REQUEST_HEADERS",
+                "XML:/*",
+                "XML://@*",
+                "!REQUEST_HEADERS:/^x/"
+            ]
+        );
+        let rules = r#"
+SecRule XML://@* "@rx evil" "id:47,phase:2,deny"
+SecRule REQUEST_HEADERS:x-none|XML:/* "@rx bad" "id:48,phase:2,deny"
+"#;
+        let policy = empty_policy();
+        let xml = |b: &str| post("/", "application/xml", b);
+        for e in [engine(rules, Scoring::Rules), modsec_engine(rules)] {
+            // Attribute values only.
+            let v = e.inspect(&xml(r#"<a x="evil">ok</a>"#), &policy, None);
+            assert_eq!(v.blocking_rule, Some(47), "{v:?}");
+            // Text is `XML:/*`, not `XML://@*`.
+            assert_eq!(
+                e.inspect(&xml("<a>evil</a>"), &policy, None).outcome,
+                Outcome::Pass
+            );
+            // `XML:/*` after another target still reads the document's text.
+            let v = e.inspect(&xml("<a>bad</a>"), &policy, None);
+            assert_eq!(v.blocking_rule, Some(48), "{v:?}");
+        }
+        // Element names: part of `XML:/*` natively, not in ModSecurity's view.
+        let names = xml("<bad>ok</bad>");
+        let v = engine(rules, Scoring::Rules).inspect(&names, &policy, None);
+        assert_eq!(v.blocking_rule, Some(48), "{v:?}");
+        let v = modsec_engine(rules).inspect(&names, &policy, None);
+        assert_eq!(v.outcome, Outcome::Pass, "{v:?}");
+    }
+
+    #[test]
+    fn request_body_hidden_when_a_processor_parsed_it_in_compat_mode() {
+        let rules = r#"SecRule REQUEST_BODY "@rx secret" "id:49,phase:2,deny""#;
+        let policy = empty_policy();
+        let json = post("/", "application/json", r#"{"a":"secret"}"#);
+        let form = post("/", "application/x-www-form-urlencoded", "a=secret");
+        // Native: the body is always there.
+        let native = engine(rules, Scoring::Rules);
+        assert_eq!(native.inspect(&json, &policy, None).blocking_rule, Some(49));
+        // ModSecurity v2: not after the JSON processor; still for a form body.
+        let e = modsec_engine(rules);
+        assert_eq!(e.inspect(&json, &policy, None).outcome, Outcome::Pass);
+        assert_eq!(e.inspect(&form, &policy, None).blocking_rule, Some(49));
+        // ...unless a rule forces it (CRS 901340's ctl).
+        let forced = modsec_engine(&format!(
+            "SecAction \"id:50,phase:1,pass,nolog,ctl:forceRequestBodyVariable=On\"\n{rules}"
+        ));
+        assert_eq!(forced.inspect(&json, &policy, None).blocking_rule, Some(49));
+    }
+
+    #[test]
+    fn files_combined_size_is_a_variable() {
+        let e = engine(
+            r#"SecRule FILES_COMBINED_SIZE "@gt 5" "id:51,phase:2,deny""#,
+            Scoring::Rules,
+        );
+        assert!(e.report().dropped_rules.is_empty(), "{}", e.report());
+        let policy = empty_policy();
+        let upload = |content: &str| {
+            post(
+                "/",
+                "multipart/form-data; boundary=B",
+                &format!(
+                    "--B\r\nContent-Disposition: form-data; name=\"f\"; filename=\"a\"\r\n\r\n{content}\r\n--B--\r\n"
+                ),
+            )
+        };
+        assert_eq!(
+            e.inspect(&upload("1234"), &policy, None).outcome,
+            Outcome::Pass
+        );
+        assert_eq!(
+            e.inspect(&upload("123456"), &policy, None).blocking_rule,
+            Some(51)
         );
     }
 

@@ -487,7 +487,8 @@ fn entity_at(v: &[u8]) -> Option<(u32, usize)> {
         };
         let mut j = start;
         let mut acc: u32 = 0;
-        while j < v.len() && j - start < 8 {
+        // Any number of digits (leading zeros included), as ModSecurity reads them.
+        while j < v.len() {
             let d = if hex {
                 hexval(v[j]).map(u32::from)
             } else if v[j].is_ascii_digit() {
@@ -496,7 +497,11 @@ fn entity_at(v: &[u8]) -> Option<(u32, usize)> {
                 None
             };
             match d {
-                Some(d) => acc = acc.saturating_mul(if hex { 16 } else { 10 }) + d,
+                Some(d) => {
+                    acc = acc
+                        .saturating_mul(if hex { 16 } else { 10 })
+                        .saturating_add(d)
+                }
                 None => break,
             }
             j += 1;
@@ -1206,6 +1211,15 @@ mod tests {
         for v in &samples {
             assert_eq!(features(v), reference(v), "{v:?}");
         }
+    }
+
+    #[test]
+    fn html_numeric_entities_take_any_number_of_digits() {
+        // Leading zeros do not end the entity (as in ModSecurity).
+        assert_eq!(html_entity_decode(b"&#x24;&#000000000000123;x}"), b"${x}");
+        assert_eq!(html_entity_decode(b"&#x00000000007B;"), b"{");
+        // Absurdly large values saturate instead of overflowing.
+        let _ = html_entity_decode(b"&#99999999999999999999999;");
     }
 
     #[test]
