@@ -48,7 +48,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                             "    [{}:{}] {:?}",
                             e.coll,
                             e.key,
-                            String::from_utf8_lossy(&e.value)
+                            String::from_utf8_lossy(e.value)
                         );
                     }
                 }

@@ -23,7 +23,7 @@ use crate::{
     config::{Mode, WafPolicy, source_covers},
     operator::{OpMatch, Operator, parse_num},
     prefilter::{ChainStops, SlotMatcher},
-    request::{Collection, WafRequest},
+    request::{Collection, Entry, WafRequest},
     rule::{Ctl, Disruptive, EngineState, Item, Rule, Selector, SetVarOp, Severity, Source},
     seclang::LoadReport,
     transform::Transform,
@@ -85,6 +85,9 @@ struct Prefilters {
     words: usize,
     /// The candidate-rule index (see [`Candidates`]).
     cand: Candidates,
+    /// Per item index: the chain links (depth from the head, 1 = the second link) that need
+    /// a request value for the chain to complete (see [`chain_gates`]); empty for most.
+    gates: Vec<Vec<u8>>,
 }
 
 /// Which rules can match a request at all, from the values it has: the per-request candidate
@@ -427,8 +430,120 @@ impl Prefilters {
             global,
             words: items.len().div_ceil(64).max(1),
             cand,
+            gates: chain_gates(items),
         }
     }
+}
+
+/// Can a rule see the `MATCHED_VAR*` another rule left? A link reads it through a target or
+/// a macro (message, `setvar`, operator argument). A chain whose every link has value
+/// targets only (no count, not target-less) sets `MATCHED_VAR` in each link that matches,
+/// before its own reads (the head's message and `setvar`s are expanded after the head's
+/// match); so only a head reading it as a target or in its operator argument, or a read in
+/// a chain with a count or target-less link, can see another rule's value. When none can,
+/// a chain that is not evaluated changes nothing that later rules read.
+fn reads_matched_across(items: &[Item]) -> bool {
+    let has = |s: &str| s.to_ascii_lowercase().contains("matched_var");
+    let target_reads = |r: &Rule| {
+        r.targets.iter().any(|t| {
+            matches!(
+                t.source,
+                Source::MatchedVar
+                    | Source::MatchedVarName
+                    | Source::MatchedVars
+                    | Source::MatchedVarsNames
+            )
+        })
+    };
+    let op_reads = |r: &Rule| matches!(&r.op, Operator::Dynamic(_, arg) if has(arg));
+    let reads = |r: &Rule| {
+        target_reads(r)
+            || op_reads(r)
+            || r.actions.msg.as_deref().is_some_and(has)
+            || r.actions.logdata.as_deref().is_some_and(has)
+            || r.actions.setvars.iter().any(|sv| {
+                has(&sv.name)
+                    || matches!(&sv.op, SetVarOp::Set(v) | SetVarOp::Add(v) | SetVarOp::Sub(v) if has(v))
+            })
+    };
+    items.iter().any(|item| {
+        let Item::Rule(head) = item else {
+            return false;
+        };
+        if target_reads(head) || op_reads(head) {
+            return true;
+        }
+        let mut all_values = true;
+        let mut any_reads = false;
+        let mut link = Some(&**head);
+        while let Some(r) = link {
+            all_values &= !r.targets.is_empty() && r.targets.iter().all(|t| !t.count);
+            any_reads |= reads(r);
+            link = r.chain.as_deref();
+        }
+        any_reads && !all_values
+    })
+}
+
+/// Can a link only match on a value the request has (every target a request collection,
+/// its values or names, or a count of them that has to be more than 0)? Then a request
+/// without a value it selects makes the link, and so the chain, fail.
+fn needs_a_value(r: &Rule) -> bool {
+    !r.targets.is_empty()
+        && r.targets.iter().all(|t| {
+            // A count of no values is 0: it fails unless the operator matches 0.
+            (!t.count || !counts_zero(r))
+                && match t.source {
+                    Source::Coll(c) => c != Collection::RemoteAddr,
+                    Source::Args | Source::ArgsNames | Source::FilesNames => true,
+                    Source::Names(c) => matches!(
+                        c,
+                        Collection::ArgsGet
+                            | Collection::ArgsPost
+                            | Collection::Cookies
+                            | Collection::Headers
+                            | Collection::Files
+                            | Collection::MultipartPartHeaders
+                    ),
+                    _ => false,
+                }
+        })
+}
+
+/// Per item: the depths of the chain links that gate it ([`Prefilters::gates`]). A chain
+/// whose gating link selects no value of the request cannot complete; its links before
+/// that one are then not evaluated at all. That is exact only when those links' matches
+/// leave no trace: no `setvar`, `ctl` or `capture` on them, and no rule reading
+/// `MATCHED_VAR*` anywhere (their match records are dropped with the failed chain).
+fn chain_gates(items: &[Item]) -> Vec<Vec<u8>> {
+    if reads_matched_across(items) {
+        return vec![Vec::new(); items.len()];
+    }
+    items
+        .iter()
+        .map(|item| {
+            let Item::Rule(head) = item else {
+                return Vec::new();
+            };
+            let mut gates = Vec::new();
+            let mut prev: &Rule = head;
+            let mut depth = 1u8;
+            while let Some(link) = prev.chain.as_deref() {
+                let quiet = prev.actions.setvars.is_empty()
+                    && prev.actions.ctls.is_empty()
+                    && !prev.actions.capture;
+                if !quiet || depth == u8::MAX {
+                    break;
+                }
+                if needs_a_value(link) {
+                    gates.push(depth);
+                }
+                prev = link;
+                depth += 1;
+            }
+            gates
+        })
+        .collect()
 }
 
 /// The outcome of an inspection.
@@ -873,6 +988,11 @@ impl Engine {
         if txn.is_removed(rule) {
             return Step::Next;
         }
+        if let Some(gates) = self.pre.gates.get(idx).filter(|g| !g.is_empty()) {
+            if !txn.links_have_values(rule, gates) {
+                return Step::Next;
+            }
+        }
         txn.cur_pre = self.pre.by_item.get(idx).copied().flatten();
         if !txn.eval_chain(rule) {
             return Step::Next;
@@ -929,7 +1049,7 @@ enum Step<'a> {
 /// The name `..._NAMES` inspects for an entry: its key, except that JSON leaves (keyed
 /// `json.a.b`) are named without the `json.` root (as libmodsecurity names them), so an
 /// attack in a top-level key is at the start of the name.
-fn name_bytes(e: &crate::request::Entry) -> &[u8] {
+fn name_bytes<'a>(e: &Entry<'a>) -> &'a [u8] {
     match e.key.strip_prefix("json.") {
         Some(k) if e.coll == Collection::ArgsPost => k.as_bytes(),
         _ => e.key.as_bytes(),
@@ -1174,6 +1294,8 @@ impl Drop for Txn<'_> {
 
 struct Txn<'r> {
     req: &'r WafRequest,
+    /// The request's entries, resolved once (the rule loop reads them many times).
+    ents: Vec<Entry<'r>>,
     /// Per scan slot: features, prefilter chains done, tails scanned, literal hits.
     slots: Slots,
     client: Option<IpAddr>,
@@ -1264,7 +1386,8 @@ impl<'r> Txn<'r> {
         let scratch = Scratch::take();
         Self {
             req,
-            slots: Slots::new(2 * req.entries().len(), pre.words, scratch.slots),
+            slots: Slots::new(2 * req.len(), pre.words, scratch.slots),
+            ents: req.entries().collect(),
             client,
             tx: HashMap::new(),
             matched_var: None,
@@ -1294,10 +1417,9 @@ impl<'r> Txn<'r> {
     /// Index the entries by collection (a counting sort, stable: entry order within a
     /// collection).
     fn indexed(mut self) -> Self {
-        let entries = self.req.entries();
-        let entries = &entries[..entries.len().min(usize::from(u16::MAX))];
+        let entries = self.ents.iter().take(usize::from(u16::MAX));
         let mut starts = [0u16; COLLECTIONS + 1];
-        for e in entries {
+        for e in entries.clone() {
             let c = e.coll as usize;
             starts[c + 1] = starts[c + 1].saturating_add(1);
         }
@@ -1308,7 +1430,7 @@ impl<'r> Txn<'r> {
         let order = &mut self.order;
         order.clear();
         order.resize(entries.len(), 0);
-        for (i, e) in entries.iter().enumerate() {
+        for (i, e) in entries.enumerate() {
             let c = e.coll as usize;
             if let (Some(slot), Ok(i)) = (order.get_mut(usize::from(next[c])), u16::try_from(i)) {
                 *slot = i;
@@ -1353,9 +1475,9 @@ impl<'r> Txn<'r> {
         let mut sel = std::mem::take(&mut self.sel);
         sel.clear();
         sel.resize(3 * w, 0);
-        let entries = self.req.entries();
-        let n = entries.len();
-        for (i, e) in entries.iter().enumerate() {
+        let n = self.ents.len();
+        for i in 0..n {
+            let e = self.ents[i];
             let Some(m) = idx.merged.get(e.coll as usize).filter(|m| !m.empty) else {
                 continue;
             };
@@ -1363,7 +1485,7 @@ impl<'r> Txn<'r> {
             sel.copy_from_slice(&m.all.bits);
             let (mut lc, mut nc) = (m.all.literal_chains, m.all.name_chains);
             for (k, g) in &m.keys {
-                if k.eq_ignore_ascii_case(&e.key) {
+                if k.eq_ignore_ascii_case(e.key) {
                     for (s, b) in sel.iter_mut().zip(&g.bits) {
                         *s |= b;
                     }
@@ -1422,10 +1544,9 @@ impl<'r> Txn<'r> {
     /// The bytes of scan slot `at`: entry `at`'s value, or for `at >= n` the name (key) of
     /// entry `at - n` as `..._NAMES` inspects it.
     fn slot_bytes(&self, at: usize) -> Option<&'r [u8]> {
-        let entries = self.req.entries();
-        match entries.get(at) {
-            Some(e) => Some(&e.value),
-            None => entries.get(at - entries.len()).map(name_bytes),
+        match self.ents.get(at) {
+            Some(e) => Some(e.value),
+            None => self.ents.get(at - self.ents.len()).map(name_bytes),
         }
     }
 
@@ -1524,6 +1645,32 @@ impl<'r> Txn<'r> {
                 .any(|(t, s, sel)| tags.iter().any(|rt| rt == t) && covers(*s, sel))
     }
 
+    /// Does each gating link of `head`'s chain (depths `gates`, see [`chain_gates`]) select a
+    /// value of the request? (Exclusions are not applied: they only remove values.)
+    fn links_have_values(&self, head: &Rule, gates: &[u8]) -> bool {
+        gates.iter().all(|&depth| {
+            let mut link = Some(head);
+            for _ in 0..depth {
+                link = link.and_then(|l| l.chain.as_deref());
+            }
+            let Some(link) = link else {
+                return true;
+            };
+            link.targets.iter().any(|t| {
+                let (lo, hi) = match t.source {
+                    Source::Coll(c) | Source::Names(c) => self.coll_range(c, c),
+                    Source::FilesNames => self.coll_range(Collection::Files, Collection::Files),
+                    _ => self.coll_range(Collection::ArgsGet, Collection::ArgsPost),
+                };
+                self.order[lo..hi].iter().any(|i| {
+                    self.ents
+                        .get(usize::from(*i))
+                        .is_some_and(|e| t.selector.selects(e.key))
+                })
+            })
+        })
+    }
+
     /// Evaluate a rule and its chain, running each link's setvars/ctls as soon as that link
     /// matches (as ModSecurity does: the CRS sets `tx.content_type` in a chain's first rule
     /// and reads it in the next); leave the match records in `pending` on a full match.
@@ -1551,33 +1698,31 @@ impl<'r> Txn<'r> {
     }
 
     fn values(&self, t: &crate::rule::Target) -> Vec<Val<'r>> {
-        let req = self.req;
         let mut out: Vec<Val<'r>> = Vec::new();
         let name = source_name(t.source);
         let keep = |key: &str| t.selector.selects(key) && !t.exclude.iter().any(|e| e.selects(key));
         match t.source {
             Source::Coll(c) => {
-                for (i, e) in req.entries().iter().enumerate() {
-                    if e.coll == c && keep(&e.key) {
+                for (i, e) in self.ents.iter().enumerate() {
+                    if e.coll == c && keep(e.key) {
                         out.push(Val {
                             coll: Some(c),
                             name,
-                            key: Cow::Borrowed(e.key.as_str()),
-                            bytes: Cow::Borrowed(e.value.as_slice()),
+                            key: Cow::Borrowed(e.key),
+                            bytes: Cow::Borrowed(e.value),
                             entry: Some(i),
                         });
                     }
                 }
             }
             Source::Args => {
-                for (i, e) in req.entries().iter().enumerate() {
-                    if matches!(e.coll, Collection::ArgsGet | Collection::ArgsPost) && keep(&e.key)
-                    {
+                for (i, e) in self.ents.iter().enumerate() {
+                    if matches!(e.coll, Collection::ArgsGet | Collection::ArgsPost) && keep(e.key) {
                         out.push(Val {
                             coll: Some(e.coll),
                             name: "ARGS",
-                            key: Cow::Borrowed(e.key.as_str()),
-                            bytes: Cow::Borrowed(e.value.as_slice()),
+                            key: Cow::Borrowed(e.key),
+                            bytes: Cow::Borrowed(e.value),
                             entry: Some(i),
                         });
                     }
@@ -1597,13 +1742,13 @@ impl<'r> Txn<'r> {
                     }
                     _ => &[],
                 };
-                let n = req.entries().len();
-                for (i, e) in req.entries().iter().enumerate() {
-                    if colls.contains(&e.coll) && keep(&e.key) {
+                let n = self.ents.len();
+                for (i, e) in self.ents.iter().enumerate() {
+                    if colls.contains(&e.coll) && keep(e.key) {
                         out.push(Val {
                             coll: Some(e.coll),
                             name,
-                            key: Cow::Borrowed(e.key.as_str()),
+                            key: Cow::Borrowed(e.key),
                             bytes: Cow::Borrowed(name_bytes(e)),
                             entry: Some(n + i),
                         });
@@ -1790,9 +1935,8 @@ impl<'r> Txn<'r> {
                 _ => None,
             };
             if let (false, Some(coll)) = (t.count, direct.or(names)) {
-                let req = self.req;
                 let name = source_name(t.source);
-                let n = req.entries().len();
+                let n = self.ents.len();
                 let (lo, hi) = match coll {
                     Some(c) => self.coll_range(c, c),
                     None => self.coll_range(Collection::ArgsGet, Collection::ArgsPost),
@@ -1801,13 +1945,15 @@ impl<'r> Txn<'r> {
                 while k < hi {
                     let i = usize::from(self.order[k]);
                     k += 1;
-                    let e = &req.entries()[i];
+                    let Some(&e) = self.ents.get(i) else {
+                        continue;
+                    };
                     // A named key of another length is decided here, without a call.
                     if matches!(&t.selector, Selector::Key(k) if k.len() != e.key.len())
-                        || !t.selector.selects(&e.key)
+                        || !t.selector.selects(e.key)
                         || t.exclude.iter().any(|x| {
                             !matches!(x, Selector::Key(k) if k.len() != e.key.len())
-                                && x.selects(&e.key)
+                                && x.selects(e.key)
                         })
                     {
                         continue;
@@ -1815,17 +1961,17 @@ impl<'r> Txn<'r> {
                     let v = if names.is_some() {
                         Val {
                             coll: Some(e.coll),
-                            key: Cow::Borrowed(e.key.as_str()),
+                            key: Cow::Borrowed(e.key),
                             name,
-                            bytes: Cow::Borrowed(name_bytes(e)),
+                            bytes: Cow::Borrowed(name_bytes(&e)),
                             entry: Some(n + i),
                         }
                     } else {
                         Val {
                             coll: Some(e.coll),
-                            key: Cow::Borrowed(e.key.as_str()),
+                            key: Cow::Borrowed(e.key),
                             name,
-                            bytes: Cow::Borrowed(e.value.as_slice()),
+                            bytes: Cow::Borrowed(e.value),
                             entry: Some(i),
                         }
                     };
@@ -1841,11 +1987,10 @@ impl<'r> Txn<'r> {
                             Some(c) => self.coll_range(c, c),
                             None => self.coll_range(Collection::ArgsGet, Collection::ArgsPost),
                         };
-                        let entries = self.req.entries();
                         self.order[lo..hi]
                             .iter()
                             .filter(|i| {
-                                let key = &entries[usize::from(**i)].key;
+                                let key = self.ents.get(usize::from(**i)).map_or("", |e| e.key);
                                 t.selector.selects(key) && !t.exclude.iter().any(|x| x.selects(key))
                             })
                             .count()
@@ -2084,13 +2229,13 @@ impl<'r> Txn<'r> {
     /// `%{ARGS.name}`, `%{REQUEST_COOKIES.name}`, ...: the first value of that key.
     fn coll_macro(&self, name: &str) -> Option<String> {
         let (coll, key) = name.split_once('.')?;
-        let e = self.req.entries().iter().find(|e| {
+        let e = self.ents.iter().find(|e| {
             let c = e.coll.name();
             (c.eq_ignore_ascii_case(coll)
                 || (coll == "args" && matches!(e.coll, Collection::ArgsGet | Collection::ArgsPost)))
                 && e.key.eq_ignore_ascii_case(key)
         })?;
-        Some(String::from_utf8_lossy(&e.value).into_owned())
+        Some(String::from_utf8_lossy(e.value).into_owned())
     }
 }
 
@@ -2574,6 +2719,64 @@ mod tests {
         assert_eq!(same_ids(&p, &get("/?a=go")), [22, 10, 13, 20, 23, 31]);
         assert_eq!(same_ids(&p, &get("/?a=gostop")), [22, 10, 13, 20, 23, 30]);
         assert_eq!(same_ids(&p, &get("/?a=x")), [22, 12, 13, 23, 31]);
+    }
+
+    /// The gate ids of an engine (rules skipped when a later link has no value).
+    fn gated_ids(p: &WafPolicy) -> Vec<u32> {
+        let e = &p.engine;
+        e.items
+            .iter()
+            .zip(&e.pre.gates)
+            .filter_map(|(item, g)| match item {
+                Item::Rule(r) if !g.is_empty() => Some(r.id),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn chain_gates_skip_only_traceless_chains() {
+        let p = on_off(concat!(
+            // Gated: the second link needs a header value, or a count of them above 0.
+            "SecRule REQUEST_METHOD \"@rx ^GET$\" \"id:70,phase:1,pass,chain\"\n",
+            "SecRule REQUEST_HEADERS:X-Absent \"@rx .\" \"\"\n",
+            "SecRule REQUEST_METHOD \"@rx ^GET$\" \"id:71,phase:1,pass,chain\"\n",
+            "SecRule &REQUEST_HEADERS:X-Te \"@gt 0\" \"\"\n",
+            // Not gated: a count that matches 0, a first link with a setvar, a link reading
+            // MATCHED_VAR (set by its own chain).
+            "SecRule REQUEST_METHOD \"@rx ^GET$\" \"id:72,phase:1,pass,chain\"\n",
+            "SecRule &REQUEST_HEADERS:X-Te \"@eq 0\" \"\"\n",
+            "SecRule REQUEST_METHOD \"@rx ^GET$\" \"id:73,phase:1,pass,setvar:tx.b=1,chain\"\n",
+            "SecRule REQUEST_HEADERS:X-Absent \"@rx .\" \"\"\n",
+            "SecRule TX:b \"@eq 1\" \"id:74,phase:1,pass\"\n",
+            "SecRule REQUEST_METHOD \"@rx ^GET$\" \"id:75,phase:1,pass,chain\"\n",
+            "SecRule MATCHED_VAR \"@rx ^GET$\" \"\"\n",
+        ));
+        assert_eq!(gated_ids(&p.0), [70, 71]);
+        assert!(gated_ids(&p.1).is_empty(), "no gate with prefilters off");
+        assert_eq!(same_ids(&p, &get("/")), [72, 74, 75]);
+        assert_eq!(
+            same_ids(&p, &with_header("/", "x-absent", "y")),
+            [70, 72, 73, 74, 75]
+        );
+        assert_eq!(same_ids(&p, &with_header("/", "x-te", "1")), [71, 74, 75]);
+        // A rule reading MATCHED_VAR as its first target sees what the rule before left:
+        // no chain is gated then (80's first link sets MATCHED_VAR even though 80 fails).
+        let p = on_off(concat!(
+            "SecRule REQUEST_METHOD \"@rx ^GET$\" \"id:80,phase:1,pass,chain\"\n",
+            "SecRule REQUEST_HEADERS:X-Absent \"@rx .\" \"\"\n",
+            "SecRule MATCHED_VAR \"@rx ^GET$\" \"id:81,phase:1,pass\"\n",
+        ));
+        assert!(gated_ids(&p.0).is_empty());
+        assert_eq!(same_ids(&p, &get("/")), [81]);
+        // The built-in rules read MATCHED_VAR only inside chains: their method chains are
+        // gated.
+        let builtin = WafPolicy::new(Arc::new(Engine::builtin().unwrap()));
+        assert!(
+            gated_ids(&builtin).contains(&210140),
+            "{:?}",
+            gated_ids(&builtin)
+        );
     }
 
     #[test]

@@ -199,9 +199,16 @@ async fn inspect(
     layer: &WafLayer,
 ) -> Result<(Request<Body>, Option<BoxError>), BoxError> {
     let client = req.extensions().get::<ClientIp>().map(|c| c.0);
-    // Only needed when something matched: built lazily (a clean request allocates nothing for it).
-    let request_id = req.extensions().get::<RequestId>().cloned();
-    let reference = move || request_id.unwrap_or_else(RequestId::generate).to_string();
+    // Only needed when something matched: built lazily (a clean request allocates nothing for
+    // it, and does not even clone the request id).
+    let reference = |parts: &http::request::Parts| {
+        parts
+            .extensions
+            .get::<RequestId>()
+            .cloned()
+            .unwrap_or_else(RequestId::generate)
+            .to_string()
+    };
     let engine = policy.engine.clone();
     let (parts, body) = req.into_parts();
     let wants_body = engine.needs_body(policy.paranoia) && has_body_parts(&parts, &body);
@@ -241,15 +248,17 @@ async fn inspect(
     let mut wreq = WafRequest::from_parts(&parts, prefix.as_deref(), &policy.limits);
     if truncated {
         wreq.body_truncated = true;
-        wreq.push(Collection::InboundDataError, "", b"1".to_vec());
+        wreq.push(Collection::InboundDataError, "", b"1");
     }
     let verdict = engine.inspect(&wreq, policy, client);
     if let Some(m) = &layer.metrics {
         m.observe(&route.name, &verdict);
     }
-    let reference = (!verdict.matches.is_empty() || verdict.outcome == Outcome::Block)
-        .then(reference)
-        .unwrap_or_default();
+    let reference = if !verdict.matches.is_empty() || verdict.outcome == Outcome::Block {
+        reference(&parts)
+    } else {
+        String::new()
+    };
     if !verdict.matches.is_empty() {
         if let Some(sink) = &layer.sink {
             sink.record(WafEvent {

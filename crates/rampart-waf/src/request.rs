@@ -145,25 +145,78 @@ impl Default for Limits {
     }
 }
 
-/// One extracted value.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Entry {
+/// One extracted value, borrowed from its [`WafRequest`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Entry<'a> {
     /// The collection it belongs to.
     pub coll: Collection,
     /// The key inside the collection (argument name, lowercase header name, JSON path), or
     /// empty for single-valued collections.
-    pub key: String,
+    pub key: &'a str,
     /// The value (decoded where the protocol defines an encoding).
-    pub value: Vec<u8>,
+    pub value: &'a [u8],
+}
+
+/// Where an entry's key and value are in the request's storage (byte ranges).
+#[derive(Debug, Clone, Copy)]
+struct Slot {
+    coll: Collection,
+    key: (usize, usize),
+    value: (usize, usize),
 }
 
 /// An inspectable request: every value, extracted once.
-#[derive(Debug, Clone, Default)]
+///
+/// The values live in one byte buffer and the keys in one string (three allocations per
+/// request, whatever the number of values); an entry is a pair of ranges into them, and
+/// entries may share bytes: `REQUEST_METHOD`, `REQUEST_URI` and `REQUEST_PROTOCOL` are parts
+/// of `REQUEST_LINE`, an undecoded argument value is a part of the query string or body, a
+/// cookie value a part of the `Cookie` header.
+#[derive(Clone, Default)]
 pub struct WafRequest {
-    entries: Vec<Entry>,
+    slots: Vec<Slot>,
+    data: Vec<u8>,
+    keys: String,
     /// The request carried a body that was not (or not completely) given to the model.
     pub body_truncated: bool,
 }
+
+impl fmt::Debug for WafRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WafRequest")
+            .field("entries", &self.entries().collect::<Vec<_>>())
+            .field("body_truncated", &self.body_truncated)
+            .finish()
+    }
+}
+
+/// Iterator over a request's entries, in extraction order.
+#[derive(Debug, Clone)]
+pub struct Entries<'a> {
+    req: &'a WafRequest,
+    next: usize,
+    end: usize,
+}
+
+impl<'a> Iterator for Entries<'a> {
+    type Item = Entry<'a>;
+
+    fn next(&mut self) -> Option<Entry<'a>> {
+        if self.next >= self.end {
+            return None;
+        }
+        let e = self.req.get(self.next);
+        self.next += 1;
+        e
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let n = self.end.saturating_sub(self.next);
+        (n, Some(n))
+    }
+}
+
+impl ExactSizeIterator for Entries<'_> {}
 
 /// Kind of body parser chosen by `Content-Type`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -200,6 +253,70 @@ impl BodyKind {
     }
 }
 
+/// Where `inner` (a subslice of `outer`) starts in `outer`, if it is one.
+fn offset_in(outer: &[u8], inner: &[u8]) -> Option<usize> {
+    let (o, i) = (outer.as_ptr() as usize, inner.as_ptr() as usize);
+    (i >= o && i + inner.len() <= o + outer.len()).then(|| i - o)
+}
+
+/// Does `url_decode(v, false)` (`%HH` and `+`) change `v`?
+fn form_encoded(v: &[u8]) -> bool {
+    v.iter().any(|c| matches!(c, b'%' | b'+'))
+}
+
+/// Append `v` decoded as `transform::url_decode(v, false)` does (`%HH` to the byte, `+` to a
+/// space, anything else, a lone `%` too, as is).
+fn form_decode_into(out: &mut Vec<u8>, v: &[u8]) {
+    let mut i = 0;
+    while i < v.len() {
+        let c = v[i];
+        if c == b'%' {
+            if let (Some(h), Some(l)) = (
+                v.get(i + 1).and_then(|d| hex_digit(*d)),
+                v.get(i + 2).and_then(|d| hex_digit(*d)),
+            ) {
+                out.push(h << 4 | l);
+                i += 3;
+                continue;
+            }
+            out.push(c);
+        } else if c == b'+' {
+            out.push(b' ');
+        } else {
+            out.push(c);
+        }
+        i += 1;
+    }
+}
+
+/// Append `path` with `%HH` decoded (`+` is literal in paths).
+fn path_decode_into(out: &mut Vec<u8>, path: &[u8]) {
+    let mut i = 0;
+    while i < path.len() {
+        if path[i] == b'%' {
+            if let (Some(h), Some(l)) = (
+                path.get(i + 1).and_then(|d| hex_digit(*d)),
+                path.get(i + 2).and_then(|d| hex_digit(*d)),
+            ) {
+                out.push(h << 4 | l);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(path[i]);
+        i += 1;
+    }
+}
+
+fn hex_digit(c: u8) -> Option<u8> {
+    match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        b'A'..=b'F' => Some(c - b'A' + 10),
+        _ => None,
+    }
+}
+
 impl WafRequest {
     /// Build from the request line, headers and an optional body (possibly only a prefix of
     /// the full body; `body_len` is the full length when known).
@@ -211,27 +328,41 @@ impl WafRequest {
         body: Option<&[u8]>,
         limits: &Limits,
     ) -> Self {
-        // Room for the request-line values and a few headers (a GET has about 13 entries):
-        // growing from empty would reallocate three times.
+        let line_len = method.len() + uri.len() + version.len() + 2;
+        // Room for the request-line values and a few headers (a GET has about 13 entries),
+        // the line, a decoded copy of the URI and a few headers, and the body with its
+        // decoded arguments: growing from empty would reallocate several times.
         let mut r = WafRequest {
-            entries: Vec::with_capacity(16),
+            slots: Vec::with_capacity(16),
+            data: Vec::with_capacity(2 * line_len + 512 + body.map_or(0, |b| 2 * b.len())),
+            keys: String::with_capacity(128),
             body_truncated: false,
         };
-        r.push(Collection::Method, "", method.as_bytes().to_vec());
-        r.push(Collection::Uri, "", uri.to_vec());
-        r.push(Collection::UriRaw, "", uri.to_vec());
-        r.push(Collection::Protocol, "", version.as_bytes().to_vec());
-        let mut line = Vec::with_capacity(method.len() + uri.len() + version.len() + 2);
-        line.extend_from_slice(method.as_bytes());
-        line.push(b' ');
-        line.extend_from_slice(uri);
-        line.push(b' ');
-        line.extend_from_slice(version.as_bytes());
-        r.push(Collection::RequestLine, "", line);
+        // `METHOD URI VERSION`: the method, URI and protocol are parts of the line.
+        r.data.extend_from_slice(method.as_bytes());
+        r.data.push(b' ');
+        let uri_at = r.data.len();
+        r.data.extend_from_slice(uri);
+        r.data.push(b' ');
+        r.data.extend_from_slice(version.as_bytes());
+        let line_end = r.data.len();
+        r.add(Collection::Method, "", (0, method.len()));
+        r.add(Collection::Uri, "", (uri_at, uri_at + uri.len()));
+        r.add(Collection::UriRaw, "", (uri_at, uri_at + uri.len()));
+        r.add(
+            Collection::Protocol,
+            "",
+            (line_end - version.len(), line_end),
+        );
+        r.add(Collection::RequestLine, "", (0, line_end));
 
-        // Strip scheme://authority for absolute-form targets.
+        // Strip scheme://authority for absolute-form targets (a scheme starts with a letter).
         let mut target = uri;
-        if let Some(p) = find_sub(uri, b"://") {
+        if let Some(p) = uri
+            .first()
+            .filter(|c| c.is_ascii_alphabetic())
+            .and_then(|_| find_sub(uri, b"://"))
+        {
             if uri[..p].iter().all(u8::is_ascii_alphabetic) {
                 let rest = &uri[p + 3..];
                 target = match rest.iter().position(|c| *c == b'/' || *c == b'?') {
@@ -248,78 +379,96 @@ impl WafRequest {
             Some(i) => &path[..i],
             None => path,
         };
-        let decoded_path = url_decode_path(path);
-        let basename = decoded_path
-            .rsplit(|c| *c == b'/')
-            .next()
-            .unwrap_or(&[])
-            .to_vec();
-        r.push(Collection::Filename, "", decoded_path);
-        r.push(Collection::Basename, "", basename);
+        let filename = if path.contains(&b'%') {
+            let at = r.data.len();
+            path_decode_into(&mut r.data, path);
+            (at, r.data.len())
+        } else {
+            r.range_of(uri_at, uri, path)
+        };
+        let base_at = r.data[filename.0..filename.1]
+            .iter()
+            .rposition(|c| *c == b'/')
+            .map_or(filename.0, |p| filename.0 + p + 1);
+        r.add(Collection::Filename, "", filename);
+        r.add(Collection::Basename, "", (base_at, filename.1));
         let mut nargs = 0usize;
         let mut combined = 0usize;
         if let Some(q) = query {
-            r.push(Collection::QueryString, "", q.to_vec());
-            for (k, v) in parse_urlencoded(q) {
-                if nargs >= limits.max_args {
-                    r.push(Collection::ReqBodyError, "", b"1".to_vec());
-                    break;
-                }
-                nargs += 1;
-                combined += k.len() + v.len();
-                r.push(Collection::ArgsGet, &String::from_utf8_lossy(&k), v);
+            let qr = r.range_of(uri_at, uri, q);
+            r.add(Collection::QueryString, "", qr);
+            if !r.push_urlencoded(
+                Collection::ArgsGet,
+                uri_at,
+                uri,
+                q,
+                limits,
+                &mut nargs,
+                &mut combined,
+            ) {
+                r.push(Collection::ReqBodyError, "", b"1");
             }
         }
 
-        let mut content_type: Option<Vec<u8>> = None;
+        let mut content_type: Option<&[u8]> = None;
         for (name, value) in headers {
-            let lname = String::from_utf8_lossy(name).to_ascii_lowercase();
-            if lname == "content-type" {
-                content_type = Some(value.to_vec());
+            let key = r.key_lower(name);
+            if r.key_str(key) == "content-type" {
+                content_type = Some(value);
             }
-            if lname == "cookie" {
-                for (k, v) in parse_cookies(value) {
-                    r.push(Collection::Cookies, &String::from_utf8_lossy(&k), v);
+            let at = r.data.len();
+            r.data.extend_from_slice(value);
+            if r.key_str(key) == "cookie" {
+                for (k, v) in cookie_pairs(value) {
+                    let kr = r.key_lossy(k);
+                    let vr = r.range_of(at, value, v);
+                    r.slots.push(Slot {
+                        coll: Collection::Cookies,
+                        key: kr,
+                        value: vr,
+                    });
                 }
             }
-            r.push(Collection::Headers, &lname, value.to_vec());
+            r.slots.push(Slot {
+                coll: Collection::Headers,
+                key,
+                value: (at, at + value.len()),
+            });
         }
 
         if let Some(body) = body {
-            r.push(Collection::Body, "", body.to_vec());
-            r.push(
-                Collection::BodyLength,
-                "",
-                body.len().to_string().into_bytes(),
-            );
+            let body_at = r.data.len();
+            r.data.extend_from_slice(body);
+            r.add(Collection::Body, "", (body_at, body_at + body.len()));
+            r.push_number(Collection::BodyLength, body.len());
             let kind = content_type
-                .as_deref()
                 .map(BodyKind::from_content_type)
                 .unwrap_or(BodyKind::Raw);
             let mut ok = true;
             match kind {
                 BodyKind::Form => {
-                    r.push(Collection::ReqBodyProcessor, "", b"URLENCODED".to_vec());
-                    for (k, v) in parse_urlencoded(body) {
-                        if nargs >= limits.max_args {
-                            ok = false;
-                            break;
-                        }
-                        nargs += 1;
-                        combined += k.len() + v.len();
-                        r.push(Collection::ArgsPost, &String::from_utf8_lossy(&k), v);
-                    }
+                    r.push(Collection::ReqBodyProcessor, "", b"URLENCODED");
+                    ok = r.push_urlencoded(
+                        Collection::ArgsPost,
+                        body_at,
+                        body,
+                        body,
+                        limits,
+                        &mut nargs,
+                        &mut combined,
+                    );
                 }
                 BodyKind::Multipart => {
-                    r.push(Collection::ReqBodyProcessor, "", b"MULTIPART".to_vec());
-                    let boundary = content_type.as_deref().and_then(multipart_boundary);
+                    r.push(Collection::ReqBodyProcessor, "", b"MULTIPART");
+                    let boundary = content_type.and_then(multipart_boundary);
                     match boundary {
                         Some(b) => {
-                            let strict = parse_multipart(body, &b, limits, &mut r, &mut nargs);
+                            let strict =
+                                parse_multipart(body, body_at, &b, limits, &mut r, &mut nargs);
                             let files: u64 = r
                                 .values(Collection::FilesSizes)
                                 .filter_map(|e| {
-                                    std::str::from_utf8(&e.value).ok()?.parse::<u64>().ok()
+                                    std::str::from_utf8(e.value).ok()?.parse::<u64>().ok()
                                 })
                                 .sum();
                             r.push(
@@ -328,18 +477,18 @@ impl WafRequest {
                                 files.to_string().into_bytes(),
                             );
                             if !strict {
-                                r.push(Collection::MultipartStrictError, "", b"1".to_vec());
+                                r.push(Collection::MultipartStrictError, "", b"1");
                                 ok = false;
                             }
                         }
                         None => {
-                            r.push(Collection::MultipartStrictError, "", b"1".to_vec());
+                            r.push(Collection::MultipartStrictError, "", b"1");
                             ok = false;
                         }
                     }
                 }
                 BodyKind::Json => {
-                    r.push(Collection::ReqBodyProcessor, "", b"JSON".to_vec());
+                    r.push(Collection::ReqBodyProcessor, "", b"JSON");
                     match serde_json::from_slice::<serde_json::Value>(body) {
                         Ok(v) => {
                             let mut path = String::from("json");
@@ -351,7 +500,7 @@ impl WafRequest {
                     }
                 }
                 BodyKind::Xml => {
-                    r.push(Collection::ReqBodyProcessor, "", b"XML".to_vec());
+                    r.push(Collection::ReqBodyProcessor, "", b"XML");
                     for (key, v) in xml_values(body, limits.max_args) {
                         r.push(Collection::Xml, key, v);
                     }
@@ -359,14 +508,10 @@ impl WafRequest {
                 BodyKind::Raw => {}
             }
             if !ok {
-                r.push(Collection::ReqBodyError, "", b"1".to_vec());
+                r.push(Collection::ReqBodyError, "", b"1");
             }
         }
-        r.push(
-            Collection::ArgsCombinedSize,
-            "",
-            combined.to_string().into_bytes(),
-        );
+        r.push_number(Collection::ArgsCombinedSize, combined);
         r
     }
 
@@ -398,58 +543,194 @@ impl WafRequest {
     }
 
     /// Add a value.
-    pub fn push(&mut self, coll: Collection, key: &str, value: Vec<u8>) {
-        self.entries.push(Entry {
+    pub fn push(&mut self, coll: Collection, key: &str, value: impl AsRef<[u8]>) {
+        let value = value.as_ref();
+        let at = self.data.len();
+        self.data.extend_from_slice(value);
+        let key = self.key(key);
+        self.slots.push(Slot {
             coll,
-            key: key.to_string(),
-            value,
+            key,
+            value: (at, at + value.len()),
         });
     }
 
-    /// Every extracted value.
-    pub fn entries(&self) -> &[Entry] {
-        &self.entries
+    /// Add an entry whose value is already in the buffer.
+    fn add(&mut self, coll: Collection, key: &str, value: (usize, usize)) {
+        let key = self.key(key);
+        self.slots.push(Slot { coll, key, value });
+    }
+
+    /// A decimal number as the value.
+    fn push_number(&mut self, coll: Collection, mut n: usize) {
+        let mut digits = [0u8; 20];
+        let mut i = digits.len();
+        loop {
+            i -= 1;
+            digits[i] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        let at = self.data.len();
+        self.data.extend_from_slice(&digits[i..]);
+        let end = self.data.len();
+        self.add(coll, "", (at, end));
+    }
+
+    /// The range of `inner` in the buffer, given that `outer` was copied to `outer_at`; a
+    /// slice that is not part of `outer` is copied.
+    fn range_of(&mut self, outer_at: usize, outer: &[u8], inner: &[u8]) -> (usize, usize) {
+        match offset_in(outer, inner) {
+            Some(o) => (outer_at + o, outer_at + o + inner.len()),
+            None => {
+                let at = self.data.len();
+                self.data.extend_from_slice(inner);
+                (at, self.data.len())
+            }
+        }
+    }
+
+    /// Store a key; the empty key takes no room.
+    fn key(&mut self, k: &str) -> (usize, usize) {
+        let at = self.keys.len();
+        self.keys.push_str(k);
+        (at, self.keys.len())
+    }
+
+    /// Store a key given as bytes (invalid UTF-8 replaced, as `String::from_utf8_lossy`).
+    fn key_lossy(&mut self, k: &[u8]) -> (usize, usize) {
+        let at = self.keys.len();
+        match std::str::from_utf8(k) {
+            Ok(k) => self.keys.push_str(k),
+            Err(_) => self.keys.push_str(&String::from_utf8_lossy(k)),
+        }
+        (at, self.keys.len())
+    }
+
+    /// Store a header name, lowercase (ASCII).
+    fn key_lower(&mut self, k: &[u8]) -> (usize, usize) {
+        let (at, end) = self.key_lossy(k);
+        if k.iter().any(u8::is_ascii_uppercase) {
+            self.keys[at..].make_ascii_lowercase();
+        }
+        (at, end)
+    }
+
+    fn key_str(&self, k: (usize, usize)) -> &str {
+        self.keys.get(k.0..k.1).unwrap_or("")
+    }
+
+    /// Split `a=1&b=2` (a part of what was copied to `outer_at`) into decoded arguments of
+    /// `coll`, as [`parse_urlencoded`] does; an undecoded value stays a part of `outer`.
+    /// Returns `false` when `limits.max_args` stopped it.
+    #[allow(clippy::too_many_arguments)]
+    fn push_urlencoded(
+        &mut self,
+        coll: Collection,
+        outer_at: usize,
+        outer: &[u8],
+        s: &[u8],
+        limits: &Limits,
+        nargs: &mut usize,
+        combined: &mut usize,
+    ) -> bool {
+        let mut scratch = Vec::new();
+        for p in s.split(|c| *c == b'&').filter(|p| !p.is_empty()) {
+            if *nargs >= limits.max_args {
+                return false;
+            }
+            *nargs += 1;
+            let (k, v) = match p.iter().position(|c| *c == b'=') {
+                Some(i) => (&p[..i], Some(&p[i + 1..])),
+                None => (p, None),
+            };
+            let key = if form_encoded(k) {
+                scratch.clear();
+                form_decode_into(&mut scratch, k);
+                *combined += scratch.len();
+                self.key_lossy(&scratch)
+            } else {
+                *combined += k.len();
+                self.key_lossy(k)
+            };
+            let value = match v {
+                Some(v) if form_encoded(v) => {
+                    let at = self.data.len();
+                    form_decode_into(&mut self.data, v);
+                    (at, self.data.len())
+                }
+                Some(v) => self.range_of(outer_at, outer, v),
+                None => (0, 0),
+            };
+            *combined += value.1 - value.0;
+            self.slots.push(Slot { coll, key, value });
+        }
+        true
+    }
+
+    /// Number of entries.
+    pub fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// No entries at all.
+    pub fn is_empty(&self) -> bool {
+        self.slots.is_empty()
+    }
+
+    /// Entry `i` (in extraction order).
+    pub fn get(&self, i: usize) -> Option<Entry<'_>> {
+        let s = self.slots.get(i)?;
+        Some(Entry {
+            coll: s.coll,
+            key: self.keys.get(s.key.0..s.key.1).unwrap_or(""),
+            value: self.data.get(s.value.0..s.value.1).unwrap_or(&[]),
+        })
+    }
+
+    /// Every extracted value, in extraction order.
+    pub fn entries(&self) -> Entries<'_> {
+        Entries {
+            req: self,
+            next: 0,
+            end: self.slots.len(),
+        }
     }
 
     /// Values of one collection.
-    pub fn values(&self, coll: Collection) -> impl Iterator<Item = &Entry> {
-        self.entries.iter().filter(move |e| e.coll == coll)
+    pub fn values(&self, coll: Collection) -> impl Iterator<Item = Entry<'_>> {
+        self.entries().filter(move |e| e.coll == coll)
     }
 
     /// First value of a single-valued collection.
     pub fn first(&self, coll: Collection) -> Option<&[u8]> {
-        self.values(coll).next().map(|e| e.value.as_slice())
+        self.values(coll).next().map(|e| e.value)
     }
 
     /// The first header with this (lowercase) name.
     pub fn header(&self, lname: &str) -> Option<&[u8]> {
         self.values(Collection::Headers)
             .find(|e| e.key == lname)
-            .map(|e| e.value.as_slice())
+            .map(|e| e.value)
     }
+}
+
+/// The `name=value` pairs of a `Cookie` header as subslices of it (trimmed; a pair without
+/// `=` has an empty value).
+fn cookie_pairs(s: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
+    s.split(|c| *c == b';')
+        .map(|p| p.trim_ascii())
+        .filter(|p| !p.is_empty())
+        .map(|p| match p.iter().position(|c| *c == b'=') {
+            Some(i) => (p[..i].trim_ascii(), p[i + 1..].trim_ascii()),
+            None => (p, &p[p.len()..]),
+        })
 }
 
 fn find_sub(hay: &[u8], needle: &[u8]) -> Option<usize> {
     crate::transform::find(hay, needle)
-}
-
-fn url_decode_path(path: &[u8]) -> Vec<u8> {
-    // `+` is literal in paths; only `%HH` is decoded.
-    let mut out = Vec::with_capacity(path.len());
-    let mut i = 0;
-    while i < path.len() {
-        if path[i] == b'%' && i + 2 < path.len() {
-            let d = url_decode(&path[i..i + 3], false);
-            if d.len() == 1 {
-                out.push(d[0]);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(path[i]);
-        i += 1;
-    }
-    out
 }
 
 /// Split `a=1&b=2` into decoded pairs (`;` is not a separator).
@@ -547,6 +828,7 @@ fn header_param(value: &[u8], name: &[u8]) -> Option<Vec<u8>> {
 /// unterminated parts, too many parts).
 fn parse_multipart(
     body: &[u8],
+    body_at: usize,
     boundary: &[u8],
     limits: &Limits,
     r: &mut WafRequest,
@@ -576,7 +858,7 @@ fn parse_multipart(
         // Headers until an empty line.
         let mut name = String::new();
         let mut filename: Option<Vec<u8>> = None;
-        let mut header_lines: Vec<Vec<u8>> = Vec::new();
+        let mut header_lines: Vec<&[u8]> = Vec::new();
         loop {
             let Some(eol) = body[pos..].iter().position(|c| *c == b'\n') else {
                 return false;
@@ -599,7 +881,7 @@ fn parse_multipart(
                     filename = header_param(hvalue, b"filename");
                 }
             }
-            header_lines.push(line.to_vec());
+            header_lines.push(line);
         }
         let Some(end) = find_sub(&body[pos..], &delim) else {
             // Unterminated last part: keep what there is.
@@ -608,7 +890,7 @@ fn parse_multipart(
                 &name,
                 filename,
                 header_lines,
-                &body[pos..],
+                (body_at, body, &body[pos..]),
                 limits,
                 nargs,
             );
@@ -620,22 +902,32 @@ fn parse_multipart(
         } else if content.ends_with(b"\n") {
             content = &content[..content.len() - 1];
         }
-        push_part(r, &name, filename, header_lines, content, limits, nargs);
+        push_part(
+            r,
+            &name,
+            filename,
+            header_lines,
+            (body_at, body, content),
+            limits,
+            nargs,
+        );
         pos += end + delim.len();
     }
 }
 
+/// `content` is `(where the body is in the buffer, the body, the part's content in it)`.
 fn push_part(
     r: &mut WafRequest,
     name: &str,
     filename: Option<Vec<u8>>,
-    header_lines: Vec<Vec<u8>>,
-    content: &[u8],
+    header_lines: Vec<&[u8]>,
+    (body_at, body, content): (usize, &[u8], &[u8]),
     limits: &Limits,
     nargs: &mut usize,
 ) {
     for h in header_lines {
-        r.push(Collection::MultipartPartHeaders, name, h);
+        let value = r.range_of(body_at, body, h);
+        r.add(Collection::MultipartPartHeaders, name, value);
     }
     match filename {
         Some(f) => {
@@ -649,7 +941,8 @@ fn push_part(
         None => {
             if *nargs < limits.max_args {
                 *nargs += 1;
-                r.push(Collection::ArgsPost, name, content.to_vec());
+                let value = r.range_of(body_at, body, content);
+                r.add(Collection::ArgsPost, name, value);
             }
         }
     }
@@ -853,7 +1146,7 @@ mod tests {
     fn get<'a>(r: &'a WafRequest, c: Collection, key: &str) -> Option<&'a str> {
         r.values(c)
             .find(|e| e.key == key)
-            .and_then(|e| std::str::from_utf8(&e.value).ok())
+            .and_then(|e| std::str::from_utf8(e.value).ok())
     }
 
     #[test]
@@ -870,6 +1163,100 @@ mod tests {
         );
         let abs = req("GET", "http://h.example/p?q=1", &[], None);
         assert_eq!(abs.first(Collection::Filename), Some(&b"/p"[..]));
+    }
+
+    #[test]
+    fn shared_and_copied_values() {
+        let r = req(
+            "POST",
+            "/p%41th/f.txt?k%20=v+1&plain=x&e=",
+            &[
+                ("Cookie", " a = 1 ;b;c=3"),
+                ("Content-Type", "application/x-www-form-urlencoded"),
+            ],
+            Some("f=%3Cb%3E&g=plain&h"),
+        );
+        assert_eq!(r.first(Collection::Method), Some(&b"POST"[..]));
+        assert_eq!(r.first(Collection::Protocol), Some(&b"HTTP/1.1"[..]));
+        let uri = &b"/p%41th/f.txt?k%20=v+1&plain=x&e="[..];
+        assert_eq!(r.first(Collection::Uri), Some(uri));
+        assert_eq!(r.first(Collection::UriRaw), Some(uri));
+        assert_eq!(r.first(Collection::Filename), Some(&b"/pAth/f.txt"[..]));
+        assert_eq!(r.first(Collection::Basename), Some(&b"f.txt"[..]));
+        assert_eq!(
+            r.first(Collection::QueryString),
+            Some(&b"k%20=v+1&plain=x&e="[..])
+        );
+        assert_eq!(get(&r, Collection::ArgsGet, "k "), Some("v 1"));
+        assert_eq!(get(&r, Collection::ArgsGet, "plain"), Some("x"));
+        assert_eq!(get(&r, Collection::ArgsGet, "e"), Some(""));
+        assert_eq!(get(&r, Collection::Cookies, "a"), Some("1"));
+        assert_eq!(get(&r, Collection::Cookies, "b"), Some(""));
+        assert_eq!(get(&r, Collection::Cookies, "c"), Some("3"));
+        assert_eq!(
+            get(&r, Collection::Headers, "cookie"),
+            Some(" a = 1 ;b;c=3")
+        );
+        assert_eq!(get(&r, Collection::ArgsPost, "f"), Some("<b>"));
+        assert_eq!(get(&r, Collection::ArgsPost, "g"), Some("plain"));
+        assert_eq!(get(&r, Collection::ArgsPost, "h"), Some(""));
+        assert_eq!(get(&r, Collection::BodyLength, ""), Some("19"));
+        // "k " + "v 1" + plain + x + e + f + <b> + g + plain + h
+        assert_eq!(get(&r, Collection::ArgsCombinedSize, ""), Some("23"));
+        let n = r.len();
+        let mut r = r;
+        r.push(Collection::InboundDataError, "", b"1");
+        assert_eq!(r.len(), n + 1);
+        assert_eq!(r.first(Collection::InboundDataError), Some(&b"1"[..]));
+        assert_eq!(r.entries().len(), n + 1);
+        // Absolute form without a path: the file name is `/`.
+        let abs = req("GET", "http://h.example", &[], None);
+        assert_eq!(abs.first(Collection::Filename), Some(&b"/"[..]));
+        assert_eq!(abs.first(Collection::Basename), Some(&b""[..]));
+    }
+
+    #[test]
+    fn decoding_is_url_decode() {
+        // Every string of up to 4 bytes over the bytes that matter to the decoders.
+        let alphabet = b"%+aF0g/ \xff";
+        let mut cases: Vec<Vec<u8>> = vec![Vec::new()];
+        let mut last = cases.clone();
+        for _ in 0..4 {
+            let mut next = Vec::new();
+            for c in &last {
+                for b in alphabet {
+                    let mut c = c.clone();
+                    c.push(*b);
+                    next.push(c);
+                }
+            }
+            cases.extend(next.iter().cloned());
+            last = next;
+        }
+        for c in &cases {
+            let mut form = Vec::new();
+            form_decode_into(&mut form, c);
+            assert_eq!(form, url_decode(c, false), "{c:?}");
+            assert_eq!(form_encoded(c), form != *c || c.contains(&b'%'), "{c:?}");
+            // Paths: `%HH` only, each one as `url_decode` decodes it.
+            let mut want = Vec::new();
+            let mut i = 0;
+            while i < c.len() {
+                if c[i] == b'%' && i + 2 < c.len() {
+                    let d = url_decode(&c[i..i + 3], false);
+                    if d.len() == 1 {
+                        want.push(d[0]);
+                        i += 3;
+                        continue;
+                    }
+                }
+                want.push(c[i]);
+                i += 1;
+            }
+            let mut path = Vec::new();
+            path_decode_into(&mut path, c);
+            assert_eq!(path, want, "{c:?}");
+        }
     }
 
     #[test]
@@ -989,7 +1376,7 @@ mod tests {
         );
         let vals: Vec<&str> = r
             .values(Collection::Xml)
-            .map(|e| std::str::from_utf8(&e.value).unwrap())
+            .map(|e| std::str::from_utf8(e.value).unwrap())
             .collect();
         for want in ["a", "x", "v1", "y", "v2", "b", "t&ext", "O:1:\"x{&tab;"] {
             assert!(vals.contains(&want), "{want} in {vals:?}");

@@ -428,6 +428,110 @@ fn word_lists(w: &[u8]) -> u16 {
     table.get(&lower[..]).copied().unwrap_or(0)
 }
 
+/// Words the tokenizer splits from a number they are glued to (`1union`, `0xfor`).
+const GLUED: &[&str] = &[
+    "select", "order", "group", "having", "limit", "from", "where", "div", "like",
+];
+
+/// Is `w` a word the tokenizer splits from a number it follows (`1union` is a number, then
+/// `union`)?
+fn is_glued_keyword(w: &[u8]) -> bool {
+    in_list(UNION, w) || in_list(LOGIC, w) || in_list(GLUED, w)
+}
+
+/// Pre-check byte classes: [`OTHER`], [`WORD`] (a word byte that is not a space), [`PAIR`]
+/// (a comment or logic operator when doubled or paired: `--`, `/*`, `*/`, `||`, `&&`),
+/// [`SPECIAL`] (a byte that starts a token the checks need, or quotes).
+const OTHER: u8 = 0;
+const WORD: u8 = 1;
+const PAIR: u8 = 2;
+const SPECIAL: u8 = 3;
+
+const CLASS: [u8; 256] = {
+    let mut t = [OTHER; 256];
+    let mut c = 0;
+    while c < 256 {
+        let b = c as u8;
+        let space = matches!(b, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c | 0xa0 | 0);
+        if !space && (b.is_ascii_alphanumeric() || b == b'_' || b == b'$' || b >= 0x80) {
+            t[c] = WORD;
+        }
+        c += 1;
+    }
+    let mut i = 0;
+    let special = b"'\"`#;(=<>@\\";
+    while i < special.len() {
+        t[special[i] as usize] = SPECIAL;
+        i += 1;
+    }
+    let pair = b"-/*|&";
+    let mut i = 0;
+    while i < pair.len() {
+        t[pair[i] as usize] = PAIR;
+        i += 1;
+    }
+    t
+};
+
+/// `false` proves that [`detect`] finds nothing in `v`; `true` means it must look.
+///
+/// Every finding of the checks needs a token of one of these kinds in the as-is reading
+/// (the quoted readings need a quote in the value): a comment (`#`, `--`, `/*`, `*/`), `;`,
+/// a function (needs `(`), a comparison (`=`, `<`, `>`, or a word such as `like`), `||` /
+/// `&&`, or a word of the SQL word lists (`union`, `select`, `or`, `case`, ...). So a value
+/// without quotes, `` ` ``, `#`, `;`, `(`, `=`, `<`, `>`, `@`, `\`, those pairs, and whose
+/// words are in no list, cannot produce a finding. Words are checked as the tokenizer forms
+/// them: a run of word bytes starting with a letter is one word unless it continues with a
+/// dot (a dotted word is in no list: the lists have no dots); a run starting with a digit
+/// is a number, and a word is split from it only when the run ends with a word the tokenizer
+/// splits (`1union`, [`is_glued_keyword`]). `@` (variables) and `\` (`\N`) can also end a
+/// token inside a run, so they count as special.
+fn may_detect(v: &[u8]) -> bool {
+    let mut i = 0;
+    while i < v.len() {
+        let c = v[i];
+        match CLASS[usize::from(c)] {
+            SPECIAL => return true,
+            PAIR => {
+                if matches!(
+                    (c, v.get(i + 1)),
+                    (b'-', Some(b'-'))
+                        | (b'/', Some(b'*'))
+                        | (b'*', Some(b'/'))
+                        | (b'|', Some(b'|'))
+                        | (b'&', Some(b'&'))
+                ) {
+                    return true;
+                }
+                i += 1;
+            }
+            WORD => {
+                let start = i;
+                while i < v.len() && CLASS[usize::from(v[i])] == WORD {
+                    i += 1;
+                }
+                let run = &v[start..i];
+                let listed = if c.is_ascii_digit() {
+                    [UNION, LOGIC, GLUED]
+                        .iter()
+                        .flat_map(|l| l.iter())
+                        .any(|g| {
+                            run.len() > g.len()
+                                && run[run.len() - g.len()..].eq_ignore_ascii_case(g.as_bytes())
+                        })
+                } else {
+                    word_lists(run) != 0
+                };
+                if listed {
+                    return true;
+                }
+            }
+            _ => i += 1,
+        }
+    }
+    false
+}
+
 /// Tokenize; `quote` starts the input inside a string opened with that quote.
 fn tokenize(v: &[u8], quote: Option<u8>) -> Vec<Token<'_>> {
     let mut toks: Vec<Token<'_>> = Vec::with_capacity(16);
@@ -555,17 +659,7 @@ fn tokenize(v: &[u8], quote: Option<u8>) -> Vec<Token<'_>> {
                     k += 1;
                 }
                 let glued = &v[j..k];
-                if !glued.is_empty()
-                    && (in_list(UNION, glued)
-                        || in_list(LOGIC, glued)
-                        || in_list(
-                            &[
-                                "select", "order", "group", "having", "limit", "from", "where",
-                                "div", "like",
-                            ],
-                            glued,
-                        ))
-                {
+                if !glued.is_empty() && is_glued_keyword(glued) {
                     push(&mut toks, Tok::Num, &v[i..j], true, false);
                 } else if j < v.len() && (v[j].is_ascii_alphabetic() || v[j] == b'_') {
                     while j < v.len() && is_word_byte(v[j]) {
@@ -1262,9 +1356,14 @@ pub fn fingerprint(v: &[u8], quote: Option<u8>) -> String {
 
 /// Detect SQL injection; returns `ctx:fingerprint:reason` when found.
 pub fn detect(v: &[u8]) -> Option<String> {
-    if v.len() < 2 {
+    if v.len() < 2 || !may_detect(v) {
         return None;
     }
+    detect_all(v)
+}
+
+/// [`detect`] without the pre-check.
+fn detect_all(v: &[u8]) -> Option<String> {
     for ctx in [None, Some(b'\''), Some(b'"')] {
         if let Some(q) = ctx {
             if !v.contains(&q) {
@@ -1288,6 +1387,142 @@ pub fn detect(v: &[u8]) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn precheck_passes_plain_values_only() {
+        for v in [
+            &b"rampart-bench/0.1"[..],
+            b"127.0.0.1:8080",
+            b"gzip, deflate, br",
+            b"/static/1k.json",
+            b"Hello, I ordered a blue jacket last week",
+            b"12345 abc_def $x \xa0 \xc3\xa9t\xc3\xa9",
+        ] {
+            assert!(!may_detect(v), "{:?}", String::from_utf8_lossy(v));
+        }
+        for v in [
+            &b"1 union"[..],
+            b"x or y",
+            b"1union",
+            b"0xfor",
+            b"1e5OR",
+            b"a\xa0select",
+            b"x -- y",
+            b"a/*b",
+            b"a*/",
+            b"a||b",
+            b"a&&b",
+            b"a;b",
+            b"f(x)",
+            b"a=b",
+            b"a'b",
+            b"@@version",
+            b"\\Nunion",
+            b"Mozilla/5.0 (X11; Linux x86_64)",
+            b"x like y",
+        ] {
+            assert!(may_detect(v), "{:?}", String::from_utf8_lossy(v));
+        }
+        // Dotted words are never in a list (the pre-check relies on it).
+        for (list, _) in WORD_LISTS {
+            assert!(list.iter().all(|w| !w.contains('.')), "{list:?}");
+        }
+    }
+
+    /// Values built from SQL words, numbers and punctuation (including the tokenizer's
+    /// corner cases: glued numbers, hex, exponents, dots, non-breaking spaces): wherever the
+    /// pre-check says "nothing", the full detector finds nothing. Every sequence of up to
+    /// three pieces (joined directly or by a space), then random longer ones.
+    #[test]
+    fn precheck_never_hides_a_finding() {
+        let pieces: &[&[u8]] = &[
+            b"union", b"select", b"or", b"like", b"case", b"from", b"order", b"by", b"into",
+            b"sleep", b"waitfor", b"exec", b"null", b"not", b"drop", b"table", b"user", b"1",
+            b"0x", b"1e5", b"1.", b".", b"\xa0", b"-", b"/", b"*", b"|", b"&", b"!", b"+", b":",
+            b",", b")", b"$", b"_", b"\x80", b"N", b"abc", b"(", b";", b"'", b"\"", b"`", b"=",
+            b"<", b">", b"#", b"@", b"\\", b"--", b"/*", b"*/", b"||", b"&&",
+        ];
+        let (mut skipped, mut total) = (0u32, 0u32);
+        let mut check = |v: &[u8]| {
+            total += 1;
+            if v.len() >= 2 && !may_detect(v) {
+                skipped += 1;
+                assert_eq!(
+                    detect_all(v),
+                    None,
+                    "pre-check hides {:?}",
+                    String::from_utf8_lossy(v)
+                );
+            }
+        };
+        for a in pieces {
+            check(a);
+            for b in pieces {
+                for sep in [&b""[..], b" "] {
+                    let ab = [*a, sep, *b].concat();
+                    check(&ab);
+                    for c in pieces {
+                        for sep2 in [&b""[..], b" "] {
+                            check(&[&ab[..], sep2, *c].concat());
+                        }
+                    }
+                }
+            }
+        }
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for _ in 0..100_000 {
+            let n = 4 + next() % 5;
+            let mut v = Vec::new();
+            for _ in 0..n {
+                v.extend_from_slice(pieces[(next() % pieces.len() as u64) as usize]);
+                if next() % 3 == 0 {
+                    v.push(b' ');
+                }
+            }
+            check(&v);
+        }
+        // The test means something only if the pre-check passes many of them.
+        assert!(skipped > total / 20, "{skipped} of {total}");
+    }
+
+    /// Every value of the corpus (attacks and benign), as sent and URL-decoded: the same
+    /// answer with and without the pre-check.
+    #[test]
+    fn precheck_keeps_corpus_answers() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../../shared/waf-corpus/params.jsonl");
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            return;
+        };
+        let mut n = 0;
+        for line in text.lines() {
+            let Ok(case) = serde_json::from_str::<serde_json::Value>(line) else {
+                continue;
+            };
+            let Some(v) = case.get("value").and_then(serde_json::Value::as_str) else {
+                continue;
+            };
+            for v in [
+                v.as_bytes().to_vec(),
+                crate::transform::url_decode(v.as_bytes(), false),
+            ] {
+                n += 1;
+                assert_eq!(
+                    detect(&v),
+                    detect_all(&v),
+                    "{:?}",
+                    String::from_utf8_lossy(&v)
+                );
+            }
+        }
+        assert!(n > 1000, "{n} values");
+    }
 
     #[test]
     fn word_lists_agree_with_the_lists() {

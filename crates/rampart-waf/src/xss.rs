@@ -91,13 +91,44 @@ fn is_space(c: u8) -> bool {
     matches!(c, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c | 0)
 }
 
+const LT: u8 = 1;
+const COLON: u8 = 2;
+const QUOTE: u8 = 4;
+const PAREN_AT: u8 = 8;
+
+/// The [`detect`] gate's bytes: `<`, `:`, quotes (`"` `'` `` ` ``), `(` and `@`.
+const MARKS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    t[b'<' as usize] = LT;
+    t[b':' as usize] = COLON;
+    t[b'"' as usize] = QUOTE;
+    t[b'\'' as usize] = QUOTE;
+    t[b'`' as usize] = QUOTE;
+    t[b'(' as usize] = PAREN_AT;
+    t[b'@' as usize] = PAREN_AT;
+    t
+};
+
 /// Does the value contain something a browser would run?
 pub fn detect(v: &[u8]) -> bool {
-    let has = |b: u8| memchr::memchr(b, v).is_some();
-    let lt = has(b'<');
-    let colon = has(b':');
-    let quote = has(b'"') || has(b'\'') || has(b'`');
-    let paren_or_at = has(b'(') || has(b'@');
+    let (lt, colon, quote, paren_or_at) = if v.len() < 64 {
+        // Short values: one pass over a byte table (seven `memchr` calls cost more).
+        let f = v.iter().fold(0u8, |f, c| f | MARKS[usize::from(*c)]);
+        (
+            f & LT != 0,
+            f & COLON != 0,
+            f & QUOTE != 0,
+            f & PAREN_AT != 0,
+        )
+    } else {
+        let has = |b: u8| memchr::memchr(b, v).is_some();
+        (
+            has(b'<'),
+            has(b':'),
+            has(b'"') || has(b'\'') || has(b'`'),
+            has(b'(') || has(b'@'),
+        )
+    };
     if !lt && !colon && !quote && !paren_or_at {
         return false;
     }
@@ -353,6 +384,25 @@ mod tests {
         ] {
             assert!(detect(a.as_bytes()), "missed {a:?}");
         }
+    }
+
+    /// The byte-table gate of short values and the `memchr` gate of long ones agree.
+    #[test]
+    fn short_and_long_gates_agree() {
+        for v in [
+            &b"<script>alert(1)</script>"[..],
+            b"javascript:alert(1)",
+            b"\" onmouseover=alert(1) x=\"",
+            b"x' style='x:expression(alert(1))",
+            b"plain text value",
+            b"a@b.c",
+        ] {
+            let mut long = v.to_vec();
+            long.extend(std::iter::repeat_n(b' ', 100));
+            assert_eq!(detect(v), detect(&long), "{:?}", String::from_utf8_lossy(v));
+        }
+        assert!(detect(b"<script>alert(1)</script>"));
+        assert!(!detect(b"plain text value"));
     }
 
     #[test]
