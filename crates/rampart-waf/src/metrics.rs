@@ -7,20 +7,31 @@
 use std::sync::Arc;
 
 use prometheus_client::{
-    encoding::EncodeLabelSet,
+    encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder},
     metrics::{counter::Counter, family::Family, histogram::Histogram},
     registry::Registry,
 };
 
 use crate::engine::Verdict;
 
+/// A route name as a label value: the route's own `Arc<str>`, so counting a request
+/// allocates nothing.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct RouteLabel(pub Arc<str>);
+
+impl EncodeLabelValue for RouteLabel {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+        std::fmt::Write::write_str(encoder, &self.0)
+    }
+}
+
 /// Labels of `rampart_waf_requests_total`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 pub struct RequestLabels {
     /// Route name.
-    pub route: String,
+    pub route: RouteLabel,
     /// `pass`, `block` or `detect`.
-    pub verdict: String,
+    pub verdict: &'static str,
 }
 
 /// Labels of `rampart_waf_rule_matches_total`.
@@ -74,11 +85,11 @@ impl WafMetrics {
     }
 
     /// Record one inspection.
-    pub fn observe(&self, route: &str, verdict: &Verdict) {
+    pub fn observe(&self, route: &Arc<str>, verdict: &Verdict) {
         self.requests
             .get_or_create(&RequestLabels {
-                route: route.to_string(),
-                verdict: verdict.outcome.as_str().to_string(),
+                route: RouteLabel(route.clone()),
+                verdict: verdict.outcome.as_str(),
             })
             .inc();
         for id in verdict.rule_ids() {
@@ -92,11 +103,11 @@ impl WafMetrics {
     }
 
     /// Count a request by verdict label only (e.g. a 413 past the body limit).
-    pub fn count(&self, route: &str, verdict: &str) {
+    pub fn count(&self, route: &Arc<str>, verdict: &'static str) {
         self.requests
             .get_or_create(&RequestLabels {
-                route: route.to_string(),
-                verdict: verdict.to_string(),
+                route: RouteLabel(route.clone()),
+                verdict,
             })
             .inc();
     }
@@ -120,7 +131,7 @@ mod tests {
             severity: None,
             score: 5,
         });
-        m.observe("api", &v);
+        m.observe(&Arc::from("api"), &v);
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &reg).unwrap();
         assert!(
