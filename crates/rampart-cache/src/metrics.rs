@@ -61,15 +61,7 @@ impl EncodeLabelValue for CacheOutcome {
     }
 }
 
-/// A route name as a label value (an `Arc<str>`: cloning it on the hit path is cheap).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct RouteLabel(pub Arc<str>);
-
-impl EncodeLabelValue for RouteLabel {
-    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
-        std::fmt::Write::write_str(encoder, &self.0)
-    }
-}
+pub use rampart_core::labels::RouteLabel;
 
 /// Labels of `rampart_cache_requests_total`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]

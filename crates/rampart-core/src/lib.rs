@@ -21,6 +21,7 @@ pub mod body;
 pub mod conditional;
 pub mod error;
 pub mod ext;
+pub mod labels;
 pub mod negotiate;
 pub mod range;
 pub mod rescue;

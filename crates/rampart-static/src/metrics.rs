@@ -14,22 +14,14 @@ use std::sync::{
 };
 
 use prometheus_client::{
-    encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder},
+    encoding::EncodeLabelSet,
     metrics::{counter::Counter, family::Family},
     registry::Registry,
 };
 
 use crate::config::MinifyKind;
 
-/// A route name as a label value.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct RouteLabel(pub Arc<str>);
-
-impl EncodeLabelValue for RouteLabel {
-    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
-        std::fmt::Write::write_str(encoder, &self.0)
-    }
-}
+pub use rampart_core::labels::RouteLabel;
 
 /// Labels of `rampart_minify_saved_bytes_total`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]

@@ -7,23 +7,14 @@
 use std::sync::Arc;
 
 use prometheus_client::{
-    encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder},
+    encoding::EncodeLabelSet,
     metrics::{counter::Counter, family::Family, histogram::Histogram},
     registry::Registry,
 };
 
 use crate::engine::Verdict;
 
-/// A route name as a label value: the route's own `Arc<str>`, so counting a request
-/// allocates nothing.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct RouteLabel(pub Arc<str>);
-
-impl EncodeLabelValue for RouteLabel {
-    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
-        std::fmt::Write::write_str(encoder, &self.0)
-    }
-}
+pub use rampart_core::labels::RouteLabel;
 
 /// Labels of `rampart_waf_requests_total`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
