@@ -161,11 +161,11 @@ impl CacheStatus {
         }
         if let Some(st) = self.fwd_status {
             s.extend_from_slice(b"; fwd-status=");
-            push_decimal(&mut s, i64::from(st));
+            s.extend_from_slice(itoa::Buffer::new().format(st).as_bytes());
         }
         if let Some(t) = self.ttl {
             s.extend_from_slice(b"; ttl=");
-            push_decimal(&mut s, t);
+            s.extend_from_slice(itoa::Buffer::new().format(t).as_bytes());
         }
         if self.stored {
             s.extend_from_slice(b"; stored");
@@ -180,25 +180,6 @@ impl CacheStatus {
         HeaderValue::from_maybe_shared(bytes::Bytes::from(s))
             .unwrap_or_else(|_| HeaderValue::from_static("rampart"))
     }
-}
-
-/// Append `n` in decimal.
-fn push_decimal(out: &mut Vec<u8>, n: i64) {
-    if n < 0 {
-        out.push(b'-');
-    }
-    let mut v = n.unsigned_abs();
-    let mut digits = [0u8; 20];
-    let mut i = digits.len();
-    loop {
-        i -= 1;
-        digits[i] = b'0' + (v % 10) as u8;
-        v /= 10;
-        if v == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&digits[i..]);
 }
 
 /// The `Age` value for a number of seconds.

@@ -809,18 +809,8 @@ fn push_item(list: &mut String, item: &str) {
 }
 
 /// Decimal digits of `n`, without the formatting machinery.
-fn push_u64(out: &mut Vec<u8>, mut n: u64) {
-    let mut buf = [0u8; 20];
-    let mut i = buf.len();
-    while let Some(slot) = i.checked_sub(1).and_then(|j| buf.get_mut(j)) {
-        *slot = b'0' + (n % 10) as u8;
-        i -= 1;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(buf.get(i..).unwrap_or_default());
+fn push_u64(out: &mut Vec<u8>, n: u64) {
+    out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
 }
 
 /// Extract, for every limit of `policy`, its bucket key from `req` (`None` = limit does not
